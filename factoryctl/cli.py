@@ -1,0 +1,246 @@
+"""The factoryctl command line. Each command is a few lines that call the pipeline and a writer.
+
+Exit codes: 0 success; 1 invalid input, failed checks or engine failure; 2 changes or drift
+present; 64 usage error (so that 2 keeps one meaning).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+
+import click
+import typer
+from rich.console import Console
+
+from . import __version__
+from . import blueprints as bp
+from .diagnostics import as_json, sarif, text
+from .findings import Severity, reaches
+from .pipeline import check
+
+EXIT_OK, EXIT_FAIL, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 64
+
+app = typer.Typer(
+    name="factoryctl",
+    help="Compile one factory.yaml into a running, verified AI factory.\n\n"
+    "Exit codes: 0 ok; 1 invalid input, failed checks or engine failure; "
+    "2 changes or drift present; 64 usage error.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+blueprint_app = typer.Typer(help="List, show and fork the shipped blueprints.", no_args_is_help=True)
+rules_app = typer.Typer(help="The semantic rules validate applies.", no_args_is_help=True)
+app.add_typer(blueprint_app, name="blueprint")
+app.add_typer(rules_app, name="rules")
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class FindingFormat(str, Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+
+
+class FailLevel(str, Enum):
+    error = "error"
+    warning = "warning"
+    info = "info"
+
+
+def _debug() -> bool:
+    return os.environ.get("FACTORYCTL_DEBUG", "") not in ("", "0")
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on internal errors (env FACTORYCTL_DEBUG=1)."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+) -> None:
+    if version:
+        out.print(f"factoryctl {__version__}")
+        raise typer.Exit(0)
+    if debug:
+        os.environ["FACTORYCTL_DEBUG"] = "1"
+
+
+FileArg = typer.Argument(..., help="Path to factory.yaml.", metavar="FILE")
+
+
+@app.command()
+def validate(
+    file: Path = FileArg,
+    fmt: FindingFormat = typer.Option(FindingFormat.text, "--format", "-f", help="text, json or sarif."),
+    fail_level: FailLevel = typer.Option(FailLevel.error, "--fail-level", help="Lowest severity that fails the run."),
+    skip: list[str] = typer.Option([], "--skip-rule", help="Rule code to skip (repeatable)."),
+) -> None:
+    """Check a factory.yaml: schema and semantic rules, every finding with its position and a hint."""
+    from .rules import REGISTRY
+
+    c = check(file, tuple(skip))
+    findings = c.sorted_findings
+    failed = reaches(findings, Severity(fail_level.value))
+    if fmt is FindingFormat.json:
+        sys.stdout.write(as_json(findings, fail_level.value, failed))
+    elif fmt is FindingFormat.sarif:
+        sys.stdout.write(sarif(findings, REGISTRY))
+    else:
+        sys.stdout.write(text(findings, c.loaded.text if c.loaded else None, fail_level.value))
+    raise typer.Exit(EXIT_FAIL if failed else EXIT_OK)
+
+
+@app.command()
+def inspect(
+    file: Path = FileArg,
+    fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
+    all_hosts: bool = typer.Option(False, "--all-hosts", help="List every host in text output."),
+) -> None:
+    """Print the resolved facts: hosts, racks and power, fabric sizes, IP plan, inference memory.
+
+    Prints them even when rules find errors (then exits 1); refuses only a file that cannot
+    be loaded into the model."""
+    c = check(file)
+    findings = c.sorted_findings
+    failed = reaches(findings, Severity.error)
+    if c.site is None:
+        sys.stderr.write(text(findings, c.loaded.text if c.loaded else None))
+        raise typer.Exit(EXIT_FAIL)
+    if fmt is Format.json:
+        doc = c.site.to_dict() | {"findings": [f.to_dict() for f in findings]}
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    else:
+        from .views import inspect_tables
+
+        inspect_tables(c.site, out, all_hosts)
+        if findings:
+            sys.stdout.write(text(findings, c.loaded.text))
+    raise typer.Exit(EXIT_FAIL if failed else EXIT_OK)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of factory.yaml (for editors via yaml-language-server)."""
+    from .model import Factory
+
+    doc = Factory.model_json_schema()
+    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    doc["title"] = "factoryctl factory.yaml"
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+@blueprint_app.command("list")
+def blueprint_list(fmt: Format = typer.Option(Format.text, "--format", "-f")) -> None:
+    """List the shipped blueprints."""
+    items = bp.all_blueprints()
+    if fmt is Format.json:
+        doc = [{"name": b.name, "version": b.version, "summary": b.summary} for b in items]
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    for b in items:
+        out.print(f"[bold]{b.name:<26}[/] {b.summary}")
+
+
+@blueprint_app.command("show")
+def blueprint_show(name: str = typer.Argument(..., help="Blueprint name (see `blueprint list`).")) -> None:
+    """Print a blueprint's README and factory.yaml."""
+    b = _blueprint(name)
+    readme = b.path / "README.md"
+    if readme.is_file():
+        sys.stdout.write(readme.read_text() + "\n")
+    sys.stdout.write(f"--- {b.name}/factory.yaml (version {b.version})\n")
+    sys.stdout.write(b.factory_file.read_text())
+
+
+@blueprint_app.command("fork")
+def blueprint_fork(
+    name: str = typer.Argument(..., help="Blueprint to start from."),
+    dest: Path = typer.Argument(..., help="New site folder (must not exist or be empty)."),
+    sets: list[str] = typer.Option([], "--set", help="Override a value: key.path=value, e.g. metadata.name=fra2 or nodes[1].count=8."),
+) -> None:
+    """Write a new site folder from a blueprint; its factory.yaml records where it came from."""
+    _blueprint(name)
+    try:
+        path = bp.fork(name, dest, sets)
+    except bp.BlueprintError as e:
+        err.print(f"error: {e}")
+        raise typer.Exit(EXIT_USAGE if "--set" in str(e) else EXIT_FAIL) from None
+    c = check(path)
+    findings = c.sorted_findings
+    if findings:
+        sys.stdout.write(text(findings, c.loaded.text if c.loaded else None))
+    out.print(f"forked blueprint {name} into {path}")
+    raise typer.Exit(EXIT_FAIL if reaches(findings, Severity.error) else EXIT_OK)
+
+
+def _blueprint(name: str) -> bp.Blueprint:
+    try:
+        return bp.get(name)
+    except bp.BlueprintError as e:
+        err.print(f"error: {e}")
+        raise typer.Exit(EXIT_USAGE) from None
+
+
+@rules_app.command("list")
+def rules_list(fmt: Format = typer.Option(Format.text, "--format", "-f")) -> None:
+    """List every rule with its code, severity and title."""
+    from .rules import REGISTRY
+
+    if fmt is Format.json:
+        doc = [{"code": r.code, "severity": r.severity.value, "area": r.area, "title": r.title, "doc": r.doc}
+               for r in REGISTRY.values()]
+        sys.stdout.write(json.dumps(sorted(doc, key=lambda d: d["code"]), indent=2) + "\n")
+        return
+    for code in sorted(REGISTRY):
+        r = REGISTRY[code]
+        out.print(f"{r.code}  {r.severity.value:<7}  {r.title}")
+
+
+@rules_app.command("explain")
+def rules_explain(code: str = typer.Argument(..., help="Rule code, e.g. PWR001.")) -> None:
+    """Explain one rule: what it checks and why."""
+    from .rules import REGISTRY
+
+    r = REGISTRY.get(code.upper())
+    if r is None:
+        err.print(f"error: no rule {code!r}; see `factoryctl rules list`")
+        raise typer.Exit(EXIT_USAGE)
+    out.print(f"{r.code} ({r.severity.value}, {r.area}): {r.title}\n\n{r.doc}")
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code: usage errors map to 64, tracebacks only with --debug."""
+    try:
+        rv = app(args=argv, standalone_mode=False, prog_name="factoryctl")
+    except click.exceptions.UsageError as e:
+        e.show()
+        return EXIT_USAGE
+    except click.exceptions.Abort:
+        err.print("aborted")
+        return 130
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return 130
+    except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
+        if _debug() or "--debug" in (argv if argv is not None else sys.argv):
+            raise
+        err.print(f"internal error: {type(e).__name__}: {e}\n(run with --debug for a traceback; please report it)")
+        return EXIT_FAIL
+    return rv if isinstance(rv, int) else EXIT_OK
+
+
+def main() -> None:
+    sys.exit(run())

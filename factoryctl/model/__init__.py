@@ -1,0 +1,57 @@
+"""The factory.yaml model: one module per section, shape checks only (rules live in rules/)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .common import Strict
+from .facility import Facility, Rack
+from .fabric import ComputeFabric, Fabric
+from .inference import Inference
+from .kubernetes import Kubernetes
+from .nodes import NodeGroup
+from .site import Metadata, Site
+from .slurm import Partition, Slurm
+from .sovereignty import Sovereignty
+from .storage import Storage
+from .verify import Verify
+
+API_VERSION = "factoryctl/v1alpha1"
+
+
+class Factory(Strict):
+    apiVersion: Literal["factoryctl/v1alpha1"]  # noqa: N815 - the key as users write it
+    kind: Literal["Factory"]
+    metadata: Metadata
+    site: Site
+    facility: Facility = Field(default_factory=Facility)
+    nodes: list[NodeGroup] = Field(min_length=1)
+    fabric: Fabric
+    storage: list[Storage] = Field(default_factory=list)
+    kubernetes: Kubernetes = Field(default_factory=Kubernetes)
+    slurm: Slurm = Field(default_factory=Slurm)
+    inference: list[Inference] = Field(default_factory=list)
+    sovereignty: Sovereignty = Field(default_factory=Sovereignty)
+    verify: Verify = Field(default_factory=Verify)
+
+
+__all__ = [
+    "API_VERSION",
+    "ComputeFabric",
+    "Fabric",
+    "Facility",
+    "Factory",
+    "Inference",
+    "Kubernetes",
+    "Metadata",
+    "NodeGroup",
+    "Partition",
+    "Rack",
+    "Site",
+    "Slurm",
+    "Sovereignty",
+    "Storage",
+    "Verify",
+]

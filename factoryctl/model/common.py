@@ -1,0 +1,108 @@
+"""Shared field types. Names that become hostnames, groups, racks, partitions or file names are
+RFC 1123 labels, refused otherwise, so nothing hostile ever reaches a template."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from functools import cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from ruamel.yaml import YAML
+
+_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+class Strict(BaseModel):
+    """Base for every section: unknown keys are errors; YAML types are taken as written."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+def _label(v: str) -> str:
+    if not _LABEL.match(v):
+        raise ValueError(
+            f"{v!r} is not a valid name: use 1-63 lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit (RFC 1123 label)"
+        )
+    return v
+
+
+def _dns_name(v: str) -> str:
+    if not _DNS_NAME.match(v):
+        raise ValueError(f"{v!r} is not a valid DNS name: dot-separated RFC 1123 labels, lowercase")
+    return v
+
+
+@cache
+def countries() -> dict:
+    data = YAML(typ="safe").load((Path(__file__).parent.parent / "data" / "countries.yaml").read_text())
+    return {
+        "iso": frozenset(data["iso_alpha2"].split()),
+        "groups": {k: frozenset(v.split()) for k, v in data["groups"].items()},
+        "export_license_required": frozenset(data["export_license_required"].split()),
+    }
+
+
+def _country(v: str) -> str:
+    if v not in countries()["iso"]:
+        raise ValueError(f"{v!r} is not an ISO 3166-1 alpha-2 country code (e.g. DE, FR, US), in capitals")
+    return v
+
+
+def _cidr(v: str) -> str:
+    try:
+        net = ipaddress.ip_network(v, strict=True)
+    except ValueError as e:
+        raise ValueError(f"{v!r} is not a network in CIDR form (e.g. 10.20.0.0/24): {e}") from None
+    if net.version != 4:
+        raise ValueError(f"{v!r}: only IPv4 networks are supported for now")
+    return v
+
+
+def _ip(v: str) -> str:
+    try:
+        ipaddress.IPv4Address(v)
+    except ValueError:
+        raise ValueError(f"{v!r} is not an IPv4 address") from None
+    return v
+
+
+_SIZE = re.compile(r"^(\d+)([KMGT]?)$")
+
+
+def parse_size(v: str | int) -> int:
+    """'8M' -> 8 MiB in bytes, as nccl-tests reads sizes (binary suffixes)."""
+    if isinstance(v, int):
+        return v
+    m = _SIZE.match(v.strip())
+    if not m:
+        raise ValueError(f"{v!r} is not a size: a number with an optional K, M, G or T suffix (8M, 8G)")
+    return int(m.group(1)) * 1024 ** "_KMGT".index(m.group(2) or "_")
+
+
+def _size(v: str | int) -> str | int:
+    parse_size(v)
+    return v
+
+
+Name = Annotated[str, AfterValidator(_label)]
+DnsName = Annotated[str, AfterValidator(_dns_name)]
+Country = Annotated[str, AfterValidator(_country)]
+Cidr = Annotated[str, AfterValidator(_cidr)]
+IPv4 = Annotated[str, AfterValidator(_ip)]
+Size = Annotated[str | int, AfterValidator(_size)]
+PositiveInt = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+Text = Annotated[str, Field(max_length=2000)]
+
+
+class Location(Strict):
+    """Where a thing physically is; sovereignty rules check the country."""
+
+    country: Country
+    city: Text | None = None
+    datacenter: Name | None = None

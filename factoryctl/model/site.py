@@ -1,0 +1,77 @@
+"""`metadata:` and `site:`: what the factory is called and where it stands."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .common import Cidr, Country, DnsName, IPv4, Name, Strict, Text
+
+Provider = Literal["existing", "lab", "maas", "aws", "gcp", "azure", "openstack"]
+
+
+class BlueprintRef(Strict):
+    name: Name
+    version: Text
+
+
+class Metadata(Strict):
+    name: Name
+    description: Text | None = None
+    owner: Text | None = None
+    labels: dict[Name, Text] = Field(default_factory=dict)
+    blueprint: BlueprintRef | None = None  # recorded by `blueprint fork`
+
+
+class Mirrors(Strict):
+    """Internal sources an air-gapped site installs from (URLs or host names)."""
+
+    apt: list[Text] = Field(default_factory=list)
+    pypi: list[Text] = Field(default_factory=list)
+    containers: list[Text] = Field(default_factory=list)
+    helm: list[Text] = Field(default_factory=list)
+
+
+class LabSettings(Strict):
+    """Local test hosts (network namespaces) for `provider: lab`."""
+
+    subnet: Cidr = "10.77.0.0/24"
+    bridge: Name = "fctl-br0"
+
+
+class MaasSettings(Strict):
+    url: Text
+    api_key_env: Text = "MAAS_API_KEY"  # the key itself never lands in factory.yaml
+    zone: Name | None = None
+
+
+class AwsSettings(Strict):
+    region: Text
+    availability_zone: Text | None = None
+    instance_type: Text = "p5.48xlarge"
+    ami: Text | None = None
+    efa: bool = True
+
+
+class OpenStackSettings(Strict):
+    cloud: Text  # entry in clouds.yaml; credentials stay there
+    flavor: Text | None = None
+    image: Text | None = None
+
+
+class Site(Strict):
+    provider: Provider
+    country: Country
+    region: Text | None = None
+    datacenter: Name | None = None
+    dns_domain: DnsName | None = None
+    power_capacity_kw: float | None = Field(default=None, gt=0)  # facility feed for IT + cooling
+    tier: Literal[1, 2, 3, 4] | None = None  # Uptime / EN 50600 class
+    ntp_servers: list[Text] = Field(default_factory=list)
+    dns_servers: list[IPv4] = Field(default_factory=list)
+    mirrors: Mirrors | None = None
+    lab: LabSettings | None = None
+    maas: MaasSettings | None = None
+    aws: AwsSettings | None = None
+    openstack: OpenStackSettings | None = None

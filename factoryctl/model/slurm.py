@@ -1,0 +1,44 @@
+"""`slurm:`: the cluster, partitions, containers and accounting."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from .common import Name, Strict, Text
+
+# Slurm time: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, or UNLIMITED.
+_TIME = re.compile(r"^(UNLIMITED|infinite|\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+|\d+-\d+:\d{2}|\d+-\d+:\d{2}:\d{2})$")
+
+
+class Partition(Strict):
+    name: Name
+    nodes: Name | list[Name]  # node group name(s)
+    default: bool = False
+    max_time: Text = "UNLIMITED"
+
+    @field_validator("max_time")
+    @classmethod
+    def _time(cls, v: str) -> str:
+        if not _TIME.match(v):
+            raise ValueError(f"{v!r} is not a Slurm time: use D-HH:MM:SS, HH:MM:SS, minutes or UNLIMITED")
+        return v
+
+
+class Containers(Strict):
+    pyxis: bool = False
+    enroot: bool = False
+    images: list[Text] = Field(default_factory=list)
+
+
+class Slurm(Strict):
+    enabled: bool = False
+    cluster_name: Name = "cluster"
+    version: Text | None = None
+    partitions: list[Partition] = Field(default_factory=list)
+    containers: Containers | None = None
+    accounting: bool = False
+    mpi_default: Literal["pmix", "pmi2", "none"] = "pmix"
+    topology: Literal["auto", "tree", "block", "none"] = "auto"

@@ -1,0 +1,41 @@
+"""`verify:`: what the benchmark stage runs and how strictly it judges."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .common import Fraction, Size, Strict
+
+Collective = Literal["all_reduce", "all_gather", "reduce_scatter", "alltoall", "sendrecv", "broadcast", "reduce"]
+
+
+class NcclBench(Strict):
+    collectives: list[Collective] = Field(default_factory=lambda: ["all_reduce"])
+    min_bytes: Size = "8M"
+    max_bytes: Size = "8G"
+    step_factor: int = Field(default=2, ge=2)
+
+
+class GemmBench(Strict):
+    dtype: Literal["bf16", "fp16", "fp8", "fp32"] = "bf16"
+    size: int = Field(default=8192, ge=256)
+
+
+class Benchmarks(Strict):
+    nccl: NcclBench | None = None
+    gemm: GemmBench | None = None
+    hbm: bool = True
+
+
+class Thresholds(Strict):
+    nccl_busbw_fraction: Fraction = 0.8
+    gemm_fraction: Fraction = 0.7
+    hbm_fraction: Fraction = 0.8
+    warn_margin: Fraction = 0.1  # within this fraction below a threshold: warn, not fail
+
+
+class Verify(Strict):
+    benchmarks: Benchmarks = Field(default_factory=Benchmarks)
+    thresholds: Thresholds = Field(default_factory=Thresholds)

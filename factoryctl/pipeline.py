@@ -1,0 +1,46 @@
+"""load -> model -> resolve -> rules: the front half of the compiler, shared by every command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from .findings import Finding
+from .load import LoadError, Loaded, load_file
+from .model import Factory
+from .resolve import Site, resolve
+from .rules import run_rules
+from .schema_errors import findings_from
+
+
+@dataclass
+class Checked:
+    path: str
+    loaded: Loaded | None = None
+    factory: Factory | None = None
+    site: Site | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def sorted_findings(self) -> list[Finding]:
+        return sorted(self.findings, key=Finding.sort_key)
+
+
+def check(path: str | Path, skip: tuple[str, ...] = ()) -> Checked:
+    """Everything that is wrong with a factory.yaml, every finding collected."""
+    out = Checked(str(path))
+    try:
+        out.loaded = load_file(path)
+    except LoadError as e:
+        out.findings = e.findings
+        return out
+    try:
+        out.factory = Factory.model_validate(out.loaded.data)
+    except ValidationError as e:
+        out.findings = findings_from(e, out.loaded, Factory)
+        return out
+    out.site = resolve(out.factory)
+    out.findings = run_rules(out.factory, out.site, out.loaded, skip)
+    return out

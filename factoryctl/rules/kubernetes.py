@@ -1,0 +1,6 @@
+"""Rules: kubernetes."""
+
+from __future__ import annotations
+
+from ..findings import Severity
+from .base import Issue, rule

@@ -1,0 +1,6 @@
+"""Rules: network."""
+
+from __future__ import annotations
+
+from ..findings import Severity
+from .base import Issue, rule

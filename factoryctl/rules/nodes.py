@@ -1,0 +1,6 @@
+"""Rules: nodes."""
+
+from __future__ import annotations
+
+from ..findings import Severity
+from .base import Issue, rule

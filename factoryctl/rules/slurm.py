@@ -1,0 +1,6 @@
+"""Rules: slurm."""
+
+from __future__ import annotations
+
+from ..findings import Severity
+from .base import Issue, rule

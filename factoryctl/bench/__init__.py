@@ -1,0 +1,1 @@
+"""Benchmark helpers: parsing and judging nccl-tests style outputs."""

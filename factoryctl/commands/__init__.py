@@ -1,0 +1,1 @@
+"""Typer sub-applications mounted by factoryctl.cli."""

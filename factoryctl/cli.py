@@ -12,7 +12,6 @@ import sys
 from enum import Enum
 from pathlib import Path
 
-import click
 import typer
 from rich.console import Console
 
@@ -20,9 +19,14 @@ from . import __version__
 from . import blueprints as bp
 from .diagnostics import as_json, sarif, text
 from .findings import Severity, reaches
+from .commands import bench as bench_commands
 from .pipeline import check
 
 EXIT_OK, EXIT_FAIL, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 64
+
+# Typer re-exports BadParameter but not its base, UsageError (click's, or the copy newer Typer
+# vendors); every usage error derives from it, so find it through the class hierarchy.
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 app = typer.Typer(
     name="factoryctl",
@@ -38,6 +42,7 @@ blueprint_app = typer.Typer(help="List, show and fork the shipped blueprints.", 
 rules_app = typer.Typer(help="The semantic rules validate applies.", no_args_is_help=True)
 app.add_typer(blueprint_app, name="blueprint")
 app.add_typer(rules_app, name="rules")
+app.add_typer(bench_commands.app, name="bench", help="Benchmark tools: parse nccl-tests logs.")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -223,13 +228,13 @@ def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code: usage errors map to 64, tracebacks only with --debug."""
     try:
         rv = app(args=argv, standalone_mode=False, prog_name="factoryctl")
-    except click.exceptions.UsageError as e:
+    except UsageError as e:
         e.show()
         return EXIT_USAGE
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("aborted")
         return 130
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return e.exit_code
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 
@@ -99,13 +100,21 @@ def findings_from(err: ValidationError, loaded: Loaded, root: type[BaseModel]) -
         if path in seen:  # one finding per place; union branches repeat themselves
             continue
         seen.add(path)
-        code, message, hint = _explain(e, loc, root)
         line, col = loaded.position(loc)
+        lines = loaded.text.splitlines()
+        src = lines[line - 1] if line and 0 < line <= len(lines) else ""
+        code, message, hint = _explain(e, loc, root, src)
         out.append(Finding(code, Severity.error, path, message, hint, loaded.path, line, col))
     return out
 
 
-def _explain(e: dict, loc: tuple, root) -> tuple[str, str, str]:
+def raw_scalar(line: str, key: str) -> str | None:
+    """The value as the user typed it ('1.30'), which YAML may have turned into 1.3."""
+    m = re.search(rf"(?:^|[\s{{,]){re.escape(key)}\s*:\s*([^\s,}}#]+)", line)
+    return m.group(1) if m else None
+
+
+def _explain(e: dict, loc: tuple, root, source_line: str = "") -> tuple[str, str, str]:
     kind = e["type"]
     key = loc[-1] if loc else ""
     value = e.get("input")
@@ -127,13 +136,14 @@ def _explain(e: dict, loc: tuple, root) -> tuple[str, str, str]:
         want = _TYPE_NAMES[kind]
         hint = f"write {want} here"
         if kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):
-            hint = f'quote it: {key}: "{value}" (YAML reads {value} as a number)'
+            written = raw_scalar(source_line, str(key)) or str(value)
+            hint = f'quote it: {key}: "{written}" (YAML reads {written} as the number {value})'
         return "SCH003", f"expected {want}, got {_describe(value)}", hint
     if kind == "value_error":
-        msg = str(e.get("msg", "")).removeprefix("Value error, ")
-        code = "SCH005" if "valid name" in msg or "RFC 1123" in msg else "SCH003"
-        hint = "use lowercase letters, digits and '-' (e.g. gpu, head, r01)" if code == "SCH005" else "see the message for the accepted form"
-        return code, msg, hint
+        # Our validators put their fix after a "hint:" line.
+        msg, _, hint = str(e.get("msg", "")).removeprefix("Value error, ").partition("\nhint: ")
+        code = "SCH005" if "RFC 1123 label" in msg else "SCH003"
+        return code, msg, hint or "see `factoryctl schema` for the accepted form"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return "SCH003", f"{_describe(value)}: {e['msg'].lower()}", "change the value to the allowed range"
     if kind in ("too_short", "too_long", "string_too_long", "list_too_long", "list_too_short"):

@@ -27,13 +27,14 @@ def _label(v: str) -> str:
         raise ValueError(
             f"{v!r} is not a valid name: use 1-63 lowercase letters, digits and '-', "
             "starting and ending with a letter or digit (RFC 1123 label)"
+            "\nhint: rename it, e.g. gpu, head-01, r01 (names become hostnames, groups and file names)"
         )
     return v
 
 
 def _dns_name(v: str) -> str:
     if not _DNS_NAME.match(v):
-        raise ValueError(f"{v!r} is not a valid DNS name: dot-separated RFC 1123 labels, lowercase")
+        raise ValueError(f"{v!r} is not a valid DNS name\nhint: use dot-separated lowercase labels, e.g. fra1.example.internal")
     return v
 
 
@@ -49,7 +50,7 @@ def countries() -> dict:
 
 def _country(v: str) -> str:
     if v not in countries()["iso"]:
-        raise ValueError(f"{v!r} is not an ISO 3166-1 alpha-2 country code (e.g. DE, FR, US), in capitals")
+        raise ValueError(f"{v!r} is not an ISO 3166-1 alpha-2 country code\nhint: use the two-letter code in capitals, e.g. DE, FR, NL, US")
     return v
 
 
@@ -57,9 +58,9 @@ def _cidr(v: str) -> str:
     try:
         net = ipaddress.ip_network(v, strict=True)
     except ValueError as e:
-        raise ValueError(f"{v!r} is not a network in CIDR form (e.g. 10.20.0.0/24): {e}") from None
+        raise ValueError(f"{v!r} is not a network in CIDR form ({e})\nhint: write the network address and prefix, e.g. 10.20.0.0/24") from None
     if net.version != 4:
-        raise ValueError(f"{v!r}: only IPv4 networks are supported for now")
+        raise ValueError(f"{v!r}: only IPv4 networks are supported for now\nhint: use an IPv4 network, e.g. 10.20.0.0/24")
     return v
 
 
@@ -67,7 +68,7 @@ def _ip(v: str) -> str:
     try:
         ipaddress.IPv4Address(v)
     except ValueError:
-        raise ValueError(f"{v!r} is not an IPv4 address") from None
+        raise ValueError(f"{v!r} is not an IPv4 address\nhint: write four dotted numbers, e.g. 10.20.0.1") from None
     return v
 
 
@@ -80,7 +81,7 @@ def parse_size(v: str | int) -> int:
         return v
     m = _SIZE.match(v.strip())
     if not m:
-        raise ValueError(f"{v!r} is not a size: a number with an optional K, M, G or T suffix (8M, 8G)")
+        raise ValueError(f"{v!r} is not a size\nhint: a number with an optional K, M, G or T suffix, e.g. 8M or 8G")
     return int(m.group(1)) * 1024 ** "_KMGT".index(m.group(2) or "_")
 
 

@@ -83,8 +83,8 @@ class NodeGroup(Strict):
         try:
             fields = [f for _, f, _, _ in string.Formatter().parse(v) if f is not None]
         except ValueError as e:
-            raise ValueError(f"hostname template {v!r} is malformed: {e}") from None
+            raise ValueError(f"hostname template {v!r} is malformed: {e}\nhint: e.g. gpu{{index:02d}}") from None
         bad = [f for f in fields if f.split(".")[0].split("[")[0] not in HOSTNAME_FIELDS]
         if bad:
-            raise ValueError(f"hostname template may use only {{index}} and {{group}}, not {{{bad[0]}}}")
+            raise ValueError(f"hostname template may use only {{index}} and {{group}}, not {{{bad[0]}}}\nhint: e.g. gpu{{index:02d}} or {{group}}-{{index}}")
         return v

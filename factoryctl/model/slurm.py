@@ -23,7 +23,7 @@ class Partition(Strict):
     @classmethod
     def _time(cls, v: str) -> str:
         if not _TIME.match(v):
-            raise ValueError(f"{v!r} is not a Slurm time: use D-HH:MM:SS, HH:MM:SS, minutes or UNLIMITED")
+            raise ValueError(f"{v!r} is not a Slurm time\nhint: use D-HH:MM:SS, HH:MM:SS, minutes or UNLIMITED, e.g. \"2-00:00:00\"")
         return v
 
 

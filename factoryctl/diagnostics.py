@@ -91,6 +91,7 @@ SCHEMA_TITLES = {
     "SCH005": "Invalid name (not an RFC 1123 label)",
     "SCH006": "Duplicate key",
     "INT001": "A rule crashed (factoryctl bug)",
+    "INT002": "Facts could not be derived (factoryctl bug)",
 }
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from .findings import Finding
+from .findings import Finding, Severity
 from .load import LoadError, Loaded, load_file
 from .model import Factory
 from .resolve import Site, resolve
@@ -41,6 +41,12 @@ def check(path: str | Path, skip: tuple[str, ...] = ()) -> Checked:
     except ValidationError as e:
         out.findings = findings_from(e, out.loaded, Factory)
         return out
-    out.site = resolve(out.factory)
+    try:
+        out.site = resolve(out.factory)
+    except Exception as e:  # noqa: BLE001 - a resolve bug must not become a traceback
+        out.findings = [Finding("INT002", Severity.error, "<document>",
+                                f"could not derive the site's facts: {type(e).__name__}: {e}",
+                                "this is a factoryctl bug; please report it with the file", out.path)]
+        return out
     out.findings = run_rules(out.factory, out.site, out.loaded, skip)
     return out

@@ -9,15 +9,23 @@ import ipaddress
 import math
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from typing import Any
 
 from . import catalog
 from .model import Factory, NodeGroup
+from .model.common import countries
 from .model.fabric import ComputeFabric
 
 RUNTIME_OVERHEAD_GB = 3.0  # CUDA context, activations, graphs: refarch.md 1.7 says ~2-4 GB
 OEM_POWER_FACTOR = 1.8  # node max kW ~ 1.8 x sum of GPU TDP (refarch.md 1.2 heuristic)
 CPU_NODE_KW = 1.0  # assumed max draw of a CPU-only node without a declared figure
 GB = 1e9
+NODE_NVLINK_MAX = 8  # largest NVLink domain inside one node (HGX baseboard); larger ones span nodes
+
+
+def rack_scale_nvlink(nvlink_domain: int) -> bool:
+    """Whether an NVLink domain spans several nodes (NVL72: 72 GPUs over 18 trays)."""
+    return nvlink_domain > NODE_NVLINK_MAX
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,17 @@ class InferenceFit:
     overhead_gb: float
     memory_gb_per_gpu: float
     usable_gb_per_gpu: float  # HBM x gpu_memory_utilization
+    groups: tuple[str, ...] = ()  # node groups the deployment may run on (inference_groups)
+    gpus_per_node: int = 0  # the most GPUs one node of those groups has
+    nvlink_domain: int = 0  # GPUs per NVLink domain of gpu_model (catalog); 0 when unknown
+
+    @property
+    def scale_up_gpus(self) -> int:
+        """GPUs one tensor-parallel group can span without the network: a node, or a whole
+        rack-scale NVLink domain (NVL72) that spans nodes."""
+        if rack_scale_nvlink(self.nvlink_domain):
+            return max(self.gpus_per_node, self.nvlink_domain)
+        return self.gpus_per_node
 
     @property
     def fits(self) -> bool:
@@ -149,7 +168,20 @@ class Site:
 # --- hosts and racks -------------------------------------------------------------------------
 
 
+def hostname_error(g: NodeGroup) -> str | None:
+    """Why the hostname template cannot be expanded ({index:q}, {index[0]}), or None."""
+    try:
+        g.hostname.format(index=g.start_index, group=g.group)
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
 def hostnames(g: NodeGroup) -> list[str]:
+    """Expanded hostnames; a template that cannot be expanded falls back to <group>-<index>
+    so the rest of the site still resolves (rule NOD010 reports the template)."""
+    if hostname_error(g) is not None:
+        return [f"{g.group}-{g.start_index + i}" for i in range(g.count)]
     return [g.hostname.format(index=g.start_index + i, group=g.group) for i in range(g.count)]
 
 
@@ -170,8 +202,29 @@ def node_power_kw(g: NodeGroup) -> tuple[float, bool]:
     return CPU_NODE_KW, True
 
 
+def gpu_tdp_kw(g: NodeGroup) -> float | None:
+    """Sum of the GPUs' TDP per node in kW; None without GPUs or a catalog TDP."""
+    hw = g.hardware
+    spec = catalog.gpu(hw.gpu.model) if hw.gpu else None
+    if spec is None or not spec.tdp_w:
+        return None
+    return round(spec.tdp_w * hw.gpu.count / 1000, 3)
+
+
 def _ports(g: NodeGroup, prefix: str) -> int:
     return sum(n.count * n.ports for n in g.hardware.nics if n.name.startswith(prefix))
+
+
+def nic_gbps(g: NodeGroup, prefix: str = "compute") -> int:
+    """Aggregate Gb/s per node of the NICs serving `prefix` (count x ports x speed)."""
+    return sum(n.count * n.ports * n.speed_gbps for n in g.hardware.nics if n.name.startswith(prefix))
+
+
+def training_nodes(f: Factory) -> int:
+    """GPU nodes Slurm schedules (the site trains when this is > 0)."""
+    if not f.slurm.enabled:
+        return 0
+    return sum(g.count for g in f.nodes if g.hardware.gpu and "slurm-compute" in g.roles)
 
 
 def group_facts(f: Factory, g: NodeGroup) -> GroupFacts:
@@ -249,14 +302,31 @@ def rack_loads(f: Factory, facts: list[GroupFacts]) -> list[RackLoad]:
     return out
 
 
+KUBE_ROLES = ("kube-control-plane", "kube-worker")
+
+
+def pod_cidr_plan(f: Factory, hosts: list[Host]) -> IpPlan | None:
+    """Per-node pod subnets (node_pod_prefix) the pod CIDR holds, against Kubernetes nodes."""
+    k = f.kubernetes
+    if not k.enabled:
+        return None
+    net = ipaddress.IPv4Network(k.pod_cidr)
+    capacity = 2 ** (k.node_pod_prefix - net.prefixlen) if k.node_pod_prefix >= net.prefixlen else 0
+    needed = sum(1 for h in hosts if any(r in KUBE_ROLES for r in h.roles))
+    return IpPlan(k.pod_cidr, capacity, needed)
+
+
 # --- fabric ----------------------------------------------------------------------------------
 
 
 def switch_radix(model: str | None, gbps: int) -> int:
-    """Ports a switch offers at gbps: native ports, or split ports (64x400G -> 128x200G)."""
+    """Ports a switch offers at gbps: the catalog's breakout table where it lists the speed
+    (SN5600: 256 ports at 100G, not 512), else native ports or even splits (64x400G -> 128x200G)."""
     spec = catalog.switch(model) if model else None
     if spec is None or gbps <= 0:
         return 0
+    if spec.ports_at(gbps):
+        return spec.ports_at(gbps)
     if gbps == spec.port_gbps:
         return spec.ports
     if gbps < spec.port_gbps and spec.port_gbps % gbps == 0:
@@ -321,28 +391,42 @@ def compute_fabric(cf: ComputeFabric, facts: list[GroupFacts]) -> FabricSize:
 
 # --- inference -------------------------------------------------------------------------------
 
-PRECISION_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "fp4": 0.5, "int4": 0.5}
+PRECISION_BYTES = catalog.PRECISION_BYTES
 
 
-def inference_fit(f: Factory, inf, groups: dict[str, GroupFacts]) -> InferenceFit:
+def model_shape(inf) -> Any:
+    """The architecture a deployment serves: its model_spec, else the catalog entry, else None."""
+    return inf.model_spec or catalog.llm(inf.model)
+
+
+def inference_groups(f: Factory, inf) -> list[NodeGroup]:
+    """Node groups a deployment may be placed on: GPU groups with the platform's worker role
+    (kube-worker or slurm-compute), narrowed to `nodes` when that is given."""
     role = "kube-worker" if inf.platform == "kubernetes" else "slurm-compute"
-    chosen = [
+    return [
         ng for ng in f.nodes
         if ng.hardware.gpu and role in ng.roles and (not inf.nodes or ng.group in inf.nodes)
     ]
+
+
+def inference_fit(f: Factory, inf, groups: dict[str, GroupFacts]) -> InferenceFit:
+    chosen = inference_groups(f, inf)
     available = sum(groups[ng.group].count * groups[ng.group].gpus_per_node for ng in chosen)
     gpu_model = chosen[0].hardware.gpu.model if chosen else None
     gspec = catalog.gpu(gpu_model) if gpu_model else None
-    spec = inf.model_spec or catalog.llm(inf.model)
+    spec = model_shape(inf)
     tp, pp = inf.tensor_parallel, inf.pipeline_parallel
     weights = kv = 0.0
     if spec is not None:
         weights = spec.params_b * 1e9 * PRECISION_BYTES[inf.precision] / (tp * pp) / GB
         kv_dtype = inf.kv_cache_dtype if inf.kv_cache_dtype != "auto" else (
             "bf16" if inf.precision in ("fp8", "int8", "fp4", "int4") else inf.precision)
-        # KV heads split across TP ranks (replicated when TP exceeds them); layers across PP.
-        kv_heads_per_gpu = max(1, math.ceil(spec.kv_heads / tp))
-        per_token = 2 * math.ceil(spec.layers / pp) * kv_heads_per_gpu * spec.head_dim * PRECISION_BYTES[kv_dtype]
+        latent = getattr(spec, "kv_latent_dim", None)
+        if latent:  # MLA: one latent per layer and token, replicated on every TP rank
+            per_layer = latent
+        else:  # KV heads split across TP ranks (replicated when TP exceeds them)
+            per_layer = 2 * max(1, math.ceil(spec.kv_heads / tp)) * spec.head_dim
+        per_token = math.ceil(spec.layers / pp) * per_layer * PRECISION_BYTES[kv_dtype]
         kv = per_token * inf.max_context * inf.max_num_seqs / GB
     hbm = gspec.memory_gb if gspec else 0.0
     return InferenceFit(
@@ -352,7 +436,88 @@ def inference_fit(f: Factory, inf, groups: dict[str, GroupFacts]) -> InferenceFi
         overhead_gb=RUNTIME_OVERHEAD_GB if spec is not None else 0.0,
         memory_gb_per_gpu=round(weights + kv + (RUNTIME_OVERHEAD_GB if spec else 0.0), 3),
         usable_gb_per_gpu=round(hbm * inf.gpu_memory_utilization, 3),
+        groups=tuple(ng.group for ng in chosen),
+        gpus_per_node=max((groups[ng.group].gpus_per_node for ng in chosen), default=0),
+        nvlink_domain=gspec.nvlink_domain if gspec else 0,
     )
+
+
+def gpus_with_role(hosts: list[Host], role: str) -> int:
+    """GPUs on the hosts that carry `role` (kube-worker, slurm-compute)."""
+    return sum(h.gpus for h in hosts if role in h.roles)
+
+
+# --- GPU capabilities ------------------------------------------------------------------------
+# The catalog has no MIG or FP4 figure yet; until it does, these families stand in (catalog
+# canonical names up to the first '-'). A catalog field of the same meaning wins when present.
+MIG_FAMILIES = frozenset({"A100", "A30", "H100", "H200", "H20", "B200", "B300", "GB200", "GB300"})
+FP4_FAMILIES = frozenset({"B200", "B300", "GB200", "GB300", "MI350X", "MI355X"})  # Blackwell, CDNA4
+EAR_3A090_TPP = 4800  # ECCN 3A090.a: total processing performance >= 4800 (refarch.md 5.1)
+
+
+def _family(spec) -> str:
+    return spec.name.split("-")[0].upper()
+
+
+def gpu_mig_capable(model: str | None) -> bool | None:
+    """Whether the GPU can be split into MIG instances; None when the GPU is unknown."""
+    spec = catalog.gpu(model) if model else None
+    if spec is None:
+        return None
+    declared = getattr(spec, "mig", None)
+    if isinstance(declared, bool):
+        return declared
+    return spec.vendor == "nvidia" and _family(spec) in MIG_FAMILIES
+
+
+def gpu_native_precision(model: str | None, precision: str) -> bool | None:
+    """Whether the GPU's tensor cores compute at `precision` (fp8: a catalog FP8 figure; fp4:
+    Blackwell-class); None when the GPU is unknown. bf16/fp16/int8/int4 run on every catalog GPU."""
+    spec = catalog.gpu(model) if model else None
+    if spec is None:
+        return None
+    if precision == "fp8":
+        return spec.fp8_tflops is not None
+    if precision == "fp4":
+        declared = spec.model_dump().get("fp4_tflops", ...)
+        if declared is not ...:
+            return declared is not None
+        return _family(spec) in FP4_FAMILIES
+    return True
+
+
+def gpu_tpp(model: str | None) -> float | None:
+    """US EAR 'total processing performance' of one GPU: dense TOPS x bit length, the highest
+    over its precisions (bf16 x 16, fp8 x 8); None when the GPU is unknown."""
+    spec = catalog.gpu(model) if model else None
+    if spec is None:
+        return None
+    return max(spec.bf16_tflops * 16, (spec.fp8_tflops or 0.0) * 8)
+
+
+# --- sovereignty -----------------------------------------------------------------------------
+
+
+def jurisdiction_countries(jurisdiction: str | None) -> frozenset[str] | None:
+    """Countries a jurisdiction covers: EU or EEA members, or one ISO country; None if unknown."""
+    if not jurisdiction:
+        return None
+    key = jurisdiction.strip().upper()
+    data = countries()
+    if key in data["groups"]:
+        return data["groups"][key]
+    if key in data["iso"]:
+        return frozenset({key})
+    return None
+
+
+def sovereign_countries(f: Factory) -> frozenset[str] | None:
+    """Where machines, data, keys and operators may be: sovereignty.allowed_countries, else
+    the jurisdiction's countries; None when the factory states no residency constraint."""
+    s = f.sovereignty
+    if s.allowed_countries:
+        return frozenset(s.allowed_countries)
+    return jurisdiction_countries(s.jurisdiction)
 
 
 # --- the whole site --------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -70,7 +70,7 @@ class NodeGroup(Strict):
     count: PositiveInt
     hostname: Text  # Python format string: head{index:02d}
     start_index: int = Field(default=1, ge=0)
-    rack: Name | list[Name]
+    rack: Name | Annotated[list[Name], Field(min_length=1)]
     roles: list[Role] = Field(default_factory=list)
     hardware: Hardware
     network: NodeNetwork = Field(default_factory=NodeNetwork)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
@@ -15,7 +15,7 @@ _TIME = re.compile(r"^(UNLIMITED|infinite|\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+|
 
 class Partition(Strict):
     name: Name
-    nodes: Name | list[Name]  # node group name(s)
+    nodes: Name | Annotated[list[Name], Field(min_length=1)]  # node group name(s)
     default: bool = False
     max_time: Text = "UNLIMITED"
 

@@ -28,8 +28,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
+import yaml
+from yaml import YAMLError
 
 __all__ = [
     "CPU",
@@ -264,7 +264,8 @@ def parse_file(kind: str, path: Path) -> tuple[Any, ...]:
     """Read and validate one catalog file; raise CatalogError naming the file and the entry."""
     list_key, model = _kind(kind)
     try:
-        data = YAML(typ="safe", pure=True).load(Path(path).read_text(encoding="utf-8"))
+        # The C loader when present: the catalog is read on every command's first lookup.
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_Loader)
     except (OSError, YAMLError) as exc:
         raise CatalogError(f"{path}: cannot read catalog file: {exc}") from exc
     items = data.get(list_key) if isinstance(data, dict) else None
@@ -286,6 +287,9 @@ def parse_file(kind: str, path: Path) -> tuple[Any, ...]:
 def _key(label: str) -> str:
     key = re.sub(r"[\s_]+", "-", label.strip().lower())
     return re.sub(r"^(nvidia|amd|intel)-", "", key)
+
+
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @cache

@@ -289,7 +289,15 @@ def _key(label: str) -> str:
     return re.sub(r"^(nvidia|amd|intel)-", "", key)
 
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    """Safe loader that refuses a key written twice (PyYAML silently keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(k, deep=deep) for k, _ in node.value]
+        dup = next((k for i, k in enumerate(keys) if k in keys[:i]), None)
+        if dup is not None:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {dup!r}", node.start_mark)
+        return super().construct_mapping(node, deep=deep)
 
 
 @cache

@@ -156,6 +156,7 @@ class Lab:
             plan.check_fake_gpus(spec)
         with self._locked():
             st = self._state_for_change()
+            net.check_subnet_free(st.subnet, st.bridge)  # before anything is written
             if prune:
                 gone = sorted(set(st.hosts) - {s.name for s in specs})
                 if gone:
@@ -216,10 +217,14 @@ class Lab:
             d = Path(rec.dir)
             mount_overlay(Path(rec.rootfs), d / "upper", d / "work", d / "merged")
             host.provision(rec, hosts_text, authorized, self._host_key(rec.name))
-        net.add_hosts(
-            [(r.netns, r.veth, f"{r.address}/{iface.network.prefixlen}") for r in records],
-            st.bridge,
-        )
+        prefix = iface.network.prefixlen
+        links = [
+            net.HostLink(
+                r.netns, r.veth, plan.mac_address(st.bridge, r.name), f"{r.address}/{prefix}"
+            )
+            for r in records
+        ]
+        net.add_hosts(links, st.bridge)
         for rec in records:
             proc = host.spawn(rec)
             self._handles[rec.name] = proc
@@ -260,6 +265,7 @@ class Lab:
 
     def _teardown(self, st: LabState, names: list[str]) -> None:
         records = [st.hosts.get(n) or self._record(st, HostSpec(n), "", Path()) for n in names]
+        self._close_masters([r.address for r in records if r.address])
         host.stop(records, self._handles)
 
         def release(rec: HostRecord) -> None:
@@ -275,6 +281,27 @@ class Lab:
             key = self._host_key(rec.name)
             key.unlink(missing_ok=True)
             key.with_name(key.name + ".pub").unlink(missing_ok=True)
+
+    def _close_masters(self, addresses: list[str]) -> None:
+        # ssh multiplexing masters would linger up to ControlPersist after their host dies.
+        control = sshconf.control_dir(self.root)
+        live = [a for a in addresses if (control / f"root@{a}:22").exists()]
+        if not live or not self.ssh_config_path.exists():
+            return
+        procs = [
+            subprocess.Popen(
+                ["ssh", "-F", str(self.ssh_config_path), "-O", "exit", a],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for a in live
+        ]
+        for proc in procs:
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
     def _release_kernel_objects(self, rec: HostRecord) -> None:
         unmount_all(Path(rec.dir))

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
+from typing import NamedTuple
 
 from factoryctl.lab.errors import LabError
 
@@ -61,13 +62,17 @@ def route_conflict(subnet: str, bridge: str) -> str | None:
     return None
 
 
-def ensure_bridge(bridge: str, iface: ipaddress.IPv4Interface) -> None:
-    conflict = route_conflict(str(iface.network), bridge)
+def check_subnet_free(subnet: str, bridge: str) -> None:
+    conflict = route_conflict(subnet, bridge)
     if conflict:
         raise LabError(
-            f"lab subnet {iface.network} overlaps the route {conflict}",
+            f"lab subnet {subnet} overlaps the route {conflict}",
             "choose another subnet (--subnet)",
         )
+
+
+def ensure_bridge(bridge: str, iface: ipaddress.IPv4Interface) -> None:
+    check_subnet_free(str(iface.network), bridge)
     if not link_exists(bridge):
         ip("link", "add", bridge, "type", "bridge")
     addrs = ip("-j", "addr", "show", "dev", bridge).stdout
@@ -89,27 +94,29 @@ def bridge_ports(bridge: str) -> list[str]:
         return []
 
 
-def add_hosts(links: list[tuple[str, str, str]], bridge: str) -> None:
-    """Create (netns, veth, cidr) triples: the namespace, a veth whose peer is the host's
-    eth0, the bridge port, then the host side's addressing. One `ip` per host at most."""
+class HostLink(NamedTuple):
+    netns: str
+    veth: str  # the machine's end, a bridge port
+    mac: str  # of the host's eth0
+    cidr: str  # the host's address with prefix length
+
+
+def add_hosts(links: list[HostLink], bridge: str) -> None:
+    """Create each host's namespace and a veth whose peer is the host's eth0, plug it into
+    the bridge, then address the host side: one `ip` for all hosts plus one per host."""
     if not links:
         return
     batch = []
-    for ns, veth, _ in links:
+    for link in links:
         batch += [
-            f"netns add {ns}",
-            f"link add {veth} type veth peer name eth0 netns {ns}",
-            f"link set {veth} master {bridge} up",
+            f"netns add {link.netns}",
+            f"link add {link.veth} type veth peer name eth0 address {link.mac} netns {link.netns}",
+            f"link set {link.veth} master {bridge} up",
         ]
     ip("-batch", "-", stdin="\n".join(batch) + "\n")
-    for ns, _, cidr in links:
-        ip(
-            "-n",
-            ns,
-            "-batch",
-            "-",
-            stdin=f"link set lo up\naddr add {cidr} dev eth0\nlink set eth0 up\n",
-        )
+    for link in links:
+        script = f"link set lo up\naddr add {link.cidr} dev eth0\nlink set eth0 up\n"
+        ip("-n", link.netns, "-batch", "-", stdin=script)
 
 
 def delete_netns(name: str) -> None:

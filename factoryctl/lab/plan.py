@@ -169,3 +169,10 @@ def veth_name(bridge: str, name: str) -> str:
     # Interface names are capped at 15 bytes, host names are not: use a short digest.
     digest = hashlib.sha256(f"{bridge}/{name}".encode()).hexdigest()[:11]
     return f"v{digest}"
+
+
+def mac_address(bridge: str, name: str) -> str:
+    # Stable per host: a restarted host keeps its MAC, so the ARP caches of the machine and
+    # of the other hosts stay right (a fresh random MAC left it unreachable for ~30 s).
+    digest = hashlib.sha256(f"mac/{bridge}/{name}".encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))  # locally administered, unicast

@@ -46,7 +46,9 @@ class LabState:
     @classmethod
     def from_json(cls, text: str) -> LabState:
         data = json.loads(text)
-        if not isinstance(data, dict) or data.get("version") != STATE_VERSION:
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        if data.get("version") != STATE_VERSION:
             raise ValueError(f"unsupported state version {data.get('version')!r}")
         hosts = {}
         for raw in data.get("hosts", []):

@@ -1,0 +1,106 @@
+"""Fixtures for tests on real lab hosts: root, namespaces and the Debian mirror (once)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from factoryctl.lab import HostSpec, Lab, RootfsSpec, plan
+from factoryctl.lab.preflight import namespace_support
+from factoryctl.lab.rootfs import ensure_rootfs
+
+THREE = [HostSpec("head01"), HostSpec("gpu01", fake_gpus=2), HostSpec("gpu02", fake_gpus=2)]
+
+
+def _worker() -> int:
+    # Each xdist worker gets its own bridges and subnets, so labs never meet.
+    name = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(name[2:]) if name[2:].isdigit() else 0
+
+
+_numbers = itertools.count()
+
+
+def _lab_at(root: Path) -> Lab:
+    n = _worker() * 16 + next(_numbers) % 16
+    return Lab(root, bridge=f"fctest{n}", subnet=f"10.198.{n}.0/24")
+
+
+@pytest.fixture(scope="session")
+def lab_image() -> Path:
+    reason = namespace_support()
+    if reason:
+        pytest.skip(f"lab hosts unavailable here: {reason}")
+    return ensure_rootfs(RootfsSpec())
+
+
+@pytest.fixture(scope="module")
+def lab3(lab_image, tmp_path_factory) -> Iterator[Lab]:
+    """Three running hosts (head01, gpu01 and gpu02 with 2 fake GPUs each) for a module."""
+    lab = _lab_at(tmp_path_factory.mktemp("lab3"))
+    try:
+        lab.up(THREE)
+        yield lab
+    finally:
+        lab.down()
+
+
+@pytest.fixture
+def make_lab(lab_image, tmp_path_factory) -> Iterator[Callable[[], Lab]]:
+    """A factory of empty labs, each on its own bridge; all are taken down afterwards."""
+    made: list[Lab] = []
+
+    def make() -> Lab:
+        made.append(_lab_at(tmp_path_factory.mktemp("lab")))
+        return made[-1]
+
+    yield make
+    for lab in made:
+        lab.down()
+
+
+def traces(lab: Lab, names: list[str], whole: bool = True) -> dict[str, list[str]]:
+    """What the kernel still holds for these hosts of a lab (whole: and for the lab itself):
+    namespaces, links, mounts, processes."""
+    bridge = lab._bridge
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    veths = {plan.veth_name(bridge, n) for n in names}
+    with open("/proc/mounts") as fh:
+        mounts = [
+            line
+            for line in fh
+            if str(lab.root) in line and (whole or any(f"/hosts/{n}/" in line for n in names))
+        ]
+    procs = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        mine = any(f"{lab.root}/hosts/{n}/" in args for n in names) or (
+            whole and str(lab.root) in args
+        )  # ssh multiplexing masters name the lab dir
+        if mine and state != "Z" and int(pid) != os.getpid():
+            procs.append(f"{pid} {args.replace(chr(0), ' ')}")
+    return {
+        "netns": [
+            ln
+            for ln in netns.splitlines()
+            if any(ln.split()[0] == plan.netns_name(bridge, n) for n in names)
+        ],
+        "links": [
+            ln
+            for ln in links.splitlines()
+            if (whole and (f" {bridge}:" in ln or f"master {bridge} " in ln))
+            or any(f" {v}@" in ln or f" {v}:" in ln for v in veths)
+        ],
+        "mounts": mounts,
+        "processes": procs,
+    }

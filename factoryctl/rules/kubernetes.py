@@ -1,6 +1,221 @@
-"""Rules: kubernetes."""
+"""Rules: kubernetes. Control plane, version, GPU and network operators, MIG and tenants.
+
+Every rule here is silent while `kubernetes.enabled` is false.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+
+from .. import catalog
 from ..findings import Severity
+from ..model import Factory
+from ..resolve import Site, gpu_mig_capable, gpus_with_role
 from .base import Issue, rule
+
+MIN_VERSION = (1, 28)
+_VERSION = re.compile(r"^(\d+)\.(\d+)$")
+
+
+def _gpu_workers(f: Factory) -> list[tuple[int, object]]:
+    """(index, node group) of each GPU group with the kube-worker role."""
+    return [(i, ng) for i, ng in enumerate(f.nodes) if ng.hardware.gpu and "kube-worker" in ng.roles]
+
+
+@rule("K8S001", Severity.error, "Kubernetes enabled without a control-plane host")
+def no_control_plane(f: Factory, site: Site) -> Iterable[Issue]:
+    """Kubernetes needs at least one host with the `kube-control-plane` role to run the API
+    server, scheduler and etcd."""
+    if f.kubernetes.enabled and not any("kube-control-plane" in h.roles for h in site.hosts):
+        yield Issue(
+            ("kubernetes", "enabled"),
+            "kubernetes is enabled but no node group has the kube-control-plane role",
+            "add kube-control-plane to the roles of a head group (3 hosts for a highly available etcd)",
+        )
+
+
+@rule("K8S002", Severity.warning, "even number of control-plane hosts")
+def even_control_plane(f: Factory, site: Site) -> Iterable[Issue]:
+    """etcd needs a majority (floor(n/2)+1) of members: an even count adds a host without adding
+    failure tolerance (2 members tolerate no failure, 4 tolerate one, as 3 do). Use 1, 3 or 5."""
+    if not f.kubernetes.enabled:
+        return
+    n = sum(1 for h in site.hosts if "kube-control-plane" in h.roles)
+    if n and n % 2 == 0:
+        i = next(i for i, ng in enumerate(f.nodes) if "kube-control-plane" in ng.roles)
+        yield Issue(
+            ("nodes", i, "count"),
+            f"{n} control-plane hosts run etcd with a quorum of {n // 2 + 1}: it tolerates "
+            f"{(n - 1) // 2} failure(s), no more than {n - 1} hosts would",
+            f"use an odd number of kube-control-plane hosts ({n - 1} or {n + 1})",
+        )
+
+
+@rule("K8S003", Severity.error, "Kubernetes version malformed or too old")
+def version_supported(f: Factory, site: Site) -> Iterable[Issue]:
+    """`kubernetes.version` is a minor release written "MAJOR.MINOR" (the installer picks the
+    latest patch), at least 1.28: older minors are long out of upstream support, which covers
+    only the three newest."""
+    if not f.kubernetes.enabled:
+        return
+    v = f.kubernetes.version
+    m = _VERSION.match(v.strip())
+    if not m:
+        yield Issue(
+            ("kubernetes", "version"),
+            f"version {v!r} is not a Kubernetes minor release written MAJOR.MINOR",
+            'write the minor release in quotes, e.g. version: "1.31" (patch releases are chosen by the installer)',
+        )
+    elif (int(m.group(1)), int(m.group(2))) < MIN_VERSION:
+        yield Issue(
+            ("kubernetes", "version"),
+            f"Kubernetes {v} is older than {MIN_VERSION[0]}.{MIN_VERSION[1]}, the oldest release factoryctl supports",
+            'use a supported release, e.g. version: "1.31"',
+        )
+
+
+@rule("K8S004", Severity.warning, "GPU operator without GPU workers")
+def gpu_operator_no_gpus(f: Factory, site: Site) -> Iterable[Issue]:
+    """The NVIDIA GPU Operator only does work on GPU nodes that are Kubernetes workers; with
+    none it installs DaemonSets that schedule nowhere."""
+    if f.kubernetes.enabled and f.kubernetes.gpu_operator and not _gpu_workers(f):
+        yield Issue(
+            ("kubernetes", "gpu_operator"),
+            "a GPU operator is configured but no GPU node group has the kube-worker role",
+            "add kube-worker to the roles of the GPU node groups, or remove kubernetes.gpu_operator",
+        )
+
+
+@rule("K8S005", Severity.error, "MIG strategy without MIG-capable, MIG-enabled GPUs")
+def mig_strategy_without_mig(f: Factory, site: Site) -> Iterable[Issue]:
+    """`mig_strategy: single` or `mixed` makes the device plugin advertise MIG devices (GPU
+    Operator MIG docs). It needs GPUs that support MIG (A100, H100, H200, B200 class; not L40S
+    or AMD) and at least one GPU worker group with `hardware.gpu.mig: true`."""
+    op = f.kubernetes.gpu_operator
+    if not f.kubernetes.enabled or op is None or op.mig_strategy == "none":
+        return
+    loc = ("kubernetes", "gpu_operator", "mig_strategy")
+    workers = _gpu_workers(f)
+    for _, ng in workers:
+        if gpu_mig_capable(ng.hardware.gpu.model) is False:
+            yield Issue(
+                loc,
+                f"mig_strategy is {op.mig_strategy!r} but node group {ng.group!r} has "
+                f"{ng.hardware.gpu.model} GPUs, which do not support MIG",
+                "set mig_strategy: none, or run MIG only on MIG-capable GPU groups",
+            )
+    if workers and not any(ng.hardware.gpu.mig for _, ng in workers):
+        yield Issue(
+            loc,
+            f"mig_strategy is {op.mig_strategy!r} but no GPU worker group sets hardware.gpu.mig: true",
+            "set hardware.gpu.mig: true on the groups to partition, or set mig_strategy: none",
+        )
+
+
+@rule("K8S006", Severity.warning, "RDMA fabric without the network operator's RDMA plugin")
+def rdma_without_network_operator(f: Factory, site: Site) -> Iterable[Issue]:
+    """With an InfiniBand or RoCE compute fabric, pods reach the RDMA devices (GPUDirect RDMA
+    for multi-node NCCL) only through the NVIDIA Network Operator's RDMA shared device plugin
+    or SR-IOV (refarch.md 3.2, rule k8s.network-operator); without it they fall back to TCP."""
+    cf = f.fabric.compute
+    if not f.kubernetes.enabled or cf is None or cf.type not in ("infiniband", "roce"):
+        return
+    if not _gpu_workers(f):
+        return
+    no = f.kubernetes.network_operator
+    if no is None or not no.enabled or not (no.rdma_shared_device or no.sriov):
+        yield Issue(
+            ("kubernetes", "network_operator"),
+            f"the compute fabric is {cf.type} but Kubernetes GPU workers get no RDMA device plugin, "
+            "so pods use TCP instead of GPUDirect RDMA",
+            "set kubernetes.network_operator: {enabled: true, rdma_shared_device: true} (or sriov: true)",
+        )
+
+
+@rule("K8S007", Severity.error, "tenant GPU quotas exceed the GPUs of the workers")
+def tenant_quota_overcommit(f: Factory, site: Site) -> Iterable[Issue]:
+    """The sum of `tenants[].gpu_quota` must not exceed the GPUs on hosts with the
+    `kube-worker` role: quotas beyond them promise capacity that does not exist."""
+    if not f.kubernetes.enabled or not f.kubernetes.tenants:
+        return
+    have = gpus_with_role(site.hosts, "kube-worker")
+    total = 0
+    for i, t in enumerate(f.kubernetes.tenants):
+        total += t.gpu_quota
+        if total > have:
+            yield Issue(
+                ("kubernetes", "tenants", i, "gpu_quota"),
+                f"tenant GPU quotas add up to {sum(t.gpu_quota for t in f.kubernetes.tenants)} "
+                f"but the kube-workers have {have} GPUs",
+                f"lower the quotas so that they sum to at most {have}, or add GPU workers",
+            )
+            return
+
+
+@rule("K8S008", Severity.error, "duplicate tenant name")
+def tenant_duplicate(f: Factory, site: Site) -> Iterable[Issue]:
+    """Each tenant becomes a namespace with its ResourceQuota; names must be unique."""
+    if not f.kubernetes.enabled:
+        return
+    seen: dict[str, int] = {}
+    for i, t in enumerate(f.kubernetes.tenants):
+        if t.name in seen:
+            yield Issue(
+                ("kubernetes", "tenants", i, "name"),
+                f"tenant name {t.name!r} is already used by kubernetes.tenants[{seen[t.name]}]",
+                "rename the tenant or merge the two entries",
+            )
+        else:
+            seen[t.name] = i
+
+
+@rule("K8S009", Severity.warning, "NVIDIA GPU operator on AMD GPUs")
+def gpu_operator_on_amd(f: Factory, site: Site) -> Iterable[Issue]:
+    """The NVIDIA GPU Operator manages NVIDIA drivers and devices only; AMD Instinct workers
+    need AMD's own GPU operator and device plugin, which this section does not install."""
+    if not f.kubernetes.enabled or f.kubernetes.gpu_operator is None:
+        return
+    for i, ng in _gpu_workers(f):
+        spec = catalog.gpu(ng.hardware.gpu.model)
+        if spec is not None and spec.vendor != "nvidia":
+            yield Issue(
+                ("nodes", i, "hardware", "gpu", "model"),
+                f"node group {ng.group!r} has {spec.vendor.upper()} {spec.name} GPUs, which the NVIDIA GPU operator does not manage",
+                "deploy the vendor's GPU operator for this group, or keep it out of Kubernetes",
+            )
+
+
+@rule("K8S010", Severity.warning, "MIG enabled on nodes but the MIG strategy is none")
+def mig_nodes_strategy_none(f: Factory, site: Site) -> Iterable[Issue]:
+    """Groups with `hardware.gpu.mig: true` expose MIG slices to pods only when the GPU
+    Operator's `mig_strategy` is single or mixed; with none, pods see no usable GPU."""
+    op = f.kubernetes.gpu_operator
+    if not f.kubernetes.enabled or op is None or op.mig_strategy != "none":
+        return
+    migged = [ng.group for _, ng in _gpu_workers(f) if ng.hardware.gpu.mig]
+    if migged:
+        yield Issue(
+            ("kubernetes", "gpu_operator", "mig_strategy"),
+            f"node group(s) {', '.join(migged)} enable MIG but mig_strategy is none",
+            "set mig_strategy: single (same MIG profile on every GPU) or mixed",
+        )
+
+
+@rule("K8S011", Severity.warning, "NVIDIA GPU workers without a GPU operator")
+def gpu_workers_without_operator(f: Factory, site: Site) -> Iterable[Issue]:
+    """Pods can request `nvidia.com/gpu` only when a device plugin advertises it; factoryctl
+    installs it with the NVIDIA GPU Operator (refarch.md 3.2)."""
+    if not f.kubernetes.enabled or f.kubernetes.gpu_operator is not None:
+        return
+    nvidia = []
+    for _, ng in _gpu_workers(f):
+        spec = catalog.gpu(ng.hardware.gpu.model)
+        if spec is None or spec.vendor == "nvidia":
+            nvidia.append(ng.group)
+    if nvidia:
+        yield Issue(
+            ("kubernetes",),
+            f"GPU worker group(s) {', '.join(nvidia)} have no GPU operator, so pods cannot request nvidia.com/gpu",
+            "add kubernetes.gpu_operator: {version: v25.3.0}",
+        )

@@ -1,6 +1,251 @@
-"""Rules: slurm."""
+"""Rules: slurm. Partitions, controller and accounting roles, containers, MPI and topology.
+
+Every rule here is silent while `slurm.enabled` is false.
+"""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
+from .. import catalog
 from ..findings import Severity
-from .base import Issue, rule
+from ..model import Factory
+from ..model.slurm import Partition
+from ..resolve import Site, rack_scale_nvlink
+from .base import Issue, Loc, rule
+
+
+def _did_you_mean(name: str, options: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(options), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _partition_groups(i: int, p: Partition) -> list[tuple[Loc, str]]:
+    """(YAML path, group name) of each node group a partition names."""
+    base: Loc = ("slurm", "partitions", i, "nodes")
+    if isinstance(p.nodes, str):
+        return [(base, p.nodes)]
+    return [((*base, j), g) for j, g in enumerate(p.nodes)]
+
+
+def _roles(f: Factory, group: str) -> set[str]:
+    return {r for ng in f.nodes if ng.group == group for r in ng.roles}
+
+
+def _hosts_with(site: Site, role: str) -> int:
+    return sum(1 for h in site.hosts if role in h.roles)
+
+
+@rule("SLM001", Severity.error, "partition names an unknown node group")
+def partition_unknown_group(f: Factory, site: Site) -> Iterable[Issue]:
+    """Each name in `slurm.partitions[].nodes` must be a `nodes[].group`: the partition's
+    `Nodes=` list in slurm.conf is built from those groups' hostnames."""
+    if not f.slurm.enabled:
+        return
+    for i, p in enumerate(f.slurm.partitions):
+        for loc, g in _partition_groups(i, p):
+            if g not in site.groups:
+                yield Issue(
+                    loc,
+                    f"partition {p.name!r} names node group {g!r}, which is not declared"
+                    f"{_did_you_mean(g, site.groups)}",
+                    f"use one of the groups under nodes: {', '.join(sorted(site.groups))}",
+                )
+
+
+@rule("SLM002", Severity.error, "duplicate partition name")
+def partition_duplicate(f: Factory, site: Site) -> Iterable[Issue]:
+    """Partition names must be unique: slurm.conf keeps one `PartitionName=` line per name and
+    a second definition would silently replace the first."""
+    if not f.slurm.enabled:
+        return
+    seen: dict[str, int] = {}
+    for i, p in enumerate(f.slurm.partitions):
+        if p.name in seen:
+            yield Issue(
+                ("slurm", "partitions", i, "name"),
+                f"partition name {p.name!r} is already used by slurm.partitions[{seen[p.name]}]",
+                "rename one of the partitions, or merge their node groups into one entry",
+            )
+        else:
+            seen[p.name] = i
+
+
+@rule("SLM003", Severity.error, "default partition: more than one, or none")
+def partition_default(f: Factory, site: Site) -> Iterable[Issue]:
+    """Exactly one partition should carry `default: true` (slurm.conf `Default=YES`): it takes
+    jobs submitted without `-p`. More than one is an error (only one can win); none is
+    reported as info, since every job must then name its partition."""
+    if not f.slurm.enabled or not f.slurm.partitions:
+        return
+    defaults = [i for i, p in enumerate(f.slurm.partitions) if p.default]
+    for i in defaults[1:]:
+        yield Issue(
+            ("slurm", "partitions", i, "default"),
+            f"partition {f.slurm.partitions[i].name!r} is a second default partition; "
+            f"{f.slurm.partitions[defaults[0]].name!r} already is the default",
+            "set default: true on one partition only",
+        )
+    if not defaults:
+        yield Issue(
+            ("slurm", "partitions"),
+            "no partition has default: true, so jobs submitted without -p/--partition are refused",
+            f"set default: true on the partition most jobs use (e.g. {f.slurm.partitions[0].name!r})",
+            Severity.info,
+        )
+
+
+@rule("SLM004", Severity.error, "Slurm enabled without a controller host")
+def no_controller(f: Factory, site: Site) -> Iterable[Issue]:
+    """Slurm needs slurmctld: at least one host whose group has the `slurm-controller` role."""
+    if f.slurm.enabled and not _hosts_with(site, "slurm-controller"):
+        yield Issue(
+            ("slurm", "enabled"),
+            "slurm is enabled but no node group has the slurm-controller role, so nothing runs slurmctld",
+            "add slurm-controller to the roles of a head/management group (3 hosts give controller failover)",
+        )
+
+
+@rule("SLM005", Severity.error, "partition group lacks the slurm-compute role")
+def partition_group_not_compute(f: Factory, site: Site) -> Iterable[Issue]:
+    """A partition's node groups must have the `slurm-compute` role; otherwise slurmd is not
+    installed on them and the partition's nodes stay DOWN."""
+    if not f.slurm.enabled:
+        return
+    for i, p in enumerate(f.slurm.partitions):
+        for loc, g in _partition_groups(i, p):
+            if g in site.groups and "slurm-compute" not in _roles(f, g):
+                yield Issue(
+                    loc,
+                    f"partition {p.name!r} uses node group {g!r}, which lacks the slurm-compute role",
+                    f"add slurm-compute to the roles of node group {g!r}, or take it out of the partition",
+                )
+
+
+@rule("SLM006", Severity.error, "pyxis without enroot")
+def pyxis_without_enroot(f: Factory, site: Site) -> Iterable[Issue]:
+    """pyxis is a SPANK plugin that runs containers through enroot (NVIDIA/pyxis README):
+    `containers.pyxis: true` needs `containers.enroot: true`."""
+    c = f.slurm.containers
+    if f.slurm.enabled and c is not None and c.pyxis and not c.enroot:
+        yield Issue(
+            ("slurm", "containers", "enroot"),
+            "containers.pyxis is true but containers.enroot is false; pyxis cannot start containers without enroot",
+            "set slurm.containers.enroot: true",
+        )
+
+
+def _partition_gpu_nodes(site: Site, i: int, p: Partition) -> int:
+    names = {g for _, g in _partition_groups(i, p)}
+    return sum(g.count for n, g in site.groups.items() if n in names and g.gpus_per_node)
+
+
+@rule("SLM007", Severity.warning, "multi-node GPU partition with mpi_default none")
+def mpi_none_multinode(f: Factory, site: Site) -> Iterable[Issue]:
+    """Multi-node GPU jobs launched by `srun` need a PMI (`MpiDefault=pmix` or `pmi2`) so that
+    NCCL/MPI ranks find each other; `mpi_default: none` leaves it to every job to set --mpi."""
+    if not f.slurm.enabled or f.slurm.mpi_default != "none":
+        return
+    multi = [p.name for i, p in enumerate(f.slurm.partitions) if _partition_gpu_nodes(site, i, p) > 1]
+    if multi:
+        yield Issue(
+            ("slurm", "mpi_default"),
+            f"mpi_default is none, yet partition(s) {', '.join(multi)} span more than one GPU node",
+            "set slurm.mpi_default: pmix (or pmi2)",
+        )
+
+
+def recommended_topology(f: Factory, site: Site) -> tuple[str | None, str]:
+    """Topology plugin for the Slurm GPU nodes, and why: block for multi-node NVLink domains
+    (NVL72), tree for a switched compute fabric with more than one node, else None."""
+    gpu_groups = [
+        g for ng in f.nodes if "slurm-compute" in ng.roles
+        for g in [site.groups.get(ng.group)] if g is not None and g.gpus_per_node
+    ]
+    for g in gpu_groups:
+        spec = catalog.gpu(g.gpu_model) if g.gpu_model else None
+        if spec is not None and rack_scale_nvlink(spec.nvlink_domain) and spec.nvlink_domain > g.gpus_per_node:
+            return "block", f"{g.gpu_model} forms {spec.nvlink_domain}-GPU NVLink domains across nodes"
+    if f.fabric.compute is not None and sum(g.count for g in gpu_groups) > 1:
+        return "tree", f"the {f.fabric.compute.topology} {f.fabric.compute.type} compute fabric is a switch tree"
+    return None, ""
+
+
+@rule("SLM008", Severity.warning, "Slurm topology plugin does not match the hardware")
+def topology_mismatch(f: Factory, site: Site) -> Iterable[Issue]:
+    """`topology/block` suits multi-node NVLink domains (NVL72: nvlink_domain larger than the
+    GPUs per node); `topology/tree` suits switched IB/Ethernet fabrics (SchedMD topology.conf;
+    refarch.md 3.1). Only an explicit setting other than `auto` and the recommended one warns."""
+    if not f.slurm.enabled or f.slurm.topology == "auto":
+        return
+    want, why = recommended_topology(f, site)
+    if want is not None and f.slurm.topology != want:
+        yield Issue(
+            ("slurm", "topology"),
+            f"topology is {f.slurm.topology!r}, but {why}: jobs may be placed across distant switches or domains",
+            f"set slurm.topology: {want} (or auto)",
+        )
+
+
+@rule("SLM009", Severity.error, "Slurm enabled without compute nodes")
+def no_compute(f: Factory, site: Site) -> Iterable[Issue]:
+    """Slurm needs at least one host with the `slurm-compute` role to run slurmd and jobs."""
+    if f.slurm.enabled and not _hosts_with(site, "slurm-compute"):
+        yield Issue(
+            ("slurm", "enabled"),
+            "slurm is enabled but no node group has the slurm-compute role, so there is nowhere to run jobs",
+            "add slurm-compute to the roles of the GPU node groups, or set slurm.enabled: false",
+        )
+
+
+@rule("SLM010", Severity.info, "accounting without a slurm-dbd host")
+def accounting_without_dbd(f: Factory, site: Site) -> Iterable[Issue]:
+    """`accounting: true` runs slurmdbd and its database. Without a host carrying the
+    `slurm-dbd` role they are placed on the controller hosts, which is fine for small sites."""
+    if f.slurm.enabled and f.slurm.accounting and not _hosts_with(site, "slurm-dbd"):
+        yield Issue(
+            ("slurm", "accounting"),
+            "accounting is on but no node group has the slurm-dbd role; slurmdbd and its database run on the controller",
+            "give slurm-dbd to a separate management group if the controller should not carry the database",
+        )
+
+
+@rule("SLM011", Severity.warning, "container images without pyxis")
+def images_without_pyxis(f: Factory, site: Site) -> Iterable[Issue]:
+    """Images in `slurm.containers.images` are pre-imported for `srun --container-image`,
+    which only exists with the pyxis plugin."""
+    c = f.slurm.containers
+    if f.slurm.enabled and c is not None and c.images and not c.pyxis:
+        yield Issue(
+            ("slurm", "containers", "pyxis"),
+            f"{len(c.images)} container image(s) are listed but pyxis is off, so srun cannot run them",
+            "set slurm.containers.pyxis: true and enroot: true, or remove the images",
+        )
+
+
+@rule("SLM012", Severity.warning, "Slurm enabled without partitions")
+def no_partitions(f: Factory, site: Site) -> Iterable[Issue]:
+    """Jobs are submitted to partitions; a cluster without any accepts no work."""
+    if f.slurm.enabled and not f.slurm.partitions:
+        yield Issue(
+            ("slurm", "partitions"),
+            "slurm is enabled but declares no partitions, so no job can be submitted",
+            "add a partition, e.g. {name: gpu, nodes: <gpu group>, default: true}",
+        )
+
+
+@rule("SLM013", Severity.info, "Slurm compute group in no partition")
+def compute_group_unpartitioned(f: Factory, site: Site) -> Iterable[Issue]:
+    """A group with the `slurm-compute` role that no partition names runs slurmd but never
+    receives a job."""
+    if not f.slurm.enabled or not f.slurm.partitions:
+        return
+    named = {g for i, p in enumerate(f.slurm.partitions) for _, g in _partition_groups(i, p)}
+    for i, ng in enumerate(f.nodes):
+        if "slurm-compute" in ng.roles and ng.group not in named:
+            yield Issue(
+                ("nodes", i, "roles"),
+                f"node group {ng.group!r} has the slurm-compute role but is in no partition",
+                f"add {ng.group!r} to a partition's nodes, or drop slurm-compute from its roles",
+            )

@@ -1,0 +1,175 @@
+"""INF rules: each fires on a broken variant of the reference example, never on the example."""
+
+from __future__ import annotations
+
+import copy
+
+from factoryctl.rules import REGISTRY
+from tests.helpers import assert_clean, assert_finding, by_code, check_doc, reference_doc
+
+GPU = 1  # index of the GPU group in the reference example
+TINY = {"params_b": 1.0, "layers": 2, "attention_heads": 8, "kv_heads": 8, "head_dim": 64}
+
+
+def _inf(checked):
+    return [f for f in checked.findings if f.code.startswith("INF")]
+
+
+def _chat(doc, **changes):
+    doc["inference"][0].update(changes)
+    return doc
+
+
+def test_reference_has_no_inference_findings(tmp_path):
+    checked = check_doc(reference_doc(), tmp_path)
+    assert_clean(checked)
+    assert not _inf(checked)
+
+
+def test_rules_are_registered_with_docs():
+    codes = [c for c in REGISTRY if c.startswith("INF")]
+    assert len(codes) >= 13
+    assert all(REGISTRY[c].doc and REGISTRY[c].title for c in codes)
+
+
+def test_inf001_unknown_model(tmp_path):
+    doc = _chat(reference_doc(), model="acme/secret-model-7b")
+    assert_finding(check_doc(doc, tmp_path), "INF001", "inference[0].model", "warning")
+
+
+def test_inf001_model_spec_silences(tmp_path):
+    doc = _chat(reference_doc(), model="acme/secret-model-7b", model_spec=TINY)
+    assert "INF001" not in by_code(check_doc(doc, tmp_path))
+
+
+def test_inf002_tp_does_not_divide_heads(tmp_path):
+    doc = _chat(reference_doc(), tensor_parallel=3, replicas=1)
+    f = assert_finding(check_doc(doc, tmp_path), "INF002", "inference[0].tensor_parallel", "error")
+    assert "8" in f.hint
+
+
+def test_inf003_tp_across_nodes(tmp_path):
+    doc = _chat(reference_doc(), tensor_parallel=16, replicas=1)
+    assert_finding(check_doc(doc, tmp_path), "INF003", "inference[0].tensor_parallel", "error")
+
+
+def test_inf003_tp_over_pcie_is_info(tmp_path):
+    doc = reference_doc()
+    doc["nodes"][GPU]["hardware"]["gpu"]["model"] = "H100-PCIe-80GB"
+    assert_finding(check_doc(doc, tmp_path), "INF003", "inference[0].tensor_parallel", "info")
+
+
+def test_inf003_nvl72_spans_trays(tmp_path):
+    doc = reference_doc()
+    doc["nodes"][GPU]["hardware"]["gpu"] = {"model": "GB200", "count": 4}
+    _chat(doc, tensor_parallel=8, replicas=1)
+    assert "INF003" not in by_code(check_doc(doc, tmp_path))
+
+
+def test_inf004_weights_do_not_fit(tmp_path):
+    doc = _chat(reference_doc(), precision="bf16", tensor_parallel=1, replicas=1)
+    f = assert_finding(check_doc(doc, tmp_path), "INF004", "inference[0].tensor_parallel", "error")
+    assert "4" in f.hint  # TP 4 is the smallest power of two that fits 70B bf16 on H100
+
+
+def test_inf004_kv_cache_does_not_fit(tmp_path):
+    doc = _chat(reference_doc(), max_context=131072, max_num_seqs=64)
+    assert_finding(check_doc(doc, tmp_path), "INF004", "inference[0].max_context", "error")
+
+
+def test_inf005_tight_fit(tmp_path):
+    doc = _chat(reference_doc(), model="meta-llama/Llama-3.1-8B-Instruct", precision="bf16",
+                tensor_parallel=1, max_context=131072, max_num_seqs=3)
+    assert_finding(check_doc(doc, tmp_path), "INF005", "inference[0].max_context", "warning")
+
+
+def test_inf006_more_gpus_than_nodes(tmp_path):
+    doc = _chat(reference_doc(), replicas=9)
+    assert_finding(check_doc(doc, tmp_path), "INF006", "inference[0].replicas", "error")
+
+
+def test_inf007_platform_disabled(tmp_path):
+    doc = reference_doc()
+    doc["kubernetes"]["enabled"] = False
+    assert_finding(check_doc(doc, tmp_path), "INF007", "inference[0].platform", "error")
+
+
+def test_inf008_fp8_on_a100_with_vllm_warns(tmp_path):
+    doc = reference_doc()
+    doc["nodes"][GPU]["hardware"]["gpu"]["model"] = "A100-SXM-80GB"
+    assert_finding(check_doc(doc, tmp_path), "INF008", "inference[0].precision", "warning")
+
+
+def test_inf008_fp8_on_a100_with_nim_is_error(tmp_path):
+    doc = _chat(reference_doc(), engine="nim")
+    doc["nodes"][GPU]["hardware"]["gpu"]["model"] = "A100-SXM-80GB"
+    assert_finding(check_doc(doc, tmp_path), "INF008", "inference[0].precision", "error")
+
+
+def test_inf008_fp4_needs_blackwell(tmp_path):
+    doc = _chat(reference_doc(), precision="fp4", engine="sglang")
+    assert_finding(check_doc(doc, tmp_path), "INF008", "inference[0].precision", "error")
+    doc["nodes"][GPU]["hardware"]["gpu"]["model"] = "B200-SXM-180GB"
+    assert "INF008" not in by_code(check_doc(doc, tmp_path))
+
+
+def test_inf009_pp_beyond_layers(tmp_path):
+    doc = _chat(reference_doc(), model="acme/tiny", model_spec=TINY, tensor_parallel=1,
+                pipeline_parallel=4, replicas=1)
+    assert_finding(check_doc(doc, tmp_path), "INF009", "inference[0].pipeline_parallel", "error")
+
+
+def test_inf010_disaggregated_without_rdma(tmp_path):
+    doc = _chat(reference_doc(), engine="dynamo", disaggregated=True)
+    doc["fabric"]["compute"]["type"] = "ethernet"
+    assert_finding(check_doc(doc, tmp_path), "INF010", "inference[0].disaggregated", "warning")
+
+
+def test_inf010_disaggregated_on_infiniband_is_fine(tmp_path):
+    doc = _chat(reference_doc(), engine="dynamo", disaggregated=True)
+    assert "INF010" not in by_code(check_doc(doc, tmp_path))
+
+
+def test_inf011_context_beyond_positions(tmp_path):
+    doc = _chat(reference_doc(), max_context=262144)
+    assert_finding(check_doc(doc, tmp_path), "INF011", "inference[0].max_context", "warning")
+
+
+def test_inf012_duplicate_deployment(tmp_path):
+    doc = reference_doc()
+    doc["inference"].append(copy.deepcopy(doc["inference"][0]))
+    assert_finding(check_doc(doc, tmp_path), "INF012", "inference[1].name", "error")
+
+
+def test_inf013_unknown_group(tmp_path):
+    doc = _chat(reference_doc(), nodes=["gpus"])
+    f = assert_finding(check_doc(doc, tmp_path), "INF013", "inference[0].nodes[0]", "error")
+    assert "'gpu'" in f.message
+
+
+def test_inf014_no_gpu_nodes(tmp_path):
+    doc = _chat(reference_doc(), nodes=["head"])
+    assert_finding(check_doc(doc, tmp_path), "INF014", "inference[0].nodes", "error")
+
+
+def test_inf014_no_worker_role(tmp_path):
+    doc = reference_doc()
+    doc["nodes"][GPU]["roles"] = ["slurm-compute"]
+    assert_finding(check_doc(doc, tmp_path), "INF014", "inference[0].platform", "error")
+
+
+def test_inf015_deployments_overcommit_together(tmp_path):
+    doc = _chat(reference_doc(), replicas=4)
+    for name in ("chat2", "chat3"):
+        d = copy.deepcopy(doc["inference"][0])
+        d["name"] = name
+        doc["inference"].append(d)
+    checked = check_doc(doc, tmp_path)
+    assert_finding(checked, "INF015", "inference[2].replicas", "warning")
+    assert "INF006" not in by_code(checked)
+
+
+def test_inf016_multinode_instance_without_rdma(tmp_path):
+    doc = _chat(reference_doc(), tensor_parallel=8, pipeline_parallel=2, replicas=1)
+    doc["fabric"]["compute"]["type"] = "ethernet"
+    assert_finding(check_doc(doc, tmp_path), "INF016", "inference[0].pipeline_parallel", "warning")

@@ -69,14 +69,18 @@ def _debug() -> bool:
     return os.environ.get("FACTORYCTL_DEBUG", "") not in ("", "0")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"factoryctl {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on internal errors (env FACTORYCTL_DEBUG=1)."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                 callback=_print_version),
 ) -> None:
-    if version:
-        out.print(f"factoryctl {__version__}")
-        raise typer.Exit(0)
     if debug:
         os.environ["FACTORYCTL_DEBUG"] = "1"
 

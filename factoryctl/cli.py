@@ -17,9 +17,9 @@ from rich.console import Console
 
 from . import __version__
 from . import blueprints as bp
+from .commands import bench as bench_commands
 from .diagnostics import as_json, sarif, text
 from .findings import Severity, reaches
-from .commands import bench as bench_commands
 from .pipeline import check
 
 EXIT_OK, EXIT_FAIL, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 64
@@ -136,6 +136,49 @@ def inspect(
         if findings:
             sys.stdout.write(text(findings, c.loaded.text))
     raise typer.Exit(EXIT_FAIL if failed else EXIT_OK)
+
+
+def _checked_or_exit(file: Path):
+    """Validate; print findings; exit 1 when errors stop the pipeline."""
+    c = check(file)
+    findings = c.sorted_findings
+    if reaches(findings, Severity.error) or c.site is None:
+        sys.stderr.write(text(findings, c.loaded.text if c.loaded else None))
+        raise typer.Exit(EXIT_FAIL)
+    return c
+
+
+def workspace_dir(c) -> Path:
+    """The site's workspace: .factory/<name>/ beside factory.yaml."""
+    return Path(c.path).resolve().parent / ".factory" / c.factory.metadata.name
+
+
+@app.command()
+def render(
+    file: Path = FileArg,
+    out_dir: Path | None = typer.Option(None, "--out", help="Output folder (default .factory/<name>/build beside FILE)."),
+    check_only: bool = typer.Option(False, "--check", help="Write nothing; exit 2 if the tree on disk would change."),
+) -> None:
+    """Render Terraform, Ansible, Kubernetes and Slurm artifacts, byte-for-byte deterministic."""
+    from .render import RenderError
+    from .render import render as do_render
+
+    c = _checked_or_exit(file)
+    dest = out_dir or workspace_dir(c) / "build"
+    try:
+        res = do_render(c.site, dest, check_only=check_only)
+    except RenderError as e:
+        err.print(f"error: render failed: {e}")
+        raise typer.Exit(EXIT_FAIL) from None
+    for label, items in (("changed", res.changed), ("added", res.added), ("removed", res.removed)):
+        for rel in items:
+            out.print(f"  {label:<8} {rel}")
+    verb = "would change" if check_only else "rendered"
+    if res.differs:
+        out.print(f"{verb}: {len(res.changed)} changed, {len(res.added)} added, {len(res.removed)} removed in {dest}")
+    else:
+        out.print(f"up to date: {len(res.files)} files in {dest}")
+    raise typer.Exit(EXIT_CHANGES if check_only and res.differs else EXIT_OK)
 
 
 @app.command()

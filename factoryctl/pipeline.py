@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .findings import Finding, Severity
-from .load import LoadError, Loaded, load_file
+from .load import Loaded, LoadError, load_file
 from .model import Factory
 from .resolve import Site, resolve
 from .rules import run_rules

@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -28,7 +29,6 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-import yaml
 from yaml import YAMLError
 
 __all__ = [

@@ -7,8 +7,8 @@ from typing import Literal
 from pydantic import Field
 
 from .common import Strict
-from .facility import Facility, Rack
 from .fabric import ComputeFabric, Fabric
+from .facility import Facility, Rack
 from .inference import Inference
 from .kubernetes import Kubernetes
 from .nodes import NodeGroup

@@ -1,0 +1,31 @@
+"""Model + resolved facts -> the plain, sorted data every template reads (no I/O, no clock)."""
+
+from __future__ import annotations
+
+from .. import __version__
+from ..resolve import Site
+
+
+def build(site: Site) -> dict:
+    f = site.factory
+    facts = site.to_dict()
+    hosts = facts["hosts"]
+    by_role: dict[str, list[str]] = {}
+    for h in hosts:
+        for r in h["roles"]:
+            by_role.setdefault(r, []).append(h["name"])
+    gpu_groups = {g["name"]: g for g in facts["groups"]}
+    return {
+        "factory": f.model_dump(mode="json"),
+        "name": f.metadata.name,
+        "provider": f.site.provider,
+        "hosts": hosts,  # in declaration order: group order, then index
+        "groups": gpu_groups,
+        "hosts_by_role": {r: sorted(v) for r, v in sorted(by_role.items())},
+        "racks": facts["racks"],
+        "fabric": facts["fabric"],
+        "network": facts["network"],
+        "inference": facts["inference"],
+        "totals": facts["totals"],
+        "tool_version": __version__,
+    }

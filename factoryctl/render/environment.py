@@ -1,0 +1,102 @@
+"""The one Jinja environment: strict, deterministic, with a quoting filter per output context.
+
+Names are validated long before rendering; these filters make any remaining free text inert
+in the language it lands in (HCL, YAML, shell, JSON, Slurm config).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from functools import cache
+
+import jinja2
+import yaml
+
+from ..resources import templates_dir
+
+
+def hcl_string(value) -> str:
+    """A quoted HCL string literal: JSON escapes plus escaped template sequences, so
+    `${...}` and `%{...}` in a value stay text instead of becoming interpolation."""
+    text = json.dumps(str(value), ensure_ascii=False)
+    return text.replace("${", "$${").replace("%{", "%%{")
+
+
+def hcl_value(value) -> str:
+    """Any plain value (str, number, bool, list, dict) as an HCL expression."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    if isinstance(value, str):
+        return hcl_string(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(hcl_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        items = ", ".join(f"{hcl_string(k)} = {hcl_value(v)}" for k, v in sorted(value.items()))
+        return "{ " + items + " }" if items else "{}"
+    raise TypeError(f"cannot write {type(value).__name__} as HCL")
+
+
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
+    pass
+
+
+def yaml_value(value) -> str:
+    """A YAML flow scalar/collection on one line, quoted where YAML needs it."""
+    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, sort_keys=True, width=10**9,
+                     allow_unicode=True)
+    return text.removesuffix("\n...\n").rstrip("\n")
+
+
+def to_yaml(value, indent: int = 0) -> str:
+    """A block YAML document (sorted keys), indented by `indent` spaces after the first line."""
+    text = yaml.dump(value, Dumper=_Dumper, default_flow_style=False, sort_keys=True, width=120,
+                     allow_unicode=True).rstrip("\n")
+    return text.replace("\n", "\n" + " " * indent) if indent else text
+
+
+def to_json(value, indent: int | None = None) -> str:
+    return json.dumps(value, indent=indent, sort_keys=True, ensure_ascii=False)
+
+
+def shell_quote(value) -> str:
+    return shlex.quote(str(value))
+
+
+_SLURM_SAFE = re.compile(r"^[A-Za-z0-9_.,:/@%+=\-\[\]]*$")
+
+
+def slurm_value(value) -> str:
+    """A slurm.conf value: written bare when it is plainly safe, else refused (slurm.conf has
+    no quoting that survives every parser; names are RFC 1123 labels well before this)."""
+    text = str(value)
+    if not _SLURM_SAFE.match(text):
+        raise ValueError(f"value {text!r} is not safe in slurm.conf")
+    return text
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir())),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # no HTML here; every context has its own quoting filter below
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        hcl=hcl_value,
+        hcl_string=hcl_string,
+        yaml=yaml_value,
+        to_yaml=to_yaml,
+        json=to_json,
+        shell=shell_quote,
+        slurm=slurm_value,
+    )
+    return env

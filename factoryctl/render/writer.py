@@ -62,6 +62,8 @@ def select(provider: str) -> list[tuple[str, Path]]:
             continue
         rel = path.relative_to(root).as_posix()
         parts = rel.split("/")
+        if len(parts) == 1:
+            continue  # templates/README.md documents the tree; it is not part of it
         if parts[0] == "terraform" and len(parts) > 1 and parts[1] not in (provider, "modules"):
             continue  # one stack per provider: only this site's provider is rendered
         if parts[0] == "report":

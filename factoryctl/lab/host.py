@@ -63,6 +63,12 @@ def _put(root: Path, rel: str, data: str | bytes, mode: int = 0o644) -> None:
 
 
 def write_hosts(rec: HostRecord, text: str) -> None:
+    path = merged(rec) / "etc/hosts"
+    try:
+        if path.read_text() == text:
+            return  # a no-op `up` writes nothing into running hosts
+    except OSError:
+        pass
     _put(merged(rec), "etc/hosts", text)
 
 

@@ -51,14 +51,15 @@ def tp_divides_heads(f: Factory, site: Site) -> Iterable[Issue]:
     """vLLM shards attention by heads: num_attention_heads % TP must be 0, and the KV heads
     must split evenly (kv_heads % TP == 0) or be replicated evenly (TP % kv_heads == 0)
     (vLLM: "Total number of attention heads must be divisible by tensor parallel size")."""
-    for i, inf, _ in _deployments(f, site):
+    for i, inf, fit in _deployments(f, site):
         spec, tp = model_shape(inf), inf.tensor_parallel
         if spec is None or tp == 1:
             continue
         kv = spec.kv_heads
         kv_bad = (kv % tp != 0) if tp <= kv else (tp % kv != 0)
         if spec.attention_heads % tp or kv_bad:
-            ok = [t for t in (1, 2, 4, 8, 16, 32, 64) if spec.attention_heads % t == 0
+            reach = fit.scale_up_gpus or 64  # only suggest sizes that also fit the NVLink domain
+            ok = [t for t in (1, 2, 4, 8, 16, 32, 64) if t <= reach and spec.attention_heads % t == 0
                   and ((kv % t == 0) if t <= kv else (t % kv == 0))]
             yield Issue(
                 ("inference", i, "tensor_parallel"),

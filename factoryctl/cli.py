@@ -18,6 +18,7 @@ from rich.console import Console
 from . import __version__
 from . import blueprints as bp
 from .commands import bench as bench_commands
+from .commands import lab as lab_commands
 from .diagnostics import as_json, sarif, text
 from .findings import Severity, reaches
 from .pipeline import check
@@ -43,6 +44,7 @@ rules_app = typer.Typer(help="The semantic rules validate applies.", no_args_is_
 app.add_typer(blueprint_app, name="blueprint")
 app.add_typer(rules_app, name="rules")
 app.add_typer(bench_commands.app, name="bench", help="Benchmark tools: parse nccl-tests logs.")
+app.add_typer(lab_commands.app, name="lab", help="Local test hosts (network namespaces) for the lab site.")
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -1,0 +1,144 @@
+"""Ansible through ansible-runner: run a playbook in a private data dir and stream its events.
+
+The engine knows nothing of factory.yaml: it runs the rendered artifacts, counts per host
+(ok/changed/failed/unreachable/skipped) from the runner's event stream, keeps every event
+and the full stdout in the run's artifact folder, and stops cleanly when cancelled (Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HOST_EVENTS = {
+    "runner_on_ok": "ok",
+    "runner_on_failed": "failed",
+    "runner_on_unreachable": "unreachable",
+    "runner_on_skipped": "skipped",
+}
+
+
+@dataclass
+class HostStats:
+    ok: int = 0
+    changed: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+    last_error: str = ""
+
+
+@dataclass
+class PlaybookRun:
+    rc: int
+    status: str  # successful | failed | canceled | timeout
+    hosts: dict[str, HostStats] = field(default_factory=dict)
+    artifact_dir: Path | None = None
+
+    @property
+    def changed(self) -> int:
+        return sum(h.changed for h in self.hosts.values())
+
+    @property
+    def failed_hosts(self) -> list[str]:
+        return sorted(h for h, s in self.hosts.items() if s.failed)
+
+    @property
+    def unreachable_hosts(self) -> list[str]:
+        return sorted(h for h, s in self.hosts.items() if s.unreachable)
+
+
+def _message(res: dict) -> str:
+    for key in ("msg", "stderr", "module_stderr", "reason"):
+        val = res.get(key)
+        if val:
+            return str(val).strip().splitlines()[-1][:300] if isinstance(val, str) else str(val)[:300]
+    return ""
+
+
+class EventCounter:
+    """Folds runner events into per-host counts; forwards each event to an observer."""
+
+    def __init__(self, observer: Callable[[dict, dict[str, HostStats]], None] | None = None):
+        self.hosts: dict[str, HostStats] = {}
+        self.observer = observer
+        self.lock = threading.Lock()
+
+    def __call__(self, event: dict) -> bool:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        host = data.get("host")
+        with self.lock:
+            if kind in HOST_EVENTS and host:
+                s = self.hosts.setdefault(host, HostStats())
+                outcome = HOST_EVENTS[kind]
+                if outcome == "ok" and (data.get("res") or {}).get("changed"):
+                    s.changed += 1
+                elif outcome == "failed" and data.get("ignore_errors"):
+                    s.ok += 1
+                else:
+                    setattr(s, outcome, getattr(s, outcome) + 1)
+                if outcome in ("failed", "unreachable") and not data.get("ignore_errors"):
+                    s.last_error = f"{data.get('task', '')}: {_message(data.get('res') or {})}"
+            elif kind == "playbook_on_stats":
+                # The final recap is authoritative (it counts handlers and loops as Ansible does).
+                for outcome, key in (("ok", "ok"), ("changed", "changed"), ("failures", "failed"),
+                                     ("dark", "unreachable"), ("skipped", "skipped")):
+                    for h, n in (data.get(outcome) or {}).items():
+                        setattr(self.hosts.setdefault(h, HostStats()), key, n)
+                for h, n in (data.get("ok") or {}).items():
+                    # Ansible's recap "ok" includes changed; keep ok as the unchanged count.
+                    st = self.hosts[h]
+                    st.ok = max(0, n - st.changed)
+            if self.observer:
+                self.observer(event, self.hosts)
+        return True  # keep the event in the artifact folder
+
+
+def run_playbook(
+    private_data_dir: Path,
+    playbook: str,
+    artifact_dir: Path,
+    *,
+    limit: str | None = None,
+    tags: str | None = None,
+    check: bool = False,
+    diff: bool = False,
+    forks: int | None = None,
+    extravars: dict | None = None,
+    envvars: dict | None = None,
+    observer: Callable[[dict, dict[str, HostStats]], None] | None = None,
+    cancel: threading.Event | None = None,
+    timeout: int | None = None,
+) -> PlaybookRun:
+    import ansible_runner
+
+    counter = EventCounter(observer)
+    cmdline = " ".join(x for x in ("--check" if check else "", "--diff" if diff else "") if x)
+    env = dict(envvars or {})
+    # ansible-playbook lives beside this interpreter (the venv's bin), which may not be on PATH.
+    env.setdefault("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    env.setdefault("ANSIBLE_FORCE_COLOR", "0")
+    artifact_dir.mkdir(parents=True, exist_ok=True)
+    r = ansible_runner.run(
+        private_data_dir=str(private_data_dir),
+        playbook=playbook,
+        artifact_dir=str(artifact_dir),
+        ident="ansible",
+        limit=limit,
+        tags=tags,
+        forks=forks,
+        cmdline=cmdline or None,
+        extravars=extravars,
+        envvars=env,
+        event_handler=counter,
+        cancel_callback=(lambda: cancel.is_set()) if cancel is not None else None,
+        quiet=True,
+        suppress_env_files=True,  # env/ files could hold secrets; nothing lands in the build tree
+        timeout=timeout,
+    )
+    return PlaybookRun(rc=r.rc, status=r.status, hosts=counter.hosts, artifact_dir=artifact_dir / "ansible")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import __version__
 from ..resolve import Site
+from . import ansible_vars
 
 
 def build(site: Site) -> dict:
@@ -28,4 +29,5 @@ def build(site: Site) -> dict:
         "inference": facts["inference"],
         "totals": facts["totals"],
         "tool_version": __version__,
+        "ansible": ansible_vars.build(f.model_dump(mode="json"), hosts, gpu_groups),
     }

@@ -1,0 +1,170 @@
+"""What the Ansible tree needs from the model: inventory groups, host variables, group_vars.
+
+Everything here is plain, sorted data; templates/ansible/ only prints it. Group names are
+the node roles with '_' for '-' (`slurm_controller`, `kube_worker`, ...), `group_<node group>`,
+`rack_<rack>`, plus `gpu_nodes`. Role variables carry their role's prefix. No secret is ever
+placed here: munge keys, database passwords and tokens come from the environment or a vault
+when the playbook runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+from .. import catalog
+from ..model.nodes import Role
+
+ROLE_GROUPS: tuple[str, ...] = tuple(r.replace("-", "_") for r in get_args(Role))
+DERIVED_GROUPS = ("gpu_nodes",)
+
+# Storage types that have a mount on the clients (object stores have none).
+MOUNTED_STORAGE = ("lustre", "weka", "vast", "gpfs", "nfs", "ceph", "beegfs")
+
+
+def ident(name: str) -> str:
+    """A model name (RFC 1123 label) as an Ansible identifier: '-' becomes '_'."""
+    return name.replace("-", "_")
+
+
+def _nvlink_domain(gpu_model: str | None) -> int:
+    spec = catalog.gpu(gpu_model) if gpu_model else None
+    return int(spec.nvlink_domain) if spec else 0
+
+
+def inventory(hosts: list[dict], groups: dict[str, dict]) -> dict[str, Any]:
+    """Groups (name -> sorted host names; every role group present, empty or not) and host vars."""
+    members: dict[str, set[str]] = {g: set() for g in (*ROLE_GROUPS, *DERIVED_GROUPS)}
+    hostvars: dict[str, dict] = {}
+    for h in hosts:
+        g = groups[h["group"]]
+        for role in h["roles"]:
+            members[ident(role)].add(h["name"])
+        members.setdefault(f"group_{ident(h['group'])}", set()).add(h["name"])
+        members.setdefault(f"rack_{ident(h['rack'])}", set()).add(h["name"])
+        if h["gpus"]:
+            members["gpu_nodes"].add(h["name"])
+        hv = {
+            "factory_group": h["group"],
+            "factory_index": h["index"],
+            "factory_rack": h["rack"],
+            "factory_gpus": h["gpus"],
+            "factory_gpu_model": g["gpu_model"] or "",
+            "factory_nvlink_domain": _nvlink_domain(g["gpu_model"]) if h["gpus"] else 0,
+            "factory_oob_address": h["oob_address"] or "",
+        }
+        if h["address"]:
+            hv["ansible_host"] = h["address"]
+        hostvars[h["name"]] = hv
+    return {
+        "groups": {k: sorted(v) for k, v in sorted(members.items())},
+        "hostvars": hostvars,  # host declaration order, as the model lists them
+    }
+
+
+def _storage(s: dict) -> dict:
+    return {
+        "name": s["name"],
+        "type": s["type"],
+        "mount": s["mount"],
+        "server": s["server"] or "",
+        "servers": list(s["servers"]),
+        "options": list(s["options"]),
+        "clients": list(s["clients"]),
+    }
+
+
+def _deployment(i: dict) -> dict:
+    keys = ("name", "engine", "model", "model_source", "precision", "kv_cache_dtype",
+            "tensor_parallel", "pipeline_parallel", "replicas", "platform", "max_context",
+            "max_num_seqs", "gpu_memory_utilization", "disaggregated")
+    out = {k: i[k] for k in keys}
+    out["image"] = i["image"] or ""
+    out["nodes"] = list(i["nodes"])
+    return out
+
+
+def group_vars(f: dict) -> dict[str, Any]:
+    """Role variables for group_vars/all.yml, role-prefixed, from the model (defaults filled)."""
+    site, k8s, slurm, sov = f["site"], f["kubernetes"], f["slurm"], f["sovereignty"]
+    lab = site["provider"] == "lab"  # namespaces sharing the machine's kernel and clock
+    mirrors = site["mirrors"] or {"apt": [], "pypi": [], "containers": [], "helm": []}
+    gpu_op = k8s["gpu_operator"] if k8s["enabled"] else None
+    net_op = k8s["network_operator"] if k8s["enabled"] else None
+    operator_driver = bool(gpu_op and gpu_op["driver_enabled"])
+    operator_dcgm = bool(gpu_op and gpu_op["dcgm_exporter"])
+    compute = f["fabric"]["compute"]
+    storage_fabric = f["fabric"]["storage"]
+    roce = (compute or {}).get("roce") or {"dscp": 26, "priority": 3, "pfc": True, "ecn": True,
+                                            "pfc_watchdog_ms": 100}
+    containers = slurm["containers"] or {"pyxis": False, "enroot": False, "images": []}
+    helm_repo = mirrors["helm"][0] if mirrors["helm"] else ""
+    public = not sov["air_gapped"]
+    metrics = sorted(o["endpoint"] for o in sov["observability"] if o["kind"] == "metrics")
+
+    out: dict[str, Any] = {
+        # common
+        "common_factory_name": f["metadata"]["name"],
+        "common_description": f["metadata"]["description"] or "",
+        "common_dns_domain": site["dns_domain"] or "",
+        "common_dns_servers": list(site["dns_servers"]),
+        "common_ntp_servers": list(site["ntp_servers"]),
+        "common_time_sync": not lab,
+        "common_manage_kernel": not lab,
+        "common_apt_update_cache": not lab,
+        # nvidia_driver / cuda_nccl: host drivers unless the GPU Operator brings its own
+        "nvidia_driver_enabled": not operator_driver or slurm["enabled"],
+        "cuda_nccl_enabled": not operator_driver or slurm["enabled"],
+        "cuda_nccl_tests_repo": "https://github.com/NVIDIA/nccl-tests.git" if public else "",
+        # fabric
+        "fabric_compute_type": compute["type"] if compute else "",
+        "fabric_compute_link_gbps": compute["link_gbps"] if compute else 0,
+        "fabric_storage_type": storage_fabric["type"] if storage_fabric else "",
+        "fabric_sharp": bool(compute and compute["sharp"]),
+        "fabric_roce_dscp": roce["dscp"],
+        "fabric_roce_priority": roce["priority"],
+        "fabric_roce_pfc": roce["pfc"],
+        "fabric_roce_ecn": roce["ecn"],
+        "fabric_roce_pfc_watchdog_ms": roce["pfc_watchdog_ms"] or 0,
+        # storage_client
+        "storage_client_mounts": [_storage(s) for s in f["storage"] if s["type"] in MOUNTED_STORAGE and s["mount"]],
+        # slurm
+        "slurm_enabled": slurm["enabled"],
+        "slurm_cluster_name": slurm["cluster_name"],
+        "slurm_version": slurm["version"] or "",
+        "slurm_accounting": slurm["accounting"],
+        "slurm_mpi_default": slurm["mpi_default"],
+        "slurm_pyxis": containers["pyxis"],
+        "slurm_enroot": containers["enroot"] or containers["pyxis"],  # pyxis runs on enroot
+        "slurm_container_images": list(containers["images"]),
+        # kubernetes
+        "kubernetes_enabled": k8s["enabled"],
+        "kubernetes_version": k8s["version"],
+        "kubernetes_distribution": k8s["distribution"],
+        "kubernetes_pod_cidr": k8s["pod_cidr"],
+        "kubernetes_service_cidr": k8s["service_cidr"],
+        "kubernetes_node_pod_prefix": k8s["node_pod_prefix"],
+        "kubernetes_image_repository": mirrors["containers"][0] if mirrors["containers"] else "",
+        # gpu_operator / network_operator
+        "gpu_operator_enabled": gpu_op is not None,
+        "gpu_operator_version": gpu_op["version"] if gpu_op else "",
+        "gpu_operator_mig_strategy": gpu_op["mig_strategy"] if gpu_op else "none",
+        "gpu_operator_driver_enabled": operator_driver,
+        "gpu_operator_dcgm_exporter": operator_dcgm,
+        "gpu_operator_chart_repo": helm_repo or ("https://helm.ngc.nvidia.com/nvidia" if public else ""),
+        "network_operator_enabled": bool(net_op and net_op["enabled"]),
+        "network_operator_rdma_shared_device": bool(net_op and net_op["rdma_shared_device"]),
+        "network_operator_sriov": bool(net_op and net_op["sriov"]),
+        "network_operator_chart_repo": helm_repo or ("https://helm.ngc.nvidia.com/nvidia" if public else ""),
+        # inference
+        "inference_deployments": [_deployment(i) for i in f["inference"]],
+        # monitoring: DCGM exporter on hosts unless the GPU Operator runs it (Kubernetes-only GPUs)
+        "monitoring_node_exporter": not lab,
+        "monitoring_dcgm_exporter": not lab and (not operator_dcgm or slurm["enabled"]),
+        "monitoring_remote_write": metrics,
+    }
+    return dict(sorted(out.items()))
+
+
+def build(factory: dict, hosts: list[dict], groups: dict[str, dict]) -> dict[str, Any]:
+    """The `ansible` key of the render context."""
+    return {**inventory(hosts, groups), "group_vars": group_vars(factory)}

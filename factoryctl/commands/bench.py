@@ -106,3 +106,212 @@ def parse_cmd(
             _render(console, res)
     if bad or any(_failed(r) for r in results):
         raise typer.Exit(code=1)
+
+
+# --- expectations, judging and the built-in benchmark -----------------------------------------
+
+_COLOURS = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
+
+
+def _console() -> Console:
+    return Console(width=None if Console().is_terminal else 200, highlight=False)
+
+
+def _factory(file: Path):
+    """(factory, contexts) of FILE; prints the findings and exits 1 when it cannot be resolved."""
+    from factoryctl.bench.expect import contexts
+    from factoryctl.diagnostics import text
+    from factoryctl.pipeline import check
+
+    c = check(file)
+    if c.site is None or c.factory is None:
+        typer.echo(text(c.sorted_findings, c.loaded.text if c.loaded else None), err=True, nl=False)
+        raise typer.Exit(code=1)
+    return c.factory, contexts(c.factory, c.site)
+
+
+@app.command("expect")
+def expect_cmd(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="factory.yaml"),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text table or JSON."),
+) -> None:
+    """What a healthy factory should measure: NCCL busbw per collective on one node and on all
+    nodes of each GPU group, GEMM TFLOPS, memory and host<->device copy GB/s, each with its source."""
+    from factoryctl.bench.expect import expectations
+
+    factory, ctxs = _factory(file)
+    groups = [{"group": c.group, "gpu": c.gpu.name, "gpus_per_node": c.gpus_per_node, "nodes": c.nodes,
+               "nic_ports": c.nic_ports, "port_gbps": c.port_gbps, "fabric": c.fabric,
+               "expectations": [e.to_dict() for e in expectations(c)]} for c in ctxs]
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps({"factory": factory.metadata.name, "groups": groups,
+                               "thresholds": factory.verify.thresholds.model_dump()}, indent=2))
+        return
+    console = _console()
+    if not groups:
+        console.print("no GPU node group with a GPU the catalog knows: nothing to expect")
+    for g in groups:
+        console.print(f"[bold]{g['group']}[/bold]: {g['nodes']} x {g['gpus_per_node']} {g['gpu']}, "
+                      f"{g['nic_ports']} x {g['port_gbps']}G {g['fabric'] or 'no compute fabric'}")
+        table = Table(show_edge=False, pad_edge=False)
+        for col in ("figure", "scope", "expected", "basis", "source"):
+            table.add_column(col, justify="right" if col == "expected" else "left",
+                             overflow="fold")
+        for e in g["expectations"]:
+            val = "-" if e["value"] is None else f"{e['value']:g} {e['unit']}"
+            table.add_row(e["name"], e["scope"], val, e["basis"], escape(e["source"]))
+        console.print(table)
+
+
+def _judge_file(path: Path, ctxs, th):
+    from factoryctl.bench import fallback
+    from factoryctl.bench.judge import Measurement, judge_fallback, judge_nccl
+    from factoryctl.bench.nccl_parse import parse_json, parse_text
+
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except OSError as exc:
+        return "unreadable", [Measurement(name="read", value=None, unit="", verdict="fail",
+                                          result=str(path), reason=f"cannot read: {exc.strerror or exc}")]
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            return "json", [Measurement(name="read", value=None, unit="", verdict="fail",
+                                        result=str(path), reason=f"not valid JSON: {exc}")]
+        if fallback.is_fallback(data):
+            try:
+                doc = fallback.load(data, source=str(path))
+            except ValueError as exc:
+                return "fallback", [Measurement(name="read", value=None, unit="", verdict="fail",
+                                                result=str(path), reason=str(exc))]
+            return "fallback", judge_fallback(doc, ctxs, th)
+        return "nccl-tests", judge_nccl(parse_json(data, source=str(path)), ctxs, th)
+    return "nccl-tests", judge_nccl(parse_text(text, source=str(path)), ctxs, th)
+
+
+def _print_judged(console: Console, judged: list[tuple[str, str, list]]) -> None:
+    from factoryctl.bench.judge import worst
+
+    for source, kind, ms in judged:
+        v = worst(ms)
+        console.print(f"[bold]{escape(source)}[/bold] ({kind}): [{_COLOURS[v]}]{v}[/{_COLOURS[v]}]")
+        table = Table(show_edge=False, pad_edge=False)
+        for col in ("figure", "measured", "expected", "fraction", "verdict", "reason"):
+            table.add_column(col, justify="right" if col in ("measured", "expected", "fraction") else "left",
+                             overflow="fold")
+        for m in ms:
+            c = _COLOURS[m.verdict]
+            table.add_row(m.name, "-" if m.value is None else f"{m.value:.4g} {m.unit}",
+                          "-" if m.expected is None else f"{m.expected:g}",
+                          "-" if m.fraction is None else f"{m.fraction:.0%}",
+                          f"[{c}]{m.verdict}[/{c}]", escape(m.reason))
+        console.print(table)
+    counts = {v: sum(m.verdict == v for _, _, ms in judged for m in ms) for v in _COLOURS}
+    console.print(", ".join(f"{n} {v}" for v, n in counts.items()))
+
+
+def _emit_judged(judged, fmt: OutputFormat, extra: dict | None = None) -> bool:
+    """Print judged results; True when anything failed."""
+    from factoryctl.bench.judge import worst
+
+    every = [m for _, _, ms in judged for m in ms]
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps((extra or {}) | {
+            "verdict": worst(every),
+            "results": [{"result": s, "kind": k, "verdict": worst(ms),
+                         "measurements": [m.to_dict() for m in ms]} for s, k, ms in judged]},
+            indent=2))
+    else:
+        _print_judged(_console(), judged)
+    return any(m.verdict == "fail" for m in every)
+
+
+@app.command("judge")
+def judge_cmd(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="factory.yaml"),
+    results: list[Path] = typer.Argument(..., metavar="RESULT...",
+                                         help="nccl-tests logs or -J JSON, built-in benchmark JSON."),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text table or JSON."),
+) -> None:
+    """Judge results against FILE's expectations and verify.thresholds; exit 1 on any fail.
+
+    Bandwidth is judged at the largest size of at least 1 GiB; wrong data or a crash fails
+    whatever the numbers."""
+    factory, ctxs = _factory(file)
+    th = factory.verify.thresholds
+    judged = [(str(p), *_judge_file(p, ctxs, th)) for p in results]
+    if _emit_judged(judged, fmt):
+        raise typer.Exit(code=1)
+
+
+def _local_gpus() -> int:
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return 1
+    return max(1, sum(1 for line in out.stdout.splitlines() if line.startswith("GPU ")))
+
+
+class Mode(StrEnum):
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+@app.command("run-local")
+def run_local_cmd(
+    mode: Mode = typer.Option(Mode.cpu, "--mode", help="cpu: gloo on CPU tensors (lab); gpu: NCCL, one rank per GPU."),
+    world_size: int | None = typer.Option(None, "--world-size", "-n", min=1,
+                                          help="Ranks to start (cpu: 2; gpu: every GPU nvidia-smi lists)."),
+    tests: str | None = typer.Option(None, "--tests", help="Comma list of gemm, hbm, host, all_reduce."),
+    dtypes: str | None = typer.Option(None, "--dtypes", help="GEMM dtypes (gpu: bf16,fp16,fp8; cpu: fp32)."),
+    min_bytes: str | None = typer.Option(None, "--min-bytes", help="all_reduce sweep start (gpu 1M, cpu 32K)."),
+    max_bytes: str | None = typer.Option(None, "--max-bytes", help="all_reduce sweep end (gpu 4G, cpu 16M)."),
+    iters: int | None = typer.Option(None, "--iters", min=1, help="Timed iterations (20)."),
+    factory: Path | None = typer.Option(None, "--factory", exists=True, dir_okay=False,
+                                        help="Judge against this factory.yaml (default: the catalog entry of the GPU found)."),
+    out: Path | None = typer.Option(None, "--out", help="Also write the result JSON here."),
+    timeout: int = typer.Option(900, "--timeout", min=10, help="Seconds before every rank is stopped."),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text or JSON."),
+) -> None:
+    """Run the built-in benchmark on this machine (no nccl-tests needed) and judge it.
+
+    Starts one worker process per rank with the torchrun environment (RANK, WORLD_SIZE,
+    MASTER_ADDR, MASTER_PORT); exit 1 when a rank fails or a figure fails its threshold."""
+    from factoryctl.bench import expect, fallback
+    from factoryctl.bench.judge import judge_fallback
+    from factoryctl.model.verify import Thresholds
+
+    if not fallback.torch_available():
+        typer.echo("error: PyTorch is not installed; the built-in benchmark needs it: "
+                   "pip install 'factoryctl[bench]'", err=True)
+        raise typer.Exit(code=1)
+    n = world_size or (2 if mode is Mode.cpu else _local_gpus())
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in (("tests", tests), ("dtypes", dtypes),
+            ("min_bytes", min_bytes), ("max_bytes", max_bytes), ("iters", iters)) if v is not None]
+    run = fallback.run_local(mode.value, n, args, timeout=timeout)
+    if run.stderr:
+        typer.echo(run.stderr, err=True)
+    if run.result is None:
+        typer.echo(f"error: the benchmark produced no result (exit {run.returncode})", err=True)
+        raise typer.Exit(code=1)
+    doc = run.result
+    if out is not None:
+        out.write_text(json.dumps(doc.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if factory is not None:
+        fac, ctxs = _factory(factory)
+        th = fac.verify.thresholds
+    else:
+        found = expect.for_gpu(doc.device_name, gpus_per_node=doc.world_size // max(1, doc.nodes))
+        ctxs, th = ([found] if found else []), Thresholds()
+    judged = [(doc.source, "fallback", judge_fallback(doc, ctxs, th))]
+    extra = {"run": doc.to_dict()} if fmt is OutputFormat.json else None
+    if fmt is OutputFormat.text:
+        v = doc.versions
+        _console().print(f"{doc.mode} run: {doc.world_size} ranks ({doc.backend}) on {', '.join(doc.hosts)}; "
+                         + ", ".join(f"{k} {v[k]}" for k in ("torch", "cuda", "nccl", "driver") if v.get(k)))
+    failed = _emit_judged(judged, fmt, extra)
+    if failed or run.returncode != 0:
+        raise typer.Exit(code=1)

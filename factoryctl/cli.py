@@ -183,6 +183,42 @@ def render(
     raise typer.Exit(EXIT_CHANGES if check_only and res.differs else EXIT_OK)
 
 
+class BomFormat(str, Enum):
+    text = "text"
+    json = "json"
+    csv = "csv"
+
+
+WorkspaceOpt = typer.Option(None, "--workspace", help="Workspace with verify runs (default .factory/<name>).")
+
+
+@app.command()
+def bom(file: Path = FileArg, fmt: BomFormat = typer.Option(BomFormat.text, "--format", "-f", help="text, json or csv.")) -> None:
+    """Bill of materials: nodes, GPUs, NICs, switches by tier, cables, transceivers, racks, PDUs."""
+    from .commands import economics
+
+    raise typer.Exit(economics.bom_cmd(file, fmt.value, out))
+
+
+@app.command()
+def cost(file: Path = FileArg, fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
+         workspace: Path | None = WorkspaceOpt) -> None:
+    """Power, capex, opex, cost per GPU-hour, break-even utilisation and cost per token, each with its inputs."""
+    from .commands import economics
+
+    raise typer.Exit(economics.cost_cmd(file, fmt.value, workspace, out))
+
+
+@app.command()
+def report(file: Path = FileArg,
+           out_dir: Path | None = typer.Option(None, "--out", help="Folder for report.html (default .factory/<name>/report)."),
+           workspace: Path | None = WorkspaceOpt) -> None:
+    """Write one self-contained HTML report: topology, racks, BOM, cost, findings, last verify run."""
+    from .commands import economics
+
+    raise typer.Exit(economics.report_cmd(file, out_dir, workspace, out))
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of factory.yaml (for editors via yaml-language-server)."""

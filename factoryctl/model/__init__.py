@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from .common import Strict
+from .economics import Economics
 from .fabric import ComputeFabric, Fabric
 from .facility import Facility, Rack
 from .inference import Inference
@@ -35,6 +36,7 @@ class Factory(Strict):
     inference: list[Inference] = Field(default_factory=list)
     sovereignty: Sovereignty = Field(default_factory=Sovereignty)
     verify: Verify = Field(default_factory=Verify)
+    economics: Economics | None = None
 
 
 __all__ = [

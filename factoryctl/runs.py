@@ -10,7 +10,10 @@ the last folder in name order is the latest run. The files read here, all JSON o
                     "gpus": 4,                     # optional: GPUs that replica used (TP x PP)
                     "tool": "vllm bench serve",    # optional, free text
                     "concurrency": 64}],           # optional
-     "nccl": [<one result as `factoryctl bench parse --format json` prints it>, ...]}
+     "nccl": [<one result as `factoryctl bench parse --format json` prints it, or any object
+               with "rows": [{"size_bytes": int, "busbw_gbps": float}] (the built-in sweep)>],
+     "measurements": [<judged results as `factoryctl bench judge --format json` gives them:
+                       name, value, unit, expected, fraction, verdict, reason>]}
 `runs/<id>/verify*.json`
     {"checks": [{"host": "gpu01", "check": "gpu-count",
                  "status": "passed" | "failed" | "skipped" | "error", "detail": "8 of 8"}]}
@@ -30,6 +33,7 @@ from typing import Any
 from .cost import Measured
 
 STATUSES = ("passed", "failed", "skipped", "error")
+VERDICTS = ("pass", "warn", "fail", "skip")
 
 
 @dataclass(frozen=True)
@@ -47,11 +51,12 @@ class Run:
     checks: list[HostCheck] = field(default_factory=list)
     nccl: list[dict[str, Any]] = field(default_factory=list)
     inference: list[Measured] = field(default_factory=list)
+    measurements: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.checks or self.nccl or self.inference)
+        return not (self.checks or self.nccl or self.inference or self.measurements)
 
 
 def workspace_dir(name: str, root: Path | None = None) -> Path:
@@ -114,6 +119,12 @@ def read_run(path: Path) -> Run:
             run.nccl.extend(x for x in nccl if isinstance(x, dict) and isinstance(x.get("rows"), list))
         else:
             run.problems.append(f"{f.name}: 'nccl' is not a list")
+        ms = doc.get("measurements", [])
+        if isinstance(ms, list):
+            run.measurements.extend(m for m in ms if isinstance(m, dict) and isinstance(m.get("name"), str)
+                                    and m.get("verdict") in VERDICTS)
+        else:
+            run.problems.append(f"{f.name}: 'measurements' is not a list")
     for f in sorted(path.glob("verify*.json")):
         doc = _load(f, run.problems)
         if doc is not None and "checks" in doc:

@@ -28,6 +28,7 @@ from .racks import racks_svg
 from .topology import topology_svg
 
 REPORT_FILE = "report.html"
+VERDICT_ORDER = {"fail": 0, "warn": 1, "pass": 2, "skip": 3}
 
 
 def _env() -> Environment:
@@ -76,6 +77,7 @@ def context(c: Checked, workspace: Path) -> dict:
         busbw = plots.busbw_plot(run.nccl)
         run_ctx = {"id": run.id, "path": str(run.path), "checks": checks, "status": status,
                    "busbw": Markup(busbw) if busbw else None, "nccl": run.nccl, "inference": run.inference,
+                   "measurements": sorted(run.measurements, key=lambda m: (VERDICT_ORDER.get(m["verdict"], 9), m["name"])),
                    "problems": run.problems}
     gpu_plot = plots.gpu_hour_plot(co)
     source_text = c.loaded.text if c.loaded else ""

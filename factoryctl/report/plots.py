@@ -64,7 +64,7 @@ def gpu_hour_plot(co: Cost) -> str | None:
 def _busbw(rows: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
     xs, ys = [], []
     for r in rows:
-        halves = [r.get("out_of_place"), r.get("in_place")]
+        halves = [r.get("out_of_place"), r.get("in_place"), r]  # nccl-tests halves, or a flat sweep row
         vals = [h.get("busbw_gbps") for h in halves if isinstance(h, dict) and isinstance(h.get("busbw_gbps"), int | float)]
         size = r.get("size_bytes")
         if vals and isinstance(size, int) and size > 0:
@@ -79,7 +79,7 @@ def busbw_plot(results: list[dict[str, Any]]) -> str | None:
     for res in results:
         xs, ys = _busbw(res.get("rows", []))
         if xs:
-            label = res.get("collective") or "?"
+            label = res.get("collective") or res.get("name") or "all_reduce"
             if res.get("ranks"):
                 label += f", {res['ranks']} ranks"
             series.append((label, xs, ys, res.get("expected_busbw_gbps")))

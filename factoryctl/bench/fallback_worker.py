@@ -99,7 +99,7 @@ def first_host(nodelist: str) -> str:
             break
         depth += {"[": 1, "]": -1}.get(ch, 0)
         head += ch
-    m = re.fullmatch(r"([^\[]*)\[([^\]-,]+)[^\]]*\](.*)", head)
+    m = re.fullmatch(r"([^\[]*)\[([^\],-]+)[^\]]*\](.*)", head)
     return f"{m.group(1)}{m.group(2)}{m.group(3)}" if m else head
 
 

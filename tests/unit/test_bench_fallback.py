@@ -151,3 +151,51 @@ def test_cli_run_local_cpu(tmp_path: Path) -> None:
     names = {m["name"]: m["verdict"] for m in data["results"][0]["measurements"]}
     assert names == {"gemm.fp32.tflops": "skip", "all_reduce.check": "pass", "all_reduce.busbw": "skip"}
     assert json.loads(out.read_text())["schema"] == fallback.SCHEMA
+
+
+@needs_torch
+def test_fp8_gemm_call_runs_where_scaled_mm_exists(monkeypatch) -> None:
+    """The fp8 branch (torch._scaled_mm with a column-major B and unit scales), on the CPU
+    kernels of recent torch, with the GPU-only gate lifted."""
+    import torch
+
+    dev = torch.device("cpu")
+    monkeypatch.setattr(w, "fp8_unsupported", lambda torch, device: None)
+    try:
+        rec = w.bench_gemm(torch, dev, w.Timer(torch, dev), "fp8", 64, warmup=1, iters=2)
+    except (RuntimeError, NotImplementedError) as exc:
+        pytest.skip(f"this torch has no CPU fp8 GEMM: {exc}")
+    assert rec["tflops"] > 0 and "skipped" not in rec
+
+
+class _FakeEvent:
+    clock = 0.0
+
+    def __init__(self, enable_timing: bool) -> None:
+        assert enable_timing
+        self.at = None
+
+    def record(self) -> None:
+        _FakeEvent.clock += 2.5  # ms
+        self.at = _FakeEvent.clock
+
+    def elapsed_time(self, end: _FakeEvent) -> float:
+        return end.at - self.at
+
+
+class _FakeCuda:
+    Event = _FakeEvent
+    syncs = 0
+
+    @classmethod
+    def synchronize(cls) -> None:
+        cls.syncs += 1
+
+
+def test_gpu_timer_uses_cuda_events() -> None:
+    fake_torch = type("T", (), {"cuda": _FakeCuda})
+    timer = w.Timer(fake_torch, type("D", (), {"type": "cuda"})())
+    calls = []
+    times = timer.run(lambda: calls.append("op"), warmup=2, iters=3, before=lambda: calls.append("flush"))
+    assert times == [0.0025] * 3  # event milliseconds -> seconds
+    assert calls == ["flush", "op"] * 5 and _FakeCuda.syncs == 2

@@ -43,7 +43,7 @@ blueprint_app = typer.Typer(help="List, show and fork the shipped blueprints.", 
 rules_app = typer.Typer(help="The semantic rules validate applies.", no_args_is_help=True)
 app.add_typer(blueprint_app, name="blueprint")
 app.add_typer(rules_app, name="rules")
-app.add_typer(bench_commands.app, name="bench", help="Benchmark tools: parse nccl-tests logs.")
+app.add_typer(bench_commands.app, name="bench", help="Benchmarks: parse nccl-tests logs, expectations, judge results, run the built-in fallback.")
 app.add_typer(lab_commands.app, name="lab", help="Local test hosts (network namespaces) for the lab site.")
 
 out = Console(highlight=False, soft_wrap=True)

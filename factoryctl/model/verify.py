@@ -33,7 +33,7 @@ class Thresholds(Strict):
     nccl_busbw_fraction: Fraction = 0.8
     gemm_fraction: Fraction = 0.7
     hbm_fraction: Fraction = 0.8
-    warn_margin: Fraction = 0.1  # within this fraction below a threshold: warn, not fail
+    warn_margin: Fraction = 0.1  # at or above the threshold but within this margin of it: warn
 
 
 class Verify(Strict):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from .. import __version__
 from ..resolve import Site
-from . import ansible_vars
+from . import ansible_vars, kube
+from . import slurm as slurm_facts
+from .units import terraform_units
 
 
 def build(site: Site) -> dict:
@@ -30,4 +32,7 @@ def build(site: Site) -> dict:
         "totals": facts["totals"],
         "tool_version": __version__,
         "ansible": ansible_vars.build(f.model_dump(mode="json"), hosts, gpu_groups),
+        "slurm": slurm_facts.build(site),
+        "kube": kube.build(site),
+        "terraform_units": terraform_units(f, hosts, gpu_groups),  # render/units.py
     }

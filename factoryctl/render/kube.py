@@ -1,0 +1,633 @@
+"""What kubernetes/ needs from the model: namespaces and quotas, operator Helm values, the
+NicClusterPolicy, and one set of manifests per inference deployment.
+
+Every manifest is built here as plain data and printed by templates/kubernetes/ through
+`to_yaml`, so no value is ever spliced into YAML text. Free text from factory.yaml (model
+names, sources, images) only lands in YAML scalars and in container argument lists (never
+in a shell script); Kubernetes expands `$(VAR)` in command, args and env values, so every
+`$` of such text is doubled to stay literal.
+
+Facts used (public docs): GPU Operator chart values (driver/toolkit/mig/migManager/
+dcgmExporter/nfd and per-component `repository`); Network Operator chart values (nfd,
+sriovNetworkOperator, operator.repository) and NicClusterPolicy (rdmaSharedDevicePlugin with
+a configList, secondaryNetwork multus/cniPlugins, nvIpam; components tagged
+`network-operator-v<release>` under nvcr.io/nvidia/mellanox since 25.x); vLLM OpenAI server
+flags; SGLang launch_server flags; TGI launcher flags; NIM 2.x (`nim-serve` forwards vLLM
+flags, NIM_MODEL_PATH, NIM_SERVER_PORT); Dynamo DynamoGraphDeployment (nvidia.com/v1alpha1:
+services with componentType frontend/worker, extraPodSpec.mainContainer, multinode.nodeCount,
+resources.limits.gpu); LeaderWorkerSet (leaderworkerset.x-k8s.io/v1, LWS_LEADER_ADDRESS).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import posixpath
+from urllib.parse import urlsplit
+
+from ..resolve import Site
+
+MANAGED = {"app.kubernetes.io/managed-by": "factoryctl"}
+GPU_OPERATOR_NS = "gpu-operator"
+NETWORK_OPERATOR_NS = "nvidia-network-operator"
+INFERENCE_NS = "inference"
+MODEL_ROOT = "/models"
+
+# Defaults used when inference[].image is not set; an air-gapped site gets the same path
+# under its first sovereignty.registries entry (registry.example/vllm/vllm-openai:v0.8.5).
+DEFAULT_IMAGES = {
+    "vllm": "docker.io/vllm/vllm-openai:v0.8.5",
+    "sglang": "docker.io/lmsysorg/sglang:v0.5.19-cu129",  # the last CUDA 12 tag (SGLang install docs)
+    "tgi": "ghcr.io/huggingface/text-generation-inference:3.0.0",
+    "nim": "nvcr.io/nim/nvidia/llm-nim:2.0.9",  # model-free NIM; pin the site's tested tag via image
+    "dynamo": "nvcr.io/nvidia/ai-dynamo/vllm-runtime:0.6.1",
+}
+SYNC_IMAGE = "docker.io/amazon/aws-cli:2.15.0"  # init container that copies weights from S3
+ENGINE_PORT = {"vllm": 8000, "sglang": 30000, "tgi": 8080, "nim": 8000, "dynamo": 8000}
+SERVICE_PORT = 8000
+
+# Network Operator release whose component images the NicClusterPolicy names.
+NETWORK_OPERATOR_RELEASE = "25.7.0"
+DOCA_DRIVER_VERSION = "doca3.1.0-25.07-0.9.7.0-0"  # the DOCA driver of that release's docs
+MELLANOX_REPO = "nvcr.io/nvidia/mellanox"
+
+# GPU Operator chart: every component's public repository (chart values.yaml), mirrored
+# under the site's registry when air-gapped.
+GPU_OPERATOR_REPOS = {
+    "operator": "nvcr.io/nvidia",
+    "validator": "nvcr.io/nvidia",
+    "driver": "nvcr.io/nvidia",
+    "driver.manager": "nvcr.io/nvidia/cloud-native",
+    "toolkit": "nvcr.io/nvidia/k8s",
+    "devicePlugin": "nvcr.io/nvidia",
+    "dcgm": "nvcr.io/nvidia/cloud-native",
+    "dcgmExporter": "nvcr.io/nvidia/k8s",
+    "gfd": "nvcr.io/nvidia",
+    "migManager": "nvcr.io/nvidia/cloud-native",
+    "nodeStatusExporter": "nvcr.io/nvidia",
+    "gds": "nvcr.io/nvidia/cloud-native",
+    "gdrcopy": "nvcr.io/nvidia/cloud-native",
+    "vgpuDeviceManager": "nvcr.io/nvidia/cloud-native",
+    "vfioManager": "nvcr.io/nvidia/cloud-native",
+    "vfioManager.driverManager": "nvcr.io/nvidia/cloud-native",
+    "sandboxDevicePlugin": "nvcr.io/nvidia",
+    "ccManager": "nvcr.io/nvidia/cloud-native",
+}
+NFD_REPO = "registry.k8s.io/nfd/node-feature-discovery"
+
+
+def literal(text: str) -> str:
+    """Text for a container command/args/env value that Kubernetes keeps as written."""
+    return str(text).replace("$", "$$")
+
+
+def _registry(site: Site) -> str | None:
+    """The registry an air-gapped site pulls from; None when the site is not air-gapped."""
+    f = site.factory
+    s = f.sovereignty
+    if not s.air_gapped:
+        return None
+    if s.registries:
+        return s.registries[0].strip().rstrip("/")
+    m = f.site.mirrors
+    if m is not None and m.containers:
+        return m.containers[0].strip().rstrip("/")
+    return None
+
+
+def _strip_host(ref: str) -> str:
+    """Image path without its registry host (nvcr.io/nvidia/k8s -> nvidia/k8s)."""
+    first, sep, rest = ref.partition("/")
+    return rest if sep and ("." in first or ":" in first) else ref
+
+
+def mirrored(ref: str, registry: str | None) -> str:
+    return f"{registry}/{_strip_host(ref)}" if registry else ref
+
+
+def _set(d: dict, dotted: str, value) -> None:
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        d = d.setdefault(k, {})
+    d[keys[-1]] = value
+
+
+# --- namespaces -------------------------------------------------------------------------
+
+
+def _namespace(name: str, labels: dict | None = None) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "labels": {**MANAGED, **(labels or {})}}}
+
+
+def namespaces(site: Site, inference: list[dict]) -> list[dict]:
+    k = site.factory.kubernetes
+    if not k.enabled:
+        return []
+    privileged = {"pod-security.kubernetes.io/enforce": "privileged"}
+    docs: dict[str, list[dict]] = {}
+    if k.gpu_operator is not None:
+        docs[GPU_OPERATOR_NS] = [_namespace(GPU_OPERATOR_NS, privileged)]
+    if k.network_operator is not None and k.network_operator.enabled:
+        docs[NETWORK_OPERATOR_NS] = [_namespace(NETWORK_OPERATOR_NS, privileged)]
+    if inference:
+        host_paths = any(d["host_path"] for d in inference)
+        labels = {} if host_paths else {"pod-security.kubernetes.io/enforce": "baseline"}
+        docs.setdefault(INFERENCE_NS, [_namespace(INFERENCE_NS, labels)])
+    for t in k.tenants:
+        if t.name in docs:
+            continue  # a tenant named like a system namespace: SLM/K8S rules report duplicates
+        hard = {"requests.nvidia.com/gpu": str(t.gpu_quota)}
+        if t.cpu_quota is not None:
+            hard["requests.cpu"] = str(t.cpu_quota)
+        docs[t.name] = [
+            _namespace(t.name, {"factoryctl.io/tenant": t.name}),
+            {"apiVersion": "v1", "kind": "ResourceQuota",
+             "metadata": {"name": "gpu-quota", "namespace": t.name, "labels": dict(MANAGED)},
+             "spec": {"hard": hard}},
+        ]
+    return [d for name in docs for d in docs[name]]
+
+
+# --- operators --------------------------------------------------------------------------
+
+
+def host_drivers(site: Site) -> bool:
+    """Whether GPU drivers are installed on the hosts (not by the GPU Operator): asked for,
+    or needed anyway because Slurm runs on the nodes (the Ansible side does the same)."""
+    f = site.factory
+    op = f.kubernetes.gpu_operator
+    return op is None or not op.driver_enabled or f.slurm.enabled
+
+
+def gpu_operator_values(site: Site) -> dict:
+    k = site.factory.kubernetes
+    op = k.gpu_operator
+    if not k.enabled or op is None:
+        return {}
+    net = k.network_operator
+    rdma = bool(net and net.enabled and (net.rdma_shared_device or net.sriov))
+    values: dict = {
+        "driver": {"enabled": not host_drivers(site)},
+        "toolkit": {"enabled": True},
+        "devicePlugin": {"enabled": True},
+        "nfd": {"enabled": True},  # the Network Operator reuses it (its own NFD stays off)
+        # the ClusterPolicy knows single and mixed; with no MIG GPU, single changes nothing
+        "mig": {"strategy": "mixed" if op.mig_strategy == "mixed" else "single"},
+        "migManager": {"enabled": op.mig_strategy != "none"},
+        "dcgmExporter": {"enabled": op.dcgm_exporter},
+    }
+    if rdma:
+        # GPUDirect RDMA: the driver container loads nvidia-peermem against the host's or
+        # the Network Operator's DOCA-OFED
+        values["driver"]["rdma"] = {"enabled": True, "useHostMofed": not _ofed_container(site)}
+    registry = _registry(site)
+    if registry:
+        for component, repo in GPU_OPERATOR_REPOS.items():
+            _set(values, f"{component}.repository", mirrored(repo, registry))
+        _set(values, "node-feature-discovery.image.repository", mirrored(NFD_REPO, registry))
+    return values
+
+
+def _ofed_container(site: Site) -> bool:
+    """DOCA-OFED from the Network Operator's driver container only where the GPU driver
+    comes from a container too; hosts with installed drivers carry their own OFED."""
+    return not host_drivers(site)
+
+
+def network_operator_values(site: Site) -> dict:
+    k = site.factory.kubernetes
+    net = k.network_operator
+    if not k.enabled or net is None or not net.enabled:
+        return {}
+    values: dict = {
+        "nfd": {"enabled": k.gpu_operator is None},  # never two NFD deployments
+        "sriovNetworkOperator": {"enabled": net.sriov},
+    }
+    registry = _registry(site)
+    if registry:
+        values["operator"] = {"repository": mirrored("nvcr.io/nvidia/cloud-native", registry),
+                              "ofedDriver": {"initContainer": {"repository": mirrored(MELLANOX_REPO, registry)}}}
+        if k.gpu_operator is None:
+            values["node-feature-discovery"] = {"image": {"repository": mirrored(NFD_REPO, registry)}}
+    return values
+
+
+def nic_cluster_policy(site: Site) -> dict | None:
+    k = site.factory.kubernetes
+    net = k.network_operator
+    if not k.enabled or net is None or not net.enabled:
+        return None
+    repo = mirrored(MELLANOX_REPO, _registry(site))
+    tag = f"network-operator-v{NETWORK_OPERATOR_RELEASE}"
+    spec: dict = {}
+    if _ofed_container(site):
+        spec["ofedDriver"] = {"image": "doca-driver", "repository": repo, "version": DOCA_DRIVER_VERSION}
+    if net.rdma_shared_device:
+        config = {"configList": [{"resourceName": "rdma_shared_device_a", "rdmaHcaMax": 63,
+                                  "selectors": {"vendors": ["15b3"]}}]}
+        spec["rdmaSharedDevicePlugin"] = {"image": "k8s-rdma-shared-dev-plugin", "repository": repo,
+                                          "version": tag, "config": json.dumps(config, sort_keys=True)}
+    if net.rdma_shared_device or net.sriov:
+        spec["nvIpam"] = {"image": "nvidia-k8s-ipam", "repository": repo, "version": tag,
+                          "enableWebhook": False}
+        spec["secondaryNetwork"] = {
+            "cniPlugins": {"image": "plugins", "repository": repo, "version": tag},
+            "multus": {"image": "multus-cni", "repository": repo, "version": tag},
+        }
+    return {"apiVersion": "mellanox.com/v1alpha1", "kind": "NicClusterPolicy",
+            "metadata": {"name": "nic-cluster-policy", "labels": dict(MANAGED)}, "spec": spec}
+
+
+def helm_releases(site: Site) -> list[dict]:
+    """Charts to install, in order, with the values file each takes (for the apply step)."""
+    f = site.factory
+    k = f.kubernetes
+    if not k.enabled:
+        return []
+    helm = f.site.mirrors.helm[0] if f.site.mirrors and f.site.mirrors.helm else None
+    repo = helm or (None if f.sovereignty.air_gapped else "https://helm.ngc.nvidia.com/nvidia")
+    out = []
+    if k.gpu_operator is not None:
+        out.append({"name": "gpu-operator", "chart": "gpu-operator", "repo": repo,
+                    "version": k.gpu_operator.version, "namespace": GPU_OPERATOR_NS,
+                    "values": "kubernetes/gpu-operator/values.yaml"})
+    if k.network_operator is not None and k.network_operator.enabled:
+        out.append({"name": "network-operator", "chart": "network-operator", "repo": repo,
+                    "version": NETWORK_OPERATOR_RELEASE, "namespace": NETWORK_OPERATOR_NS,
+                    "values": "kubernetes/network-operator/values.yaml",
+                    "after": ["kubernetes/network-operator/nicclusterpolicy.yaml"]})
+    return out
+
+
+# --- inference --------------------------------------------------------------------------
+
+
+def _image(site: Site, inf) -> str:
+    return inf.image.strip() if inf.image else mirrored(DEFAULT_IMAGES[inf.engine], _registry(site))
+
+
+def model_volume(site: Site, inf) -> dict:
+    """How the weights reach /models/<name>: a PVC (pvc://claim/sub/path), an NFS export
+    (nfs://server/export), a directory every node mounts (/path), or an init container that
+    copies them from an S3 store (s3://host/bucket/prefix) into the pod. Nothing is fetched
+    from a model hub."""
+    src = inf.model_source.strip()
+    path = posixpath.join(MODEL_ROOT, inf.name)
+    vol = {"name": "model"}
+    mount = {"name": "model", "mountPath": path, "readOnly": True}
+    init: list[dict] = []
+    host_path = False
+    scheme = src.split("://", 1)[0].lower() if "://" in src else ""
+    if scheme == "pvc":
+        claim, _, sub = src[len("pvc://"):].partition("/")
+        vol["persistentVolumeClaim"] = {"claimName": claim, "readOnly": True}
+        if sub.strip("/"):
+            mount["subPath"] = sub.strip("/")
+    elif scheme == "nfs":
+        parts = urlsplit(src)
+        vol["nfs"] = {"server": parts.hostname or "", "path": parts.path or "/", "readOnly": True}
+    elif scheme in ("", "file") and src.startswith(("/", "file:///")):
+        vol["hostPath"] = {"path": src[len("file://"):] if scheme else src, "type": "Directory"}
+        host_path = True
+    else:
+        vol["emptyDir"] = {}
+        mount = {"name": "model", "mountPath": path}
+        init.append(_sync_container(site, inf, scheme, src, path))
+    return {"volume": vol, "mount": mount, "init": init, "path": path, "host_path": host_path}
+
+
+def _sync_container(site: Site, inf, scheme: str, src: str, path: str) -> dict:
+    image = mirrored(SYNC_IMAGE, _registry(site))
+    c: dict = {"name": "fetch-model", "image": image,
+               "volumeMounts": [{"name": "model", "mountPath": path}]}
+    if scheme == "s3":
+        parts = urlsplit(src)
+        host = parts.netloc
+        if "." in host:  # s3://store.example/bucket/prefix: the authority is the endpoint
+            bucket_key = parts.path.lstrip("/")
+            endpoint = f"https://{host}"
+        else:  # s3://bucket/prefix on the provider's default endpoint
+            bucket_key, endpoint = f"{host}{parts.path}", None
+        args = ["s3", "sync", literal(f"s3://{bucket_key}"), path, "--no-progress", "--only-show-errors"]
+        if endpoint:
+            args += ["--endpoint-url", literal(endpoint)]
+        c.update({
+            "command": ["aws"], "args": args,
+            "env": [{"name": "AWS_EC2_METADATA_DISABLED", "value": "true"}],
+            "envFrom": [{"secretRef": {"name": "model-store-credentials", "optional": True}}],
+        })
+    else:
+        c.update({
+            "command": ["/bin/sh", "-c", 'echo "model_source scheme not supported: $1" >&2; exit 1', "fetch"],
+            "args": [literal(src)],
+        })
+    return c
+
+
+def _precision_args(engine: str, inf) -> list[str]:
+    p, kv = inf.precision, inf.kv_cache_dtype
+    if engine == "tgi":
+        out = {"bf16": ["--dtype", "bfloat16"], "fp16": ["--dtype", "float16"],
+               "fp8": ["--quantize", "fp8"]}.get(p, [])
+        return out  # int8/int4/fp4: a pre-quantized checkpoint, detected from its config
+    if engine == "sglang":
+        out = {"bf16": ["--dtype", "bfloat16"], "fp16": ["--dtype", "float16"],
+               "fp8": ["--quantization", "fp8"]}.get(p, [])
+        if kv == "fp8":
+            out += ["--kv-cache-dtype", "fp8_e4m3"]
+        return out
+    # vLLM and vLLM-based runtimes (NIM 2.x, Dynamo's vLLM worker)
+    out = {"bf16": ["--dtype", "bfloat16"], "fp16": ["--dtype", "float16"],
+           "fp8": ["--quantization", "fp8"]}.get(p, [])
+    if kv == "fp8":
+        out += ["--kv-cache-dtype", "fp8"]
+    return out
+
+
+def engine_args(inf, model_path: str, port: int) -> list[str]:
+    """Server flags: model path, parallelism, context, memory share and precision."""
+    tp, pp = inf.tensor_parallel, inf.pipeline_parallel
+    e = inf.engine
+    if e == "sglang":
+        args = ["--model-path", model_path, "--served-model-name", literal(inf.model),
+                "--host", "0.0.0.0", "--port", str(port), "--tp-size", str(tp),
+                "--context-length", str(inf.max_context),
+                "--mem-fraction-static", str(inf.gpu_memory_utilization)]
+        if pp > 1:
+            args += ["--pp-size", str(pp)]
+    elif e == "tgi":
+        args = ["--model-id", model_path, "--hostname", "0.0.0.0", "--port", str(port),
+                "--num-shard", str(tp), "--max-total-tokens", str(inf.max_context),
+                "--cuda-memory-fraction", str(inf.gpu_memory_utilization)]
+    else:  # vllm, nim (nim-serve forwards vLLM flags), dynamo (dynamo.vllm takes vLLM flags)
+        args = ["--served-model-name", literal(inf.model),
+                "--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(pp),
+                "--max-model-len", str(inf.max_context),
+                "--gpu-memory-utilization", str(inf.gpu_memory_utilization)]
+        if e == "vllm":
+            args = ["--model", model_path, "--host", "0.0.0.0", "--port", str(port), *args]
+        elif e == "dynamo":
+            args = ["--model", model_path, *args]
+    return args + _precision_args(e, inf)
+
+
+def _probes(engine: str, port: int) -> dict:
+    live = "/v1/health/live" if engine == "nim" else "/health"
+    http = {"port": port}
+    return {
+        # weights can take many minutes to load: up to 30 minutes before liveness applies
+        "startupProbe": {"httpGet": {**http, "path": live}, "periodSeconds": 10, "failureThreshold": 180},
+        "livenessProbe": {"httpGet": {**http, "path": live}, "periodSeconds": 15, "failureThreshold": 4},
+        "readinessProbe": {"httpGet": {**http, "path": "/v1/models"}, "periodSeconds": 10, "failureThreshold": 3},
+    }
+
+
+def _labels(inf, extra: dict | None = None) -> dict:
+    return {"app.kubernetes.io/name": inf.name, "app.kubernetes.io/component": "inference",
+            "factoryctl.io/engine": inf.engine, **MANAGED, **(extra or {})}
+
+
+def _annotations(inf) -> dict:
+    return {"factoryctl.io/model": inf.model, "factoryctl.io/model-source": inf.model_source,
+            "factoryctl.io/precision": inf.precision}
+
+
+def _placement(site: Site, inf, fit) -> dict:
+    spec: dict = {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
+    if inf.nodes:
+        hosts = [h.name for h in site.hosts if h.group in fit.groups and "kube-worker" in h.roles]
+        spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "kubernetes.io/hostname", "operator": "In", "values": hosts}]}]}}}
+    return spec
+
+
+def _shm() -> tuple[dict, dict]:
+    return ({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
+            {"name": "dshm", "mountPath": "/dev/shm"})
+
+
+def _container(name: str, image: str, command: list[str] | None, args: list[str], port: int,
+               gpus: int, mounts: list[dict], probes: dict | None, env: list[dict] | None = None) -> dict:
+    c: dict = {"name": name, "image": image, "args": args,
+               "ports": [{"name": "http", "containerPort": port}],
+               "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
+               "volumeMounts": mounts}
+    if command:
+        c["command"] = command
+    if env:
+        c["env"] = env
+    if probes:
+        c.update(probes)
+    return c
+
+
+def _service(inf, port: int, selector: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": inf.name, "namespace": INFERENCE_NS, "labels": _labels(inf)},
+            "spec": {"type": "ClusterIP", "selector": selector,
+                     "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": port,
+                                "protocol": "TCP"}]}}
+
+
+def _command(engine: str) -> list[str] | None:
+    return {"vllm": ["python3", "-m", "vllm.entrypoints.openai.api_server"],
+            "sglang": ["python3", "-m", "sglang.launch_server"],
+            "tgi": ["text-generation-launcher"],
+            "nim": ["nim-serve"]}.get(engine)
+
+
+def _single_node(site: Site, inf, fit, mv: dict) -> list[dict]:
+    port = ENGINE_PORT[inf.engine]
+    gpus = inf.tensor_parallel * inf.pipeline_parallel
+    shm_vol, shm_mount = _shm()
+    env = None
+    if inf.engine == "nim":
+        env = [{"name": "NIM_MODEL_PATH", "value": literal(mv["path"])},
+               {"name": "NIM_SERVER_PORT", "value": str(port)}]
+    main = _container(inf.engine, _image(site, inf), _command(inf.engine),
+                      engine_args(inf, mv["path"], port), port, gpus,
+                      [mv["mount"], shm_mount], _probes(inf.engine, port), env)
+    selector = {"app.kubernetes.io/name": inf.name}
+    pod_spec = {"containers": [main], "volumes": [mv["volume"], shm_vol], **_placement(site, inf, fit)}
+    if mv["init"]:
+        pod_spec["initContainers"] = mv["init"]
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": inf.name, "namespace": INFERENCE_NS, "labels": _labels(inf),
+                     "annotations": _annotations(inf)},
+        "spec": {
+            "replicas": inf.replicas,
+            "selector": {"matchLabels": selector},
+            # GPUs are the scarce resource: replace pods one by one instead of surging
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}},
+            "template": {"metadata": {"labels": _labels(inf), "annotations": _annotations(inf)},
+                         "spec": pod_spec},
+        },
+    }
+    return [deployment, _service(inf, port, selector)]
+
+
+LEADER_SCRIPTS = {
+    "vllm": 'ray start --head --port=6379 && exec python3 -m vllm.entrypoints.openai.api_server "$@"',
+    "nim": 'exec nim-serve-ray --head --port 6379 "$@"',
+}
+WORKER_SCRIPTS = {
+    "vllm": 'exec ray start --address="$LWS_LEADER_ADDRESS:6379" --block',
+    "nim": 'exec nim-serve-ray --head-address "$LWS_LEADER_ADDRESS:6379"',
+}
+
+
+def _multi_node(site: Site, inf, fit, mv: dict, nodes: int, gpus_per_pod: int) -> list[dict]:
+    """A LeaderWorkerSet per deployment: one group of `nodes` pods per replica; the leader
+    serves the API. vLLM and NIM form a Ray cluster; SGLang ranks itself from LWS's index."""
+    port = ENGINE_PORT[inf.engine]
+    shm_vol, shm_mount = _shm()
+    image = _image(site, inf)
+    args = engine_args(inf, mv["path"], port)
+    mounts = [mv["mount"], shm_mount]
+    probes = _probes(inf.engine, port)
+    env = None
+    if inf.engine == "nim":
+        env = [{"name": "NIM_MODEL_PATH", "value": literal(mv["path"])},
+               {"name": "NIM_SERVER_PORT", "value": str(port)}]
+    if inf.engine == "sglang":
+        dist = ["--nnodes", str(nodes), "--node-rank", "$(LWS_WORKER_INDEX)",
+                "--dist-init-addr", "$(LWS_LEADER_ADDRESS):20000"]
+        leader = _container(inf.engine, image, _command("sglang"), args + dist, port, gpus_per_pod, mounts, probes)
+        worker = _container(inf.engine, image, _command("sglang"), args + dist, port, gpus_per_pod, mounts, None)
+    else:
+        if inf.engine == "vllm":
+            args = args + ["--distributed-executor-backend", "ray"]
+        leader = _container(inf.engine, image, ["/bin/sh", "-c", LEADER_SCRIPTS[inf.engine], inf.engine],
+                            args, port, gpus_per_pod, mounts, probes, env)
+        worker = _container(inf.engine, image, ["/bin/sh", "-c", WORKER_SCRIPTS[inf.engine]],
+                            [], port, gpus_per_pod, mounts, None, env)
+    base = {"volumes": [mv["volume"], shm_vol], **_placement(site, inf, fit)}
+    if mv["init"]:
+        base["initContainers"] = mv["init"]
+    role = "factoryctl.io/role"
+    lws = {
+        "apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+        "metadata": {"name": inf.name, "namespace": INFERENCE_NS, "labels": _labels(inf),
+                     "annotations": _annotations(inf)},
+        "spec": {
+            "replicas": inf.replicas,
+            "leaderWorkerTemplate": {
+                "size": nodes,
+                "restartPolicy": "RecreateGroupOnPodRestart",
+                "leaderTemplate": {"metadata": {"labels": _labels(inf, {role: "leader"})},
+                                   "spec": {**base, "containers": [leader]}},
+                "workerTemplate": {"metadata": {"labels": _labels(inf, {role: "worker"})},
+                                   "spec": {**base, "containers": [worker]}},
+            },
+        },
+    }
+    selector = {"app.kubernetes.io/name": inf.name, role: "leader"}
+    return [lws, _service(inf, port, selector)]
+
+
+def _dynamo(site: Site, inf, fit, mv: dict, nodes: int, gpus_per_pod: int) -> list[dict]:
+    """A DynamoGraphDeployment: a frontend (OpenAI API, KV-aware routing) and vLLM workers;
+    with `disaggregated`, the replicas split into prefill and decode pools."""
+    image = _image(site, inf)
+    port = ENGINE_PORT["dynamo"]
+    shm_vol, shm_mount = _shm()
+    args = engine_args(inf, mv["path"], port)
+
+    def worker(extra: list[str], replicas: int) -> dict:
+        pod = {"volumes": [mv["volume"], shm_vol],
+               "mainContainer": {"image": image, "command": ["python3", "-m", "dynamo.vllm"],
+                                 "args": args + extra, "volumeMounts": [mv["mount"], shm_mount]},
+               **_placement(site, inf, fit)}
+        if mv["init"]:
+            pod["initContainers"] = mv["init"]
+        svc = {"dynamoNamespace": inf.name, "componentType": "worker", "replicas": replicas,
+               "resources": {"limits": {"gpu": str(gpus_per_pod)}}, "extraPodSpec": pod}
+        if nodes > 1:
+            svc["multinode"] = {"nodeCount": nodes}
+        return svc
+
+    probes = _probes("dynamo", port)
+    services: dict = {
+        "Frontend": {
+            "dynamoNamespace": inf.name, "componentType": "frontend", "replicas": 1,
+            "livenessProbe": probes["livenessProbe"], "readinessProbe": probes["readinessProbe"],
+            "extraPodSpec": {"mainContainer": {"image": image, "command": ["python3", "-m", "dynamo.frontend"],
+                                               "args": ["--http-port", str(port)]}},
+        },
+    }
+    if inf.disaggregated and inf.replicas >= 2:
+        prefill = inf.replicas // 2
+        services["VllmPrefillWorker"] = worker(["--is-prefill-worker"], prefill)
+        services["VllmDecodeWorker"] = worker([], inf.replicas - prefill)
+    else:
+        services["VllmWorker"] = worker([], inf.replicas)
+    dgd = {"apiVersion": "nvidia.com/v1alpha1", "kind": "DynamoGraphDeployment",
+           "metadata": {"name": inf.name, "namespace": INFERENCE_NS, "labels": _labels(inf),
+                        "annotations": _annotations(inf)},
+           "spec": {"services": services}}
+    return [dgd]
+
+
+def inference_deployments(site: Site) -> list[dict]:
+    """One entry per Kubernetes inference deployment: its name, how it is laid out and the
+    documents that run it (empty, with a note, when the engine cannot run that layout)."""
+    f = site.factory
+    if not f.kubernetes.enabled:
+        return []
+    fits = {fit.name: fit for fit in site.inference}
+    out = []
+    for inf in f.inference:
+        if inf.platform != "kubernetes":
+            continue
+        fit = fits[inf.name]
+        mv = model_volume(site, inf)
+        per_replica = inf.tensor_parallel * inf.pipeline_parallel
+        per_node = fit.gpus_per_node or per_replica
+        nodes = max(1, math.ceil(per_replica / per_node))
+        gpus_per_pod = math.ceil(per_replica / nodes)
+        note = ""
+        if inf.engine == "dynamo":
+            docs = _dynamo(site, inf, fit, mv, nodes, gpus_per_pod)
+            layout = "dynamo"
+        elif nodes == 1:
+            docs = _single_node(site, inf, fit, mv)
+            layout = "single-node"
+        elif inf.engine == "tgi":
+            docs, layout = [], "unsupported"
+            note = f"TGI shards within one node; {per_replica} GPUs per replica need {nodes} nodes"
+        else:
+            docs = _multi_node(site, inf, fit, mv, nodes, gpus_per_pod)
+            layout = "multi-node"
+        out.append({"name": inf.name, "engine": inf.engine, "layout": layout, "nodes": nodes,
+                    "gpus_per_pod": gpus_per_pod, "image": _image(site, inf), "note": note,
+                    "host_path": mv["host_path"], "docs": docs})
+    return out
+
+
+def build(site: Site) -> dict:
+    """The `kube` key of the render context."""
+    k = site.factory.kubernetes
+    inference = inference_deployments(site)
+    registry = _registry(site)
+    out = {
+        "enabled": k.enabled,
+        "version": k.version,
+        "air_gapped": site.factory.sovereignty.air_gapped,
+        "registry": registry or "",
+        "namespaces": namespaces(site, inference),
+        "gpu_operator": {"enabled": k.enabled and k.gpu_operator is not None,
+                         "version": k.gpu_operator.version if k.gpu_operator else "",
+                         "values": gpu_operator_values(site)},
+        "network_operator": {"enabled": bool(k.enabled and k.network_operator and k.network_operator.enabled),
+                             "version": NETWORK_OPERATOR_RELEASE,
+                             "values": network_operator_values(site),
+                             "policy": nic_cluster_policy(site)},
+        "helm_releases": helm_releases(site),
+        "inference": inference,
+        "inference_namespace": INFERENCE_NS,
+    }
+    # a JSON round trip unshares repeated parts (volumes, probes), so YAML has no aliases
+    return json.loads(json.dumps(out))

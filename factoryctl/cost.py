@@ -246,8 +246,7 @@ def _capex(c: _Ctx, bom: Bom) -> tuple[list[Figure], float | None]:
         Figure("capex_nodes", "Capex: nodes", _r(nodes), c.cur, "sum of node price x count", tuple(node_in),
                "; ".join(notes)),
         Figure("capex_switches", "Capex: switches", _r(sw), c.cur, "sum of switch price x BOM count", tuple(sw_in), sw_note),
-        Figure("capex_other", "Capex: other", _r(e.capex_other), c.cur, "as stated", (other_in,), SOURCES["capex_other"]
-               if "capex_other" not in e.model_fields_set else ""),
+        Figure("capex_other", "Capex: other", _r(e.capex_other), c.cur, "as stated", (other_in,)),
         Figure("capex_total", "Capex: total", _r(total), c.cur, "nodes + switches + other",
                (Input("nodes", _r(nodes), c.cur, "above"), Input("switches", _r(sw), c.cur, "above"), other_in),
                "incomplete, not priced: " + "; ".join(gaps) if gaps else ""),
@@ -264,10 +263,8 @@ def _opex(c: _Ctx, energy_cost: float | None) -> tuple[list[Figure], float]:
     energy = Input("energy cost", _r(energy_cost), f"{c.cur}/yr", "above")
     total = (energy_cost or 0.0) + e.support_opex_per_year + e.staff_opex_per_year
     out = [
-        Figure("opex_support", "Opex: support", e.support_opex_per_year, f"{c.cur}/yr", "as stated", (support,),
-               "" if "support_opex_per_year" in e.model_fields_set else SOURCES["support_opex_per_year"]),
-        Figure("opex_staff", "Opex: staff", e.staff_opex_per_year, f"{c.cur}/yr", "as stated", (staff,),
-               "" if "staff_opex_per_year" in e.model_fields_set else SOURCES["staff_opex_per_year"]),
+        Figure("opex_support", "Opex: support", e.support_opex_per_year, f"{c.cur}/yr", "as stated", (support,)),
+        Figure("opex_staff", "Opex: staff", e.staff_opex_per_year, f"{c.cur}/yr", "as stated", (staff,)),
         Figure("opex_total", "Opex per year", _r(total), f"{c.cur}/yr", "energy + support + staff",
                (energy, support, staff), "" if energy_cost is not None else "energy not priced"),
     ]

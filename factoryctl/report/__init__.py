@@ -92,6 +92,7 @@ def context(c: Checked, workspace: Path) -> dict:
         "totals": site.totals,
         "fabrics": fabrics,
         "racks_svg": Markup(racks_svg(site)),
+        "rack_rows": rack_rows(site),
         "bom": b,
         "cost": co,
         "gpu_hour_plot": Markup(gpu_plot) if gpu_plot else None,
@@ -99,6 +100,24 @@ def context(c: Checked, workspace: Path) -> dict:
         "counts": counts(findings),
         "run": run_ctx,
     }
+
+
+RACK_ROWS = 40  # racks listed one by one up to this many; above, runs of identical racks share a row
+
+
+def rack_rows(site) -> list[dict]:
+    """Rows of the rack table: every rack, or runs of consecutive identical racks on large sites."""
+    rows: list[dict] = []
+    for r in site.racks:
+        key = (r.hosts, r.gpus, r.it_kw, r.budget_kw, r.cooling, r.declared)
+        if len(site.racks) > RACK_ROWS and rows and rows[-1]["key"] == key:
+            rows[-1]["last"] = r.name
+            rows[-1]["count"] += 1
+            continue
+        rows.append({"key": key, "rack": r, "first": r.name, "last": r.name, "count": 1})
+    for row in rows:
+        row["name"] = row["first"] if row["count"] == 1 else f"{row['first']}\u2013{row['last']} ({row['count']})"
+    return rows
 
 
 def render(c: Checked, workspace: Path) -> str:

@@ -7,6 +7,7 @@ the id salt and metadata are fixed so the same inputs give the same bytes.
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from ..cost import Cost
@@ -32,7 +33,8 @@ def _svg(fig) -> str:
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": "factoryctl"})
     _plt().close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]  # drop the XML prolog and doctype: the SVG goes inline
+    text = text[text.index("<svg"):]  # drop the XML prolog and doctype: the SVG goes inline
+    return re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)  # RDF block, no use inline
 
 
 def gpu_hour_plot(co: Cost) -> str | None:

@@ -1,0 +1,566 @@
+"""`factoryctl plan`: validate, render into the workspace, plan every Terraform unit stack in
+parallel (saving the plans apply will run) and say what an apply would do.
+
+The summary has four parts, in text for people and JSON for CI:
+- Terraform: resources to add/change/destroy, in total and per unit, naming the hosts;
+- Ansible: the plays of the rendered site.yml, their hosts and roles;
+- rendered files added/changed/removed since the last apply (applied.json's manifest);
+- an impact class for every change, from "no-op" to "destroy" (IMPACTS).
+
+Exit codes: 0 success (no changes with --detailed-exitcode), 2 changes (--detailed-exitcode
+only), 1 invalid input or a failed Terraform stack.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .engines.terraform import PlanResult, Stack, Terraform, TerraformError, make_engine
+from .pipeline import Checked
+from .render.writer import MANIFEST
+from .workspace import Workspace, WorkspaceLocked, write_json
+
+# Impact classes, least to most disruptive: what applying a change does to a running factory.
+IMPACTS = ("none", "add", "reload", "restart", "drain", "destroy")
+IMPACT_LABEL = {
+    "none": "no-op",
+    "add": "new capacity",
+    "reload": "config reload",
+    "restart": "service restart",
+    "drain": "node reboot/drain",
+    "destroy": "destroy",
+}
+# What re-running an Ansible role does to a node that runs work.
+ROLE_IMPACT = {
+    "nvidia_driver": "drain",  # a new kernel module: drain, reboot
+    "fabric": "drain",  # OFED/DOCA driver and firmware settings
+    "kernel": "drain",
+    "slurm": "restart",  # slurm.conf and friends: restart or `scontrol reconfigure`
+    "kubernetes": "restart",
+    "gpu_operator": "restart",
+    "network_operator": "restart",
+    "storage_client": "restart",  # remounts
+    "monitoring": "restart",
+    "inference": "restart",
+    "cuda_nccl": "reload",  # libraries beside running jobs
+    "common": "reload",
+    "hardware_facts": "none",
+}
+_DRAIN_WORDS = ("driver", "kernel", "firmware", "ofed", "doca")
+MACHINES = {"aws_instance", "maas_instance", "openstack_compute_instance_v2"}
+TF_ACTION_IMPACT = {"create": "add", "delete": "destroy", "replace": "destroy", "move": "none",
+                    "import": "none", "remove": "none", "forget": "none"}
+SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "added": "+", "changed": "~",
+          "removed": "-"}
+LIST_LIMIT = 20  # text output names at most this many hosts or files per line of kind
+
+
+def worst(impacts) -> str:
+    return max(impacts, key=IMPACTS.index, default="none")
+
+
+def factory_hash(checked: Checked) -> str:
+    doc = json.dumps(checked.factory.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+# --- Terraform ------------------------------------------------------------------------------
+
+@dataclass
+class StackJob:
+    unit: str
+    stack: Stack
+    planfile: Path
+    orphan: bool  # its hosts all left factory.yaml: plan its destruction
+    weight: int  # bigger first, so the parallel plans finish together
+
+
+def stack_jobs(ws: Workspace, provider: str) -> list[StackJob]:
+    units_dir = ws.build / "terraform" / provider / "units"
+    units = sorted(p.name for p in units_dir.iterdir() if p.is_dir()) if units_dir.is_dir() else []
+    jobs = []
+    for u in units:
+        d = units_dir / u
+        tfvars = d / "hosts.auto.tfvars.json"
+        jobs.append(StackJob(u, Stack(u, d, ws.state_file(provider, u), ws.data_dir(provider, u)),
+                             ws.plan_file(provider, u), False, tfvars.stat().st_size if tfvars.is_file() else 0))
+    for u in ws.units_with_state(provider):
+        if u in units or not _has_resources(ws.state_file(provider, u)):
+            continue
+        if not units:
+            raise TerraformError(f"unit {u} has state but no sibling stack to take its configuration from; "
+                                 "destroy it with the factory.yaml it was applied from", stack=u)
+        d = ws.orphan_dir(provider, u)
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+        for f in (units_dir / units[0]).iterdir():
+            if f.is_file() and not f.name.startswith("."):
+                shutil.copy2(f, d / f.name)
+        (d / "hosts.auto.tfvars.json").write_text('{\n  "hosts": {}\n}\n')
+        jobs.append(StackJob(u, Stack(u, d, ws.state_file(provider, u), ws.data_dir(provider, u)),
+                             ws.plan_file(provider, u), True, 1 << 30))
+    return sorted(jobs, key=lambda j: -j.weight)
+
+
+def _has_resources(state: Path) -> bool:
+    try:
+        return bool(json.loads(state.read_text()).get("resources"))
+    except (OSError, ValueError):
+        return True  # unreadable: let Terraform say what is wrong
+
+
+def change_impact(c: dict) -> str:
+    if c["action"] == "update":
+        if c["type"] == "terraform_data":
+            return "none"  # recorded facts; what changes on the node follows from the files
+        return "drain" if c["type"] in MACHINES else "reload"
+    return TF_ACTION_IMPACT.get(c["action"], "reload")
+
+
+def terraform_section(provider: str, jobs: list[StackJob], results: list, engine: Terraform) -> dict:
+    stacks, errors = [], []
+    for job, r in zip(jobs, results, strict=True):
+        if isinstance(r, BaseException):
+            errors.append(str(r) if isinstance(r, TerraformError) else f"{job.unit}: {type(r).__name__}: {r}")
+            continue
+        assert isinstance(r, PlanResult)
+        changes = []
+        for c in r.changes:
+            if c.action in ("noop", "read"):
+                continue
+            d = c.to_dict()
+            d["host"] = c.key if c.name == "host" and isinstance(c.key, str) else None
+            d["impact"] = change_impact(d)
+            changes.append(d)
+        stacks.append({"unit": job.unit, "orphan": job.orphan, "add": r.add, "change": r.change,
+                       "destroy": r.destroy, "outputs_changed": r.outputs_changed, "changed": r.changed,
+                       "planfile": str(job.planfile), "seconds": round(r.seconds, 3),
+                       "warnings": r.warnings, "changes": changes,
+                       "drift": [c.to_dict() for c in r.drift]})
+    stacks.sort(key=lambda s: s["unit"])
+    return {
+        "engine": engine.kind,
+        "provider": provider,
+        "add": sum(s["add"] for s in stacks),
+        "change": sum(s["change"] for s in stacks),
+        "destroy": sum(s["destroy"] for s in stacks),
+        "stacks": stacks,
+        "errors": errors,
+    }
+
+
+# --- Ansible ----------------------------------------------------------------------------------
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+    pass
+
+
+_Loader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+_Loader.add_constructor("!vault", lambda loader, node: "<vault>")
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.load(path.read_text(), Loader=_Loader)  # noqa: S506 - a safe loader subclass
+    except (OSError, yaml.YAMLError):
+        return None
+
+
+def inventory_groups(doc: Any) -> dict[str, set[str]]:
+    """Group -> hosts of a YAML inventory (children's hosts count for the parent)."""
+    groups: dict[str, set[str]] = {}
+
+    def walk(name: str, node: Any) -> set[str]:
+        node = node if isinstance(node, dict) else {}
+        members = set((node.get("hosts") or {}).keys())
+        for child, sub in (node.get("children") or {}).items():
+            members |= walk(child, sub)
+        groups[name] = groups.get(name, set()) | members
+        return members
+
+    if isinstance(doc, dict):
+        for name, node in doc.items():
+            walk(name, node)
+    groups.setdefault("all", set()).update(*groups.values())
+    return groups
+
+
+def match_hosts(pattern: str, groups: dict[str, set[str]]) -> set[str]:
+    """Ansible host pattern subset: a:b or a,b (union), &a (intersection), !a (exclusion),
+    globs over group and host names."""
+    every = groups.get("all", set())
+
+    def one(term: str) -> set[str]:
+        if term in ("all", "*"):
+            return set(every)
+        if term in groups:
+            return set(groups[term])
+        if any(ch in term for ch in "*?["):
+            out = {h for h in every if fnmatch.fnmatch(h, term)}
+            for g in fnmatch.filter(groups, term):
+                out |= groups[g]
+            return out
+        return {term} if term in every else set()
+
+    terms = [t.strip() for t in pattern.replace(",", ":").split(":") if t.strip()]
+    result: set[str] = set()
+    for t in (t for t in terms if t[0] not in "&!"):
+        result |= one(t)
+    for t in (t for t in terms if t[0] == "&"):
+        result &= one(t[1:])
+    for t in (t for t in terms if t[0] == "!"):
+        result -= one(t[1:])
+    return result
+
+
+def ansible_section(build: Path) -> dict:
+    site = build / "ansible" / "project" / "site.yml"
+    plays_doc = _load_yaml(site) if site.is_file() else None
+    if not isinstance(plays_doc, list):
+        return {"available": False, "playbook": None, "plays": []}
+    groups = inventory_groups(_load_yaml(build / "ansible" / "inventory" / "hosts.yml"))
+    plays = []
+    for p in plays_doc:
+        if not isinstance(p, dict):
+            continue
+        if "import_playbook" in p:
+            plays.append({"name": p.get("name") or f"import {p['import_playbook']}", "hosts": None,
+                          "host_count": None, "roles": [], "import": p["import_playbook"]})
+            continue
+        pattern = str(p.get("hosts", ""))
+        roles = [r if isinstance(r, str) else str((r or {}).get("role") or (r or {}).get("name") or "?")
+                 for r in p.get("roles") or []]
+        plays.append({"name": p.get("name") or pattern, "hosts": pattern,
+                      "host_count": len(match_hosts(pattern, groups)), "roles": roles,
+                      "tags": list(p.get("tags") or [])})
+    return {"available": True, "playbook": "ansible/project/site.yml", "plays": plays}
+
+
+# --- rendered files and their impact ------------------------------------------------------------
+
+def _flatten(doc: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(doc, dict):
+        out: dict[str, Any] = {}
+        for k, v in doc.items():
+            out |= _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return {prefix: doc}
+
+
+def changed_keys(old: bytes, new: bytes) -> list[str] | None:
+    """Dotted keys whose values differ between two YAML documents; None if not comparable."""
+    try:
+        a = yaml.load(old.decode(), Loader=_Loader)  # noqa: S506 - a safe loader subclass
+        b = yaml.load(new.decode(), Loader=_Loader)  # noqa: S506
+    except (UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(a, dict) or not isinstance(b, dict):
+        return None
+    fa, fb = _flatten(a), _flatten(b)
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k, ...) != fb.get(k, ...))
+
+
+def key_impact(key: str) -> str:
+    leaf = key.lower()
+    if any(w in leaf for w in _DRAIN_WORDS):
+        return "drain"
+    top = key.split(".")[-1] if key.startswith(("all.", "vars.")) else key.split(".")[0]
+    role = max((r for r in ROLE_IMPACT if top.startswith(r + "_")), key=len, default=None)
+    return ROLE_IMPACT[role] if role else "reload"
+
+
+def file_impact(path: str, keys: list[str] | None) -> tuple[str, str]:
+    """(impact, reason) of a rendered file changing."""
+    parts = path.split("/")
+    if parts[0] == "terraform":
+        return "none", "Terraform stack: its resources are planned above"
+    if parts[0] in ("verify", "report") or path in ("ansible/project/ansible.cfg",) or path.startswith("ansible/env/"):
+        return "none", "tooling only"
+    if path.startswith("ansible/project/roles/") and len(parts) > 3:
+        role = parts[3]
+        return ROLE_IMPACT.get(role, "reload"), f"role {role} runs again"
+    if parts[0] == "slurm":
+        return "restart", "Slurm configuration: scontrol reconfigure / restart slurmctld and slurmd"
+    if keys:
+        impacts = {k: key_impact(k) for k in keys}
+        top = worst(impacts.values())
+        named = [k for k, v in impacts.items() if v == top][:5]
+        return top, "changed: " + ", ".join(named) + (" ..." if len(keys) > len(named) else "")
+    if path.startswith("ansible/project/"):
+        return "reload", "playbook changed"
+    if parts[0] == "kubernetes":
+        return "reload", "manifests re-applied (rolling)"
+    return "reload", "configuration changed"
+
+
+def files_section(new_manifest: dict[str, str], applied: dict | None, old_tree: dict[str, bytes],
+                  build: Path) -> dict:
+    new = {k: v for k, v in new_manifest.items() if k != MANIFEST}
+    if applied is None:
+        return {"baseline": "first-apply", "total": len(new), "added": sorted(new), "changed": [],
+                "removed": [], "entries": []}
+    old = {k: v for k, v in (applied.get("manifest") or {}).items() if k != MANIFEST}
+    added = sorted(new.keys() - old.keys())
+    removed = sorted(old.keys() - new.keys())
+    changed = sorted(k for k in new.keys() & old.keys() if new[k] != old[k])
+    entries = []
+    for kind, paths in (("added", added), ("changed", changed), ("removed", removed)):
+        for p in paths:
+            keys = None
+            if kind == "changed" and p.endswith((".yml", ".yaml")) and p in old_tree \
+                    and hashlib.sha256(old_tree[p]).hexdigest() == old[p]:
+                keys = changed_keys(old_tree[p], (build / p).read_bytes())
+            impact, reason = file_impact(p, keys)
+            entries.append({"path": p, "change": kind, "impact": impact, "reason": reason,
+                            "keys": keys})
+    return {"baseline": "applied", "applied": applied.get("applied"), "total": len(new), "added": added,
+            "changed": changed, "removed": removed, "entries": entries}
+
+
+# --- the command --------------------------------------------------------------------------------
+
+def provider_env(checked: Checked) -> dict[str, str]:
+    """Credentials the provider reads from the environment, under the names it expects."""
+    import os
+
+    site = checked.factory.site
+    if site.provider == "maas" and site.maas and site.maas.api_key_env != "MAAS_API_KEY":
+        value = os.environ.get(site.maas.api_key_env)
+        if value:
+            return {"MAAS_API_KEY": value}
+    return {}
+
+
+def run_plan(checked: Checked, ws: Workspace, binary: str | None = None, jobs: int | None = None,
+             on_stack=None, timings: dict | None = None) -> dict:
+    """Render + plan; the summary document. Raises TerraformError / RenderError."""
+    from .render import render
+    from .render.writer import read_tree
+
+    timings = timings if timings is not None else {}
+    provider = checked.factory.site.provider
+    engine = make_engine(binary, cli_config=ws.cli_config, plugin_cache=ws.plugin_cache, jobs=jobs,
+                         env=provider_env(checked))  # workers start on first use: starting
+    # them during render only made both slower on a 2-core machine (measured)
+    try:
+        t = time.perf_counter()
+        old_tree = {k: v for k, v in read_tree(ws.build).items()
+                    if k.endswith((".yml", ".yaml")) and not k.startswith("terraform/")}
+        res = render(checked.site, ws.build)
+        manifest = json.loads((ws.build / MANIFEST).read_text())["files"]
+        timings["render_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        shutil.rmtree(ws.plans_dir, ignore_errors=True)  # apply must never find a stale plan
+        shutil.rmtree(ws.root / "orphans", ignore_errors=True)
+        jobs_ = stack_jobs(ws, provider)
+
+        def plan_one(job: StackJob) -> PlanResult:
+            engine.init(job.stack)
+            return engine.plan(job.stack, job.planfile, destroy=job.orphan)
+
+        done = (lambda job, r: on_stack(job.unit, r, len(jobs_))) if on_stack else None
+        results = engine.map(plan_one, jobs_, done)
+        timings["terraform_s"] = time.perf_counter() - t
+        tf = terraform_section(provider, jobs_, results, engine)
+    finally:
+        engine.close()
+
+    applied = ws.applied()
+    files = files_section(manifest, applied, old_tree, ws.build)
+    ansible = ansible_section(ws.build)
+    impact = impact_section(tf, files, ansible)
+    changes = bool(tf["add"] or tf["change"] or tf["destroy"] or any(s["changed"] for s in tf["stacks"])
+                   or files["added"] or files["changed"] or files["removed"])
+    return {
+        "factory": checked.factory.metadata.name,
+        "factory_hash": factory_hash(checked),
+        "provider": provider,
+        "workspace": str(ws.root),
+        "build": str(ws.build),
+        "rendered": {"changed": res.changed, "added": res.added, "removed": res.removed},
+        "manifest": manifest,
+        "changes": changes,
+        "terraform": tf,
+        "ansible": ansible,
+        "files": files,
+        "impact": impact,
+    }
+
+
+def impact_section(tf: dict, files: dict, ansible: dict) -> dict:
+    items = []
+    for s in tf["stacks"]:
+        for c in s["changes"]:
+            items.append({"kind": "terraform", "subject": c["host"] or c["address"], "unit": s["unit"],
+                          "action": c["action"], "impact": c["impact"], "address": c["address"]})
+    for e in files["entries"]:
+        items.append({"kind": "file", "subject": e["path"], "action": e["change"], "impact": e["impact"],
+                      "reason": e["reason"]})
+    if files["baseline"] == "first-apply" and files["total"]:
+        items.append({"kind": "file", "subject": f"{files['total']} rendered files", "action": "added",
+                      "impact": "add", "reason": "first apply: every play runs on every host"})
+    roles = {e["path"].split("/")[3] for e in files["entries"]
+             if e["path"].startswith("ansible/project/roles/") and len(e["path"].split("/")) > 3}
+    for play in ansible["plays"]:
+        play["affected"] = files["baseline"] == "first-apply" or bool(roles & set(play["roles"])) or any(
+            e["path"].startswith("ansible/") and e["impact"] != "none" for e in files["entries"])
+    counts = {k: 0 for k in IMPACTS}
+    for it in items:
+        counts[it["impact"]] += 1
+    return {"highest": worst(it["impact"] for it in items), "counts": counts, "items": items}
+
+
+def exit_code(doc: dict, detailed: bool) -> int:
+    if doc["terraform"]["errors"]:
+        return 1
+    return 2 if detailed and doc["changes"] else 0
+
+
+def record(ws: Workspace, doc: dict) -> Path:
+    """plans/plan.json (what apply checks against) and runs/<id>/plan.json."""
+    write_json(ws.plans_dir / "plan.json", doc)
+    run = ws.new_run("plan")
+    write_json(run / "plan.json", doc)
+    return run
+
+
+# --- text ---------------------------------------------------------------------------------------
+
+def _names(items: list[str], limit: int = LIST_LIMIT) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" ... (+{len(items) - limit} more)" if len(items) > limit else "")
+
+
+def render_text(doc: dict, out) -> None:
+    """The summary for people (a rich Console)."""
+    tf, files, ans, imp = doc["terraform"], doc["files"], doc["ansible"], doc["impact"]
+    out.print(f"[bold]Plan for {doc['factory']}[/] (provider {doc['provider']}; build {doc['build']})")
+    t = doc.get("timings") or {}
+    out.print()
+    n_stacks = len(tf["stacks"])
+    changed = [s for s in tf["stacks"] if s["changed"]]
+    out.print(f"[bold]Terraform[/] ({tf['engine']}, {n_stacks} unit stack(s)"
+              + (f", {t['terraform_s']:.1f} s" if "terraform_s" in t else "") + "): "
+              f"{tf['add']} to add, {tf['change']} to change, {tf['destroy']} to destroy")
+    for e in tf["errors"]:
+        out.print(f"  error: {e}", markup=False)
+    if changed:
+        out.print(f"  {'unit':<16} {'add':>5} {'change':>7} {'destroy':>8}  hosts")
+        for s in changed:
+            hosts: dict[str, list[str]] = {}
+            for c in s["changes"]:
+                hosts.setdefault(c["action"], []).append(c["host"] or c["address"])
+            named = "; ".join(f"{SYMBOL.get(a, a)} {_names(v, 8)}" for a, v in sorted(hosts.items()))
+            label = s["unit"] + (" (gone)" if s["orphan"] else "")
+            out.print(f"  {label:<16} {s['add']:>5} {s['change']:>7} {s['destroy']:>8}  {named}", markup=False)
+        if len(changed) < n_stacks:
+            out.print(f"  {n_stacks - len(changed)} other unit(s): no changes")
+    elif not tf["errors"]:
+        out.print("  no changes")
+    out.print()
+    if ans["available"]:
+        out.print(f"[bold]Ansible[/] ({ans['playbook']}, {len(ans['plays'])} plays)")
+        for p in ans["plays"]:
+            mark = "*" if p.get("affected") else " "
+            hosts = p["hosts"] if p["hosts"] is not None else p.get("import", "")
+            count = f" ({p['host_count']} hosts)" if p["host_count"] is not None else ""
+            out.print(f"  {mark} {p['name']:<34} {hosts}{count}: {', '.join(p['roles']) or '-'}", markup=False)
+        out.print("  (* runs with changes)")
+    else:
+        out.print("[bold]Ansible[/]: no playbook rendered (ansible/project/site.yml)")
+    out.print()
+    if files["baseline"] == "first-apply":
+        out.print(f"[bold]Rendered files[/]: first apply ({files['total']} files, nothing applied yet)")
+    else:
+        out.print(f"[bold]Rendered files[/] since the last apply ({files.get('applied')}): "
+                  f"{len(files['changed'])} changed, {len(files['added'])} added, {len(files['removed'])} removed")
+        shown = [e for e in files["entries"] if not e["path"].startswith("terraform/")]
+        hidden = len(files["entries"]) - len(shown)
+        for e in shown[:LIST_LIMIT * 2]:
+            out.print(f"  {SYMBOL[e['change']]} {e['path']:<48} {IMPACT_LABEL[e['impact']]:<18} {e['reason']}",
+                      markup=False)
+        if len(shown) > LIST_LIMIT * 2:
+            out.print(f"  ... (+{len(shown) - LIST_LIMIT * 2} more files)")
+        if hidden:
+            out.print(f"  ({hidden} Terraform stack file(s) changed: see Terraform above)")
+    out.print()
+    counts = {k: v for k, v in imp["counts"].items() if v}
+    out.print(f"[bold]Impact[/]: {IMPACT_LABEL[imp['highest']]}"
+              + (" (" + ", ".join(f"{IMPACT_LABEL[k]}: {v}" for k, v in counts.items()) + ")" if counts else ""))
+    for level in reversed(IMPACTS[1:]):
+        subjects = [i["subject"] for i in imp["items"] if i["impact"] == level]
+        if subjects:
+            out.print(f"  {IMPACT_LABEL[level]:<18} {_names(subjects, 12)}", markup=False)
+    out.print()
+    tail = "changes" if doc["changes"] else "no changes"
+    when = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in t.items() if k.endswith("_s"))
+    out.print(f"{tail}; plans saved in {Path(doc['workspace']) / 'plans'} (apply runs exactly these)"
+              + (f"; {when}" if when else ""))
+
+
+def plan_command(file: Path, fmt: str, detailed: bool, binary: str | None, jobs: int | None,
+                 out, err) -> int:
+    """The CLI's `plan`: returns the exit code."""
+    from .diagnostics import text as findings_text
+    from .findings import Severity, reaches
+    from .pipeline import check
+    from .render import RenderError
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    c = check(file)
+    timings["validate_s"] = time.perf_counter() - t0
+    findings = c.sorted_findings
+    if reaches(findings, Severity.error) or c.site is None:
+        if fmt == "json":
+            sys.stdout.write(json.dumps({"error": "factory.yaml has errors",
+                                         "findings": [f.to_dict() for f in findings]}, indent=2) + "\n")
+        else:
+            sys.stderr.write(findings_text(findings, c.loaded.text if c.loaded else None))
+        return 1
+    ws = Workspace.beside(file, c.factory.metadata.name)
+    progress = None
+    try:
+        with ws.lock("plan"):
+            if fmt != "json" and err.is_terminal:
+                from rich.progress import Progress
+
+                progress = Progress(console=err, transient=True)
+                progress.start()
+                task = progress.add_task("terraform plan", total=None)
+
+                def on_stack(unit, result, total):
+                    progress.update(task, total=total, advance=1, description=f"terraform plan {unit}")
+            else:
+                on_stack = None
+            doc = run_plan(c, ws, binary=binary, jobs=jobs, on_stack=on_stack, timings=timings)
+            if progress is not None:
+                progress.stop()
+            timings["total_s"] = time.perf_counter() - t0
+            doc["timings"] = {k: round(v, 3) for k, v in timings.items()}
+            doc["run"] = str(record(ws, doc))
+    except (WorkspaceLocked, TerraformError, RenderError) as e:
+        if progress is not None:
+            progress.stop()
+        if fmt == "json":
+            sys.stdout.write(json.dumps({"error": str(e)}, indent=2) + "\n")
+        else:
+            err.print(f"error: {e}", markup=False, highlight=False)
+        return 1
+    if fmt == "json":
+        slim = {k: v for k, v in doc.items() if k != "manifest"}
+        sys.stdout.write(json.dumps(slim, indent=2, sort_keys=True) + "\n")
+    else:
+        render_text(doc, out)
+    return exit_code(doc, detailed)

@@ -300,15 +300,14 @@ def test_hostile_partition_and_hostname_are_refused(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_render_is_deterministic(tmp_path):
-    for source in (SOURCES[0], ROOT / "examples" / "reference" / "factory.yaml"):
-        a, b = tmp_path / "a", tmp_path / "b"
-        render_to(source, a)
-        render_to(source, b)
-        for p in sorted((a / "slurm").iterdir()):
-            assert p.read_bytes() == (b / "slurm" / p.name).read_bytes(), p.name
-        shutil.rmtree(a)
-        shutil.rmtree(b)
+def test_render_is_deterministic(tmp_path, rendered):
+    for source in (ROOT / "blueprints" / "hybrid-slurm-research" / "factory.yaml",
+                   ROOT / "examples" / "reference" / "factory.yaml"):
+        again = tmp_path / source.parent.name
+        render_to(source, again)
+        first = rendered(source)[1]
+        for name in SLURM_FILES:
+            assert (again / "slurm" / name).read_bytes() == (first / "slurm" / name).read_bytes(), name
 
 
 # --- the real daemons --------------------------------------------------------------------

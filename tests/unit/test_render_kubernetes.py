@@ -1,0 +1,452 @@
+"""Kubernetes artifacts: rendered for every blueprint, parsed back and validated.
+
+Every manifest is validated with kubernetes-validate (strict: unknown fields are errors)
+against the schemas of the factory's `kubernetes.version` (1.31 in every blueprint; the
+package ships 1.25 to 1.37, the nearest is taken outside that range). Custom resources
+(DynamoGraphDeployment, LeaderWorkerSet, NicClusterPolicy) have no schema there: their
+structure is checked here, and the pod templates they carry are validated as Pods.
+Helm values files are not manifests; their keys are checked against what the charts read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from kubernetes_validate.utils import SchemaNotFoundError, all_versions, major_minor
+
+from factoryctl.airgap import external_reference
+from factoryctl.pipeline import check
+from factoryctl.render import RenderError, render
+from tests.helpers import reference_doc, write_doc
+
+ROOT = Path(__file__).resolve().parents[2]
+BLUEPRINTS = sorted(p.parent.name for p in (ROOT / "blueprints").glob("*/factory.yaml"))
+SOURCES = [ROOT / "blueprints" / b / "factory.yaml" for b in BLUEPRINTS] + [
+    ROOT / "examples" / "lab.yaml", ROOT / "examples" / "reference" / "factory.yaml"]
+IDS = [f"blueprint-{b}" for b in BLUEPRINTS] + ["examples-lab", "examples-reference"]
+CRD_KINDS = {"DynamoGraphDeployment", "LeaderWorkerSet", "NicClusterPolicy"}
+NOT_MANIFESTS = {"kubernetes/gpu-operator/values.yaml", "kubernetes/network-operator/values.yaml",
+                 "kubernetes/helm-releases.yaml"}
+
+
+def schema_version(declared: str) -> str:
+    """The schema set kubernetes-validate uses for a declared version: the same minor, or
+    the nearest one it ships."""
+    versions = [major_minor(v) for v in all_versions()]
+    want = major_minor(declared.lstrip("v"))
+    key = [int(x) for x in want.split(".")]
+    return min(versions, key=lambda v: abs(int(v.split(".")[1]) - key[1]) if v.split(".")[0] == str(key[0]) else 99)
+
+
+def test_kubernetes_validate_covers_the_declared_version():
+    assert kubernetes_validate.__version__.split(".")[:2] >= ["1", "31"]
+    assert schema_version("1.31") == "1.31"
+    assert schema_version("1.99") == major_minor(all_versions()[-1])
+
+
+# --- rendering ---------------------------------------------------------------------------
+
+
+def render_to(path: Path, out: Path):
+    c = check(path)
+    assert c.site is not None, [f.message for f in c.findings]
+    render(c.site, out)
+    return c
+
+
+@cache
+def _rendered(path: str, tmp: str):
+    out = Path(tmp) / Path(path).parent.name / "build"
+    return render_to(Path(path), out), out
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    tmp = str(tmp_path_factory.mktemp("kube-render"))
+    return lambda path: _rendered(str(path), tmp)
+
+
+def documents(out: Path) -> dict[str, list[dict]]:
+    """kubernetes/ file -> its YAML documents (comments-only files have none)."""
+    files = {}
+    for p in sorted((out / "kubernetes").rglob("*.yaml")):
+        rel = p.relative_to(out).as_posix()
+        files[rel] = [d for d in yaml.safe_load_all(p.read_text()) if d is not None]
+    return files
+
+
+def manifests(out: Path) -> list[dict]:
+    return [d for rel, docs in documents(out).items() if rel not in NOT_MANIFESTS for d in docs]
+
+
+def pods_inside(doc: dict) -> list[dict]:
+    """The pod specs a custom resource carries, as Pods kubernetes-validate can check."""
+    meta = {"name": doc["metadata"]["name"], "namespace": doc["metadata"].get("namespace", "default")}
+    specs = []
+    if doc["kind"] == "LeaderWorkerSet":
+        t = doc["spec"]["leaderWorkerTemplate"]
+        specs = [t["leaderTemplate"]["spec"], t["workerTemplate"]["spec"]]
+    elif doc["kind"] == "DynamoGraphDeployment":
+        for name, svc in doc["spec"]["services"].items():
+            extra = dict(svc["extraPodSpec"])
+            main = dict(extra.pop("mainContainer"), name=name.lower())
+            specs.append({**extra, "containers": [main]})
+    return [{"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": s} for s in specs]
+
+
+def validate_all(docs: list[dict], version: str) -> list[str]:
+    """Validate every manifest (strict); returns the kinds that had no schema (CRDs)."""
+    skipped = []
+    for d in docs:
+        try:
+            kubernetes_validate.validate(d, version, strict=True)
+        except SchemaNotFoundError:
+            skipped.append(d["kind"])
+            for pod in pods_inside(d):
+                kubernetes_validate.validate(pod, version, strict=True)
+    return skipped
+
+
+def k8s_expand(text: str) -> tuple[str, list[str]]:
+    """What Kubernetes makes of a command/args/env string: `$$` -> `$`, `$(VAR)` -> the
+    variable. Returns the result (references kept as written) and the references found."""
+    out, refs, i = [], [], 0
+    while i < len(text):
+        if text.startswith("$$", i):
+            out.append("$")
+            i += 2
+        elif text.startswith("$(", i) and ")" in text[i:]:
+            end = text.index(")", i)
+            refs.append(text[i + 2:end])
+            out.append(text[i:end + 1])
+            i = end + 1
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out), refs
+
+
+# --- every blueprint ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_every_manifest_validates(source, rendered):
+    c, out = rendered(source)
+    k = c.factory.kubernetes
+    files = documents(out)
+    for rel in ("kubernetes/namespaces.yaml", "kubernetes/inference.yaml", "kubernetes/helm-releases.yaml",
+                "kubernetes/gpu-operator/values.yaml", "kubernetes/network-operator/values.yaml",
+                "kubernetes/network-operator/nicclusterpolicy.yaml"):
+        assert rel in files, rel
+    docs = manifests(out)
+    if not k.enabled:
+        assert docs == []
+        return
+    skipped = validate_all(docs, schema_version(k.version))
+    assert set(skipped) <= CRD_KINDS, skipped
+    for d in docs:
+        if d["kind"] in CRD_KINDS:
+            assert d["apiVersion"] in ("nvidia.com/v1alpha1", "leaderworkerset.x-k8s.io/v1", "mellanox.com/v1alpha1")
+            assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", d["metadata"]["name"])
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_namespaces_and_tenant_quotas(source, rendered):
+    c, out = rendered(source)
+    k = c.factory.kubernetes
+    docs = documents(out)["kubernetes/namespaces.yaml"]
+    if not k.enabled:
+        assert docs == []
+        return
+    names = [d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"]
+    assert len(names) == len(set(names))
+    if k.gpu_operator:
+        ns = next(d for d in docs if d["kind"] == "Namespace" and d["metadata"]["name"] == "gpu-operator")
+        assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    quotas = {d["metadata"]["namespace"]: d["spec"]["hard"] for d in docs if d["kind"] == "ResourceQuota"}
+    assert quotas == {t.name: {"requests.nvidia.com/gpu": str(t.gpu_quota),
+                               **({"requests.cpu": str(t.cpu_quota)} if t.cpu_quota is not None else {})}
+                      for t in k.tenants}
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_operator_values(source, rendered):
+    c, out = rendered(source)
+    f = c.factory
+    k = f.kubernetes
+    files = documents(out)
+    gpu = files["kubernetes/gpu-operator/values.yaml"]
+    net = files["kubernetes/network-operator/values.yaml"]
+    policy = files["kubernetes/network-operator/nicclusterpolicy.yaml"]
+    releases = files["kubernetes/helm-releases.yaml"][0]["releases"]
+    if not k.enabled or k.gpu_operator is None:
+        assert gpu == []
+    else:
+        (v,) = gpu
+        host_drivers = not k.gpu_operator.driver_enabled or f.slurm.enabled
+        assert v["driver"]["enabled"] is (not host_drivers)
+        assert v["toolkit"]["enabled"] is True
+        assert v["mig"]["strategy"] in ("single", "mixed")
+        assert v["migManager"]["enabled"] is (k.gpu_operator.mig_strategy != "none")
+        assert v["dcgmExporter"]["enabled"] is k.gpu_operator.dcgm_exporter
+        assert {r["name"]: r["version"] for r in releases}["gpu-operator"] == k.gpu_operator.version
+        reg = f.sovereignty.registries[0] if f.sovereignty.air_gapped else None
+        repos = [x for x in _walk(v) if x[0].endswith("repository")]
+        if reg:
+            assert repos and all(val.startswith(reg + "/") for _, val in repos), repos
+        else:
+            assert repos == []  # the chart's defaults stand
+    if not (k.enabled and k.network_operator and k.network_operator.enabled):
+        assert net == [] and policy == []
+        return
+    (v,) = net
+    assert v["nfd"]["enabled"] is (k.gpu_operator is None)  # one NFD, the GPU Operator's
+    assert v["sriovNetworkOperator"]["enabled"] is k.network_operator.sriov
+    (p,) = policy
+    spec = p["spec"]
+    if k.network_operator.rdma_shared_device:
+        rdma = spec["rdmaSharedDevicePlugin"]
+        import json
+
+        cfg = json.loads(rdma["config"])["configList"][0]
+        assert cfg["resourceName"] == "rdma_shared_device_a" and cfg["selectors"]["vendors"] == ["15b3"]
+        assert set(spec["secondaryNetwork"]) == {"multus", "cniPlugins"}
+    for comp in [spec[x] for x in spec if x != "secondaryNetwork"] + list(spec.get("secondaryNetwork", {}).values()):
+        assert {"image", "repository", "version"} <= set(comp), comp
+
+
+def _walk(node, path=""):
+    if isinstance(node, dict):
+        for key, val in node.items():
+            yield from _walk(val, f"{path}.{key}" if path else key)
+    elif isinstance(node, list):
+        for i, val in enumerate(node):
+            yield from _walk(val, f"{path}[{i}]")
+    else:
+        yield path, node
+
+
+def _deployment_docs(out: Path, name: str) -> list[dict]:
+    return [d for d in documents(out)["kubernetes/inference.yaml"] if d["metadata"]["name"] == name]
+
+
+def _main_containers(doc: dict) -> list[dict]:
+    if doc["kind"] == "Deployment":
+        return doc["spec"]["template"]["spec"]["containers"]
+    if doc["kind"] == "LeaderWorkerSet":
+        return doc["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]["containers"]
+    return [svc["extraPodSpec"]["mainContainer"] for svc in doc["spec"]["services"].values()
+            if svc["componentType"] == "worker"]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=IDS)
+def test_inference_deployments(source, rendered):
+    c, out = rendered(source)
+    f = c.factory
+    fits = {i.name: i for i in c.site.inference}
+    text = (out / "kubernetes" / "inference.yaml").read_text()
+    assert not re.search(r"huggingface|hf\.co|HF_TOKEN", text)
+    for inf in f.inference:
+        docs = _deployment_docs(out, inf.name)
+        if inf.platform != "kubernetes" or not f.kubernetes.enabled:
+            assert docs == []
+            continue
+        kinds = sorted(d["kind"] for d in docs)
+        per_replica = inf.tensor_parallel * inf.pipeline_parallel
+        single = per_replica <= fits[inf.name].gpus_per_node
+        if inf.engine == "dynamo":
+            assert kinds == ["DynamoGraphDeployment"]
+        else:
+            assert kinds == sorted(["Service", "Deployment" if single else "LeaderWorkerSet"])
+        image = inf.image or None
+        for main in _main_containers(next(d for d in docs if d["kind"] != "Service")):
+            args = main["args"]
+            assert args[args.index("--tensor-parallel-size") + 1] == str(inf.tensor_parallel)
+            assert args[args.index("--pipeline-parallel-size") + 1] == str(inf.pipeline_parallel)
+            assert args[args.index("--max-model-len") + 1] == str(inf.max_context)
+            assert args[args.index("--gpu-memory-utilization") + 1] == str(inf.gpu_memory_utilization)
+            if inf.precision == "fp8":
+                assert args[args.index("--quantization") + 1] == "fp8"
+            if inf.kv_cache_dtype == "fp8":
+                assert args[args.index("--kv-cache-dtype") + 1] == "fp8"
+            if image:
+                assert main["image"] == image
+            elif f.sovereignty.air_gapped:
+                assert main["image"].startswith(f.sovereignty.registries[0] + "/")
+        workload = next(d for d in docs if d["kind"] != "Service")
+        if workload["kind"] == "Deployment":
+            assert workload["spec"]["replicas"] == inf.replicas
+            (main,) = workload["spec"]["template"]["spec"]["containers"]
+            assert main["resources"]["limits"]["nvidia.com/gpu"] == str(per_replica)
+            assert main["readinessProbe"]["httpGet"]["path"] == "/v1/models"
+            assert main["livenessProbe"]["httpGet"]["path"] == "/health"
+            assert main["startupProbe"]["httpGet"]["path"] == "/health"
+
+
+def test_dynamo_graph_deployment_on_nvl72(rendered):
+    c, out = rendered(ROOT / "blueprints" / "gb300-nvl72-neocloud" / "factory.yaml")
+    (dgd,) = _deployment_docs(out, "llama-405b-long")
+    services = dgd["spec"]["services"]
+    assert set(services) == {"Frontend", "VllmPrefillWorker", "VllmDecodeWorker"}  # disaggregated, 2 replicas
+    front = services["Frontend"]
+    assert front["componentType"] == "frontend" and front["readinessProbe"]["httpGet"]["path"] == "/v1/models"
+    for name in ("VllmPrefillWorker", "VllmDecodeWorker"):
+        w = services[name]
+        assert w["componentType"] == "worker" and w["replicas"] == 1
+        assert w["multinode"] == {"nodeCount": 4} and w["resources"]["limits"]["gpu"] == "4"  # TP16 on 4 trays
+        assert w["extraPodSpec"]["mainContainer"]["command"] == ["python3", "-m", "dynamo.vllm"]
+    assert "--is-prefill-worker" in services["VllmPrefillWorker"]["extraPodSpec"]["mainContainer"]["args"]
+    (lws, svc) = sorted(_deployment_docs(out, "llama-405b"), key=lambda d: d["kind"])
+    assert lws["kind"] == "LeaderWorkerSet" and lws["spec"]["leaderWorkerTemplate"]["size"] == 2  # TP8 over 2 trays
+    assert svc["spec"]["selector"]["factoryctl.io/role"] == "leader"
+
+
+@pytest.mark.parametrize("source", [s for s, b in zip(SOURCES, IDS, strict=True) if "airgapped" in b or "pilot" in b
+                                    or "reference" in b], ids=lambda p: p.parent.name)
+def test_air_gapped_sites_pull_only_from_their_registry(source, rendered):
+    c, out = rendered(source)
+    f = c.factory
+    assert f.sovereignty.air_gapped
+    reg = f.sovereignty.registries[0]
+    for p in sorted((out / "kubernetes").rglob("*.yaml")):
+        for n, line in enumerate(p.read_text().splitlines(), 1):
+            if not line.lstrip().startswith("#"):
+                assert external_reference(f, line) is None, f"{p.name}:{n}: {line}"
+    for d in manifests(out):
+        key = ".repository" if d["kind"] == "NicClusterPolicy" else ".image"  # there `image` is a name
+        for path, val in _walk(d):
+            if path.endswith(key):
+                assert str(val).startswith(reg + "/"), (path, val)
+
+
+# --- engines, model sources, hostile text -----------------------------------------------
+
+
+def _variants_doc() -> dict:
+    doc = reference_doc()  # the pilot: 4x 8 H100, air-gapped, registry.fra1.example.internal
+    base = {"model": "meta-llama/Llama-3.1-8B-Instruct", "platform": "kubernetes", "max_context": 8192}
+    store = "s3://models.fra1.example.internal"
+    doc["inference"] = [
+        {**base, "name": "v-pp", "engine": "vllm", "tensor_parallel": 4, "pipeline_parallel": 2,
+         "model_source": "pvc://models/llama-3.1-8b", "kv_cache_dtype": "fp8", "precision": "fp8"},
+        {**base, "name": "sg", "engine": "sglang", "tensor_parallel": 2, "model_source": "nfs://10.20.0.210/export/models/8b"},
+        {**base, "name": "tg", "engine": "tgi", "tensor_parallel": 2, "model_source": "/lustre/models/8b", "precision": "fp16"},
+        {**base, "name": "ni", "engine": "nim", "tensor_parallel": 1, "model_source": f"{store}/8b"},
+        {**base, "name": "dy", "engine": "dynamo", "tensor_parallel": 1, "model_source": f"{store}/8b"},
+        {**base, "name": "v-multi", "engine": "vllm", "tensor_parallel": 16, "model_source": f"{store}/8b"},
+        {**base, "name": "sg-multi", "engine": "sglang", "tensor_parallel": 16, "model_source": f"{store}/8b"},
+        {**base, "name": "ni-multi", "engine": "nim", "tensor_parallel": 8, "pipeline_parallel": 2, "model_source": f"{store}/8b"},
+        {**base, "name": "tg-multi", "engine": "tgi", "tensor_parallel": 16, "model_source": f"{store}/8b"},
+        {**base, "name": "gcs", "engine": "vllm", "model_source": "gs://models-fra1/llama-3.1-8b"},
+    ]
+    doc["kubernetes"]["tenants"] = [{"name": "research", "gpu_quota": 16, "cpu_quota": 256}]
+    return doc
+
+
+def test_engines_layouts_and_model_sources(tmp_path):
+    out = tmp_path / "build"
+    c = render_to(write_doc(_variants_doc(), tmp_path / "factory.yaml"), out)
+    docs = manifests(out)
+    assert set(validate_all(docs, schema_version(c.factory.kubernetes.version))) == {"DynamoGraphDeployment", "LeaderWorkerSet", "NicClusterPolicy"}
+    by = {(d["kind"], d["metadata"]["name"]) for d in documents(out)["kubernetes/inference.yaml"]}
+    assert ("Deployment", "v-pp") in by and ("LeaderWorkerSet", "v-multi") in by
+    assert ("LeaderWorkerSet", "sg-multi") in by and ("LeaderWorkerSet", "ni-multi") in by
+    assert not any(name == "tg-multi" for _, name in by)  # TGI shards within one node only
+    assert "not rendered: TGI shards within one node" in (out / "kubernetes" / "inference.yaml").read_text()
+
+    def pod(name):
+        d = next(x for x in documents(out)["kubernetes/inference.yaml"] if x["metadata"]["name"] == name
+                 and x["kind"] in ("Deployment", "LeaderWorkerSet"))
+        if d["kind"] == "Deployment":
+            return d["spec"]["template"]["spec"]
+        return d["spec"]["leaderWorkerTemplate"]["leaderTemplate"]["spec"]
+
+    vp = pod("v-pp")
+    assert vp["volumes"][0]["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
+    assert vp["containers"][0]["volumeMounts"][0]["subPath"] == "llama-3.1-8b"
+    assert vp["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
+    sg = pod("sg")["containers"][0]
+    assert sg["command"] == ["python3", "-m", "sglang.launch_server"] and sg["args"][sg["args"].index("--tp-size") + 1] == "2"
+    assert pod("sg")["volumes"][0]["nfs"] == {"server": "10.20.0.210", "path": "/export/models/8b", "readOnly": True}
+    tg = pod("tg")
+    assert tg["volumes"][0]["hostPath"] == {"path": "/lustre/models/8b", "type": "Directory"}
+    assert tg["containers"][0]["args"][tg["containers"][0]["args"].index("--num-shard") + 1] == "2"
+    ni = pod("ni")["containers"][0]
+    assert ni["command"] == ["nim-serve"] and {"name": "NIM_MODEL_PATH", "value": "/models/ni"} in ni["env"]
+    assert ni["livenessProbe"]["httpGet"]["path"] == "/v1/health/live"
+    assert ni["readinessProbe"]["httpGet"]["path"] == "/v1/models"
+    assert ni["image"] == "registry.fra1.example.internal/nim/nvidia/llm-nim:2.0.9"
+    sgm = pod("sg-multi")["containers"][0]
+    assert sgm["args"][sgm["args"].index("--node-rank") + 1] == "$(LWS_WORKER_INDEX)"  # expanded by Kubernetes
+    other = pod("gcs")["initContainers"][0]  # only S3 is copied; any other scheme stops the pod
+    assert other["command"][:2] == ["/bin/sh", "-c"] and "exit 1" in other["command"][2]
+    ns = {d["metadata"]["name"]: d for d in documents(out)["kubernetes/namespaces.yaml"] if d["kind"] == "Namespace"}
+    assert "pod-security.kubernetes.io/enforce" not in ns["inference"]["metadata"]["labels"]  # a hostPath source
+    hub = _variants_doc()
+    hub["inference"] = [{**hub["inference"][0], "model_source": "hf://meta-llama/Llama-3.1-8B-Instruct"}]
+    with pytest.raises(RenderError, match="huggingface.co"):  # an air-gapped site never reaches a hub
+        render_to(write_doc(hub, tmp_path / "hub.yaml"), tmp_path / "hub")
+
+
+HOSTILE = "x$(touch /tmp/pwned)`id`'\"\n{{ 7*7 }}{% raw %}; rm -rf /"
+
+
+def test_hostile_text_is_inert(tmp_path):
+    doc = reference_doc()
+    doc["metadata"]["description"] = HOSTILE
+    inf = doc["inference"][0]
+    inf["model"] = HOSTILE
+    inf["model_source"] = "s3://models.fra1.example.internal/bucket/" + HOSTILE
+    out = tmp_path / "build"
+    c = render_to(write_doc(doc, tmp_path / "factory.yaml"), out)
+    docs = manifests(out)
+    validate_all(docs, schema_version(c.factory.kubernetes.version))
+    text = "".join(p.read_text() for p in (out / "kubernetes").rglob("*.yaml"))
+    assert "49" not in text  # nothing was evaluated as a template
+    (dep,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert dep["metadata"]["annotations"]["factoryctl.io/model"] == HOSTILE  # parsed back intact
+    assert dep["metadata"]["annotations"]["factoryctl.io/model-source"] == inf["model_source"]
+    spec = dep["spec"]["template"]["spec"]
+    args = spec["containers"][0]["args"]
+    served, refs = k8s_expand(args[args.index("--served-model-name") + 1])
+    assert served == HOSTILE and refs == []  # Kubernetes passes it to the server as written
+    for container in spec["initContainers"] + spec["containers"]:
+        for s in container.get("command", []) + container.get("args", []):
+            assert k8s_expand(s)[1] == [], s  # no $(VAR) reference reaches the kubelet
+    assert spec["initContainers"][0]["command"] == ["aws"]  # an argv, never a shell string
+    # names are refused by the model before anything renders
+    bad = reference_doc()
+    bad["inference"][0]["name"] = "chat$(id)"
+    assert check(write_doc(bad, tmp_path / "bad.yaml")).site is None
+
+
+def test_render_is_deterministic(tmp_path, rendered):
+    for source in (ROOT / "blueprints" / "gb300-nvl72-neocloud" / "factory.yaml",
+                   ROOT / "examples" / "reference" / "factory.yaml"):
+        again = tmp_path / source.parent.name
+        render_to(source, again)
+        first = rendered(source)[1]
+        for p in sorted((first / "kubernetes").rglob("*")):
+            if p.is_file():
+                rel = p.relative_to(first)
+                assert p.read_bytes() == (again / rel).read_bytes(), rel
+    # another process with another hash seed (set and dict order must not leak into output)
+    source = ROOT / "blueprints" / "gb300-nvl72-neocloud" / "factory.yaml"
+    other = tmp_path / "other-process"
+    env = {**os.environ, "PYTHONHASHSEED": "4242"}
+    r = subprocess.run([str(Path(sys.executable).parent / "factoryctl"), "render", str(source), "--out", str(other)],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    first = rendered(source)[1]
+    for sub in ("kubernetes", "slurm"):
+        for p in sorted((first / sub).rglob("*")):
+            if p.is_file():
+                assert p.read_bytes() == (other / p.relative_to(first)).read_bytes(), p

@@ -136,6 +136,7 @@ def group_vars(f: dict) -> dict[str, Any]:
         "slurm_pyxis": containers["pyxis"],
         "slurm_enroot": containers["enroot"] or containers["pyxis"],  # pyxis runs on enroot
         "slurm_container_images": list(containers["images"]),
+        "slurm_pyxis_repo": "https://github.com/NVIDIA/pyxis.git" if public and containers["pyxis"] else "",
         # kubernetes
         "kubernetes_enabled": k8s["enabled"],
         "kubernetes_version": k8s["version"],
@@ -144,6 +145,10 @@ def group_vars(f: dict) -> dict[str, Any]:
         "kubernetes_service_cidr": k8s["service_cidr"],
         "kubernetes_node_pod_prefix": k8s["node_pod_prefix"],
         "kubernetes_image_repository": mirrors["containers"][0] if mirrors["containers"] else "",
+        "kubernetes_cluster_name": f["metadata"]["name"],
+        # public package repository for kubeadm/kubelet/kubectl; air-gapped sites configure their mirror
+        "kubernetes_apt_repo_url": f"https://pkgs.k8s.io/core:/stable:/v{k8s['version']}/deb/" if public and k8s["enabled"] else "",
+        "kubernetes_apt_key_url": f"https://pkgs.k8s.io/core:/stable:/v{k8s['version']}/deb/Release.key" if public and k8s["enabled"] else "",
         # gpu_operator / network_operator
         "gpu_operator_enabled": gpu_op is not None,
         "gpu_operator_version": gpu_op["version"] if gpu_op else "",

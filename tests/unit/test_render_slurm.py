@@ -351,10 +351,11 @@ def slurm_daemons():
 
 
 # Runs inside `unshare --uts --mount --net --pid --fork --mount-proc`: $1 rendered slurm dir,
-# $2 controller hostname, $3 its address, $4 hosts file. Prints READY/EXIT/ALIVE markers.
+# $2 controller hostname, $3 its address, $4 hosts file, optionally $5/$6 a compute node and
+# its address to run slurmd for (as that node: slurmd -N). Prints READY/EXIT/ALIVE markers.
 CTLD_SCRIPT = r"""
 set -eu
-CONF=$1 HOST=$2 ADDR=$3 HOSTS=$4
+CONF=$1 HOST=$2 ADDR=$3 HOSTS=$4 NODE=${5:-} NODEADDR=${6:-}
 hostname "$HOST"
 ip link set lo up
 if [ -n "$ADDR" ]; then ip addr add "$ADDR/32" dev lo; fi
@@ -398,6 +399,18 @@ for i in $(seq 1 300); do
   if scontrol ping 2>/dev/null | grep -q 'is UP'; then ready=1; break; fi
   sleep 0.05
 done
+if [ "$ready" = 1 ] && [ -n "$NODE" ]; then
+  ip addr add "$NODEADDR/32" dev lo
+  slurmd -D -N "$NODE" > /run/slurmd.out 2>&1 &
+  for i in $(seq 1 100); do
+    scontrol show node "$NODE" 2>/dev/null | grep -q 'State=IDLE ' && break
+    sleep 0.05
+  done
+  echo "NODE_STATE=$(scontrol show node "$NODE" | sed -n 's/.*State=\([^ ]*\).*/\1/p' | head -1)"
+  echo "SRUN=$(timeout 20 srun -N1 -w "$NODE" -t 1 echo ran-on-"$NODE" 2>&1)"
+  echo "=== slurmd"
+  cat /run/slurmd.out
+fi
 alive=0
 kill -0 $pid 2>/dev/null && alive=1
 kill -TERM $pid 2>/dev/null
@@ -417,20 +430,23 @@ HARMLESS = [
     r"state file|Trying backup state save file",  # a fresh StateSaveLocation
     r"High latency for 1000 calls to gettimeofday",  # a busy 2-core test machine
     r"_shutdown_bu_thread:send/recv",  # backup controllers are not running here
+    r"Node configuration differs from hardware",  # slurmd: configured below the machine, by design
 ]
 
 
-def _controller_run(source: Path, tmp_path: Path, rendered) -> str:
+def _controller_run(source: Path, tmp_path: Path, rendered, slurmd: bool) -> str:
     c, out = rendered(source)
     site = c.site
     ctl = next(h for h in site.hosts if "slurm-controller" in h.roles)
+    node = next(h for h in site.hosts if "slurm-compute" in h.roles)
     hosts = tmp_path / "hosts"
     hosts.write_text("127.0.0.1 localhost\n" + "".join(f"{h.address} {h.name}\n" for h in site.hosts if h.address))
     script = tmp_path / "ctld.sh"
     script.write_text(CTLD_SCRIPT)
     r = subprocess.run(
         ["unshare", "--uts", "--mount", "--net", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-         "bash", str(script), str(out / "slurm"), ctl.name, ctl.address or "", str(hosts)],
+         "bash", str(script), str(out / "slurm"), ctl.name, ctl.address or "", str(hosts),
+         *((node.name, node.address) if slurmd else ())],
         capture_output=True, text=True, timeout=120)
     return r.stdout + r.stderr
 
@@ -440,7 +456,8 @@ CONTROLLER_CASES = ["lab", "enterprise-pilot-h100-4n"]  # ~0.5 s and ~7 s (Maria
 
 @pytest.mark.parametrize("blueprint", CONTROLLER_CASES)
 def test_real_slurmctld_accepts_the_config(blueprint, slurm_daemons, rendered, tmp_path):
-    log = _controller_run(ROOT / "blueprints" / blueprint / "factory.yaml", tmp_path, rendered)
+    lab = blueprint == "lab"  # its nodes have no GPUs: a real slurmd registers one and runs a job
+    log = _controller_run(ROOT / "blueprints" / blueprint / "factory.yaml", tmp_path, rendered, slurmd=lab)
     ctld = log.split("=== slurmctld", 1)[-1].split("=== slurmdbd", 1)[0]
     assert "READY=1 ALIVE=1 EXIT=0" in log, log[-3000:]
     assert "Running as primary controller" in ctld
@@ -450,6 +467,12 @@ def test_real_slurmctld_accepts_the_config(blueprint, slurm_daemons, rendered, t
     if "accounting_storage/slurmdbd" in (rendered(ROOT / "blueprints" / blueprint / "factory.yaml")[1]
                                          / "slurm" / "slurm.conf").read_text():
         assert "DBD_STARTED=1" in log and "Registering slurmctld at port 6817 with slurmdbd" in ctld
+    if lab:
+        # CPUs and RealMemory at or below what slurmd detects: the node is IDLE, not drained
+        assert "NODE_STATE=IDLE" in log and "SRUN=ran-on-node01" in log, log[-3000:]
+        slurmd = log.split("=== slurmd", 1)[1].split("=== slurmctld", 1)[0]
+        errors = [ln for ln in slurmd.splitlines() if "error:" in ln and not any(re.search(p, ln) for p in HARMLESS)]
+        assert not errors, "\n".join(errors)
 
 
 GRES_SCRIPT = r"""

@@ -172,8 +172,7 @@ def gpu_operator_values(site: Site) -> dict:
         "toolkit": {"enabled": True},
         "devicePlugin": {"enabled": True},
         "nfd": {"enabled": True},  # the Network Operator reuses it (its own NFD stays off)
-        # the ClusterPolicy knows single and mixed; with no MIG GPU, single changes nothing
-        "mig": {"strategy": "mixed" if op.mig_strategy == "mixed" else "single"},
+        "mig": {"strategy": op.mig_strategy},  # ClusterPolicy MigStrategy: none, single, mixed
         "migManager": {"enabled": op.mig_strategy != "none"},
         "dcgmExporter": {"enabled": op.dcgm_exporter},
     }

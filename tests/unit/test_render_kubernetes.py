@@ -194,7 +194,7 @@ def test_operator_values(source, rendered):
         host_drivers = not k.gpu_operator.driver_enabled or f.slurm.enabled
         assert v["driver"]["enabled"] is (not host_drivers)
         assert v["toolkit"]["enabled"] is True
-        assert v["mig"]["strategy"] in ("single", "mixed")
+        assert v["mig"]["strategy"] == k.gpu_operator.mig_strategy
         assert v["migManager"]["enabled"] is (k.gpu_operator.mig_strategy != "none")
         assert v["dcgmExporter"]["enabled"] is k.gpu_operator.dcgm_exporter
         assert {r["name"]: r["version"] for r in releases}["gpu-operator"] == k.gpu_operator.version

@@ -18,6 +18,7 @@ def build(site: Site) -> dict:
         for r in h["roles"]:
             by_role.setdefault(r, []).append(h["name"])
     gpu_groups = {g["name"]: g for g in facts["groups"]}
+    kube_facts = kube.build(site)
     return {
         "factory": f.model_dump(mode="json"),
         "name": f.metadata.name,
@@ -33,6 +34,7 @@ def build(site: Site) -> dict:
         "tool_version": __version__,
         "ansible": ansible_vars.build(f.model_dump(mode="json"), hosts, gpu_groups),
         "slurm": slurm_facts.build(site),
-        "kube": kube.build(site),
+        "kube": kube_facts,
+        "kube_inference": kube_facts["inference"],  # kubernetes/inference/<name>/manifests.yaml
         "terraform_units": terraform_units(f, hosts, gpu_groups),  # render/units.py
     }

@@ -28,7 +28,8 @@ _HASH_COMMENT = {".tf", ".hcl", ".yml", ".yaml", ".conf", ".cfg", ".sh", ".py", 
 VERBATIM = ("ansible/project/roles/",)  # ansible-runner private data dir: project/roles
 MANIFEST = "manifest.json"
 # path segment -> (context list whose items have a "name", name of the item in the template)
-EXPAND = {"__unit__": ("terraform_units", "unit")}
+EXPAND = {"__unit__": ("terraform_units", "unit"),
+          "__inference__": ("kube_inference", "deployment")}  # kubernetes/inference/<name>/
 
 
 @dataclass

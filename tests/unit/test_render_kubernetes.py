@@ -83,6 +83,11 @@ def documents(out: Path) -> dict[str, list[dict]]:
     return files
 
 
+def inference_docs(out: Path) -> list[dict]:
+    """Documents of every kubernetes/inference/<name>/manifests.yaml."""
+    return [d for rel, docs in documents(out).items() if rel.startswith("kubernetes/inference/") for d in docs]
+
+
 def manifests(out: Path) -> list[dict]:
     return [d for rel, docs in documents(out).items() if rel not in NOT_MANIFESTS for d in docs]
 
@@ -142,10 +147,12 @@ def test_every_manifest_validates(source, rendered):
     c, out = rendered(source)
     k = c.factory.kubernetes
     files = documents(out)
-    for rel in ("kubernetes/namespaces.yaml", "kubernetes/inference.yaml", "kubernetes/helm-releases.yaml",
+    for rel in ("kubernetes/namespaces.yaml", "kubernetes/helm-releases.yaml",
                 "kubernetes/gpu-operator/values.yaml", "kubernetes/network-operator/values.yaml",
                 "kubernetes/network-operator/nicclusterpolicy.yaml"):
         assert rel in files, rel
+    on_k8s = [i.name for i in c.factory.inference if i.platform == "kubernetes" and k.enabled]
+    assert sorted(p.name for p in (out / "kubernetes" / "inference").glob("*")) == sorted(on_k8s)
     docs = manifests(out)
     if not k.enabled:
         assert docs == []
@@ -235,7 +242,7 @@ def _walk(node, path=""):
 
 
 def _deployment_docs(out: Path, name: str) -> list[dict]:
-    return [d for d in documents(out)["kubernetes/inference.yaml"] if d["metadata"]["name"] == name]
+    return [d for d in inference_docs(out) if d["metadata"]["name"] == name]
 
 
 def _main_containers(doc: dict) -> list[dict]:
@@ -252,7 +259,7 @@ def test_inference_deployments(source, rendered):
     c, out = rendered(source)
     f = c.factory
     fits = {i.name: i for i in c.site.inference}
-    text = (out / "kubernetes" / "inference.yaml").read_text()
+    text = "".join(p.read_text() for p in sorted((out / "kubernetes").rglob("*.yaml")))
     assert not re.search(r"huggingface|hf\.co|HF_TOKEN", text)
     for inf in f.inference:
         docs = _deployment_docs(out, inf.name)
@@ -356,14 +363,14 @@ def test_engines_layouts_and_model_sources(tmp_path):
     c = render_to(write_doc(_variants_doc(), tmp_path / "factory.yaml"), out)
     docs = manifests(out)
     assert set(validate_all(docs, schema_version(c.factory.kubernetes.version))) == {"DynamoGraphDeployment", "LeaderWorkerSet", "NicClusterPolicy"}
-    by = {(d["kind"], d["metadata"]["name"]) for d in documents(out)["kubernetes/inference.yaml"]}
+    by = {(d["kind"], d["metadata"]["name"]) for d in inference_docs(out)}
     assert ("Deployment", "v-pp") in by and ("LeaderWorkerSet", "v-multi") in by
     assert ("LeaderWorkerSet", "sg-multi") in by and ("LeaderWorkerSet", "ni-multi") in by
     assert not any(name == "tg-multi" for _, name in by)  # TGI shards within one node only
-    assert "not rendered: TGI shards within one node" in (out / "kubernetes" / "inference.yaml").read_text()
+    assert "not rendered: TGI shards within one node" in (out / "kubernetes/inference/tg-multi/manifests.yaml").read_text()
 
     def pod(name):
-        d = next(x for x in documents(out)["kubernetes/inference.yaml"] if x["metadata"]["name"] == name
+        d = next(x for x in inference_docs(out) if x["metadata"]["name"] == name
                  and x["kind"] in ("Deployment", "LeaderWorkerSet"))
         if d["kind"] == "Deployment":
             return d["spec"]["template"]["spec"]

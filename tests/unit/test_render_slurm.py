@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+from ruamel.yaml import YAML
 
 from factoryctl import catalog
 from factoryctl.pipeline import check
@@ -257,10 +258,30 @@ def test_topology_conf_is_a_tree_over_the_nodes(source, rendered):
     _tree_ok(topo, nodes)
 
 
+def test_fat_tree_leaves_fill_racks_up_to_their_ports(tmp_path):
+    doc = reference_doc()
+    doc["nodes"][1]["count"] = 40  # 8 compute ports each: a 64-port QM9700 leaf takes 4 (32 down)
+    doc["fabric"]["compute"]["topology"] = "fat-tree"
+    doc["slurm"]["topology"] = "tree"
+    out = tmp_path / "build"
+    c = render_to(write_doc(doc, tmp_path / "factory.yaml"), out)
+    sc = conf(out, "slurm.conf")
+    topo = conf(out, "topology.conf")
+    nodes = {d["NodeName"] for d in sc if "NodeName" in d}
+    _tree_ok(topo, nodes)
+    leaves = [d for d in topo if "Nodes" in d]
+    assert len(leaves) == 10 and all(len(expand(d["Nodes"])) == 4 for d in leaves)
+    racks = {h.name: h.rack for h in c.site.hosts}
+    assert all(len({racks[n] for n in expand(d["Nodes"])}) == 1 for d in leaves)  # a leaf stays in its rack
+    # without a compute fabric (the lab), an explicit tree has one switch per rack
+    lab = YAML(typ="safe").load((ROOT / "blueprints" / "lab" / "factory.yaml").read_text())
+    lab["slurm"]["topology"] = "tree"
+    render_to(write_doc(lab, tmp_path / "lab.yaml"), tmp_path / "lab")
+    assert conf(tmp_path / "lab", "topology.conf") == [{"SwitchName": "rack-lab", "Nodes": "node[01-02]"}]
+
+
 def _nvl72_slurm(tmp_path: Path) -> Path:
     """The GB300 NVL72 blueprint with Slurm on its trays (block topology)."""
-    from ruamel.yaml import YAML
-
     doc = YAML(typ="safe").load((ROOT / "blueprints" / "gb300-nvl72-neocloud" / "factory.yaml").read_text())
     doc["nodes"][0]["roles"] = ["slurm-controller", "kube-control-plane", "monitoring"]
     doc["nodes"][1]["roles"] = ["slurm-compute", "kube-worker"]

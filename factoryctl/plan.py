@@ -144,7 +144,8 @@ def terraform_section(provider: str, jobs: list[StackJob], results: list, engine
             changes.append(d)
         stacks.append({"unit": job.unit, "orphan": job.orphan, "add": r.add, "change": r.change,
                        "destroy": r.destroy, "outputs_changed": r.outputs_changed, "changed": r.changed,
-                       "planfile": str(job.planfile), "seconds": round(r.seconds, 3),
+                       "planfile": str(job.planfile), "dir": str(job.stack.dir), "state": str(job.stack.state),
+                       "data_dir": str(job.stack.data_dir), "seconds": round(r.seconds, 3),
                        "warnings": r.warnings, "changes": changes,
                        "drift": [c.to_dict() for c in r.drift]})
     stacks.sort(key=lambda s: s["unit"])
@@ -419,6 +420,12 @@ def impact_section(tf: dict, files: dict, ansible: dict) -> dict:
     for it in items:
         counts[it["impact"]] += 1
     return {"highest": worst(it["impact"] for it in items), "counts": counts, "items": items}
+
+
+def planned_stacks(doc: dict) -> list[tuple[Stack, Path]]:
+    """(stack, saved plan) for every stack a plan document planned: what apply runs."""
+    return [(Stack(s["unit"], Path(s["dir"]), Path(s["state"]), Path(s["data_dir"])), Path(s["planfile"]))
+            for s in doc["terraform"]["stacks"]]
 
 
 def exit_code(doc: dict, detailed: bool) -> int:

@@ -19,6 +19,7 @@ import json
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ import yaml
 from .engines.terraform import PlanResult, Stack, Terraform, TerraformError, make_engine
 from .pipeline import Checked
 from .render.writer import MANIFEST
-from .workspace import Workspace, WorkspaceLocked, write_json
+from .workspace import Workspace, WorkspaceLocked, atomic_write
 
 # Impact classes, least to most disruptive: what applying a change does to a running factory.
 IMPACTS = ("none", "add", "reload", "restart", "drain", "destroy")
@@ -138,8 +139,10 @@ def terraform_section(provider: str, jobs: list[StackJob], results: list, engine
         for c in r.changes:
             if c.action in ("noop", "read"):
                 continue
-            d = c.to_dict()
-            d["host"] = c.key if c.name == "host" and isinstance(c.key, str) else None
+            d = {"address": c.address, "type": c.type, "action": c.action,
+                 "host": c.key if c.name == "host" and isinstance(c.key, str) else None}
+            if c.reason:
+                d["reason"] = c.reason
             d["impact"] = change_impact(d)
             changes.append(d)
         stacks.append({"unit": job.unit, "orphan": job.orphan, "add": r.add, "change": r.change,
@@ -224,12 +227,30 @@ def match_hosts(pattern: str, groups: dict[str, set[str]]) -> set[str]:
     return result
 
 
-def ansible_section(build: Path) -> dict:
-    site = build / "ansible" / "project" / "site.yml"
-    plays_doc = _load_yaml(site) if site.is_file() else None
+def model_groups(site) -> dict[str, set[str]] | None:
+    """Inventory groups as render/ansible_vars.py builds them for hosts.yml (parsing the
+    rendered 16k-host inventory instead costs seconds)."""
+    try:
+        from .render.ansible_vars import inventory
+    except ImportError:
+        return None
+    hosts = [{"name": h.name, "group": h.group, "index": h.index, "rack": h.rack, "roles": list(h.roles),
+              "address": h.address, "oob_address": h.oob_address, "gpus": h.gpus, "country": h.country}
+             for h in site.hosts]
+    groups = {g.name: {"gpu_model": g.gpu_model} for g in site.groups.values()}
+    out = {k: set(v) for k, v in inventory(hosts, groups)["groups"].items()}
+    out["all"] = {h["name"] for h in hosts}
+    return out
+
+
+def ansible_section(build: Path, site=None) -> dict:
+    playbook = build / "ansible" / "project" / "site.yml"
+    plays_doc = _load_yaml(playbook) if playbook.is_file() else None
     if not isinstance(plays_doc, list):
         return {"available": False, "playbook": None, "plays": []}
-    groups = inventory_groups(_load_yaml(build / "ansible" / "inventory" / "hosts.yml"))
+    groups = model_groups(site) if site is not None else None
+    if groups is None:
+        groups = inventory_groups(_load_yaml(build / "ansible" / "inventory" / "hosts.yml"))
     plays = []
     for p in plays_doc:
         if not isinstance(p, dict):
@@ -346,17 +367,16 @@ def run_plan(checked: Checked, ws: Workspace, binary: str | None = None, jobs: i
              on_stack=None, timings: dict | None = None) -> dict:
     """Render + plan; the summary document. Raises TerraformError / RenderError."""
     from .render import render
-    from .render.writer import read_tree
 
     timings = timings if timings is not None else {}
     provider = checked.factory.site.provider
+    applied = ws.applied()
     engine = make_engine(binary, cli_config=ws.cli_config, plugin_cache=ws.plugin_cache, jobs=jobs,
                          env=provider_env(checked))  # workers start on first use: starting
     # them during render only made both slower on a 2-core machine (measured)
     try:
         t = time.perf_counter()
-        old_tree = {k: v for k, v in read_tree(ws.build).items()
-                    if k.endswith((".yml", ".yaml")) and not k.startswith("terraform/")}
+        old_yaml = _old_yaml(ws.build) if applied else {}
         res = render(checked.site, ws.build)
         manifest = json.loads((ws.build / MANIFEST).read_text())["files"]
         timings["render_s"] = time.perf_counter() - t
@@ -371,15 +391,16 @@ def run_plan(checked: Checked, ws: Workspace, binary: str | None = None, jobs: i
             return engine.plan(job.stack, job.planfile, destroy=job.orphan)
 
         done = (lambda job, r: on_stack(job.unit, r, len(jobs_))) if on_stack else None
-        results = engine.map(plan_one, jobs_, done)
+        with ThreadPoolExecutor(max_workers=1) as bg:  # the summaries are made meanwhile
+            planning = bg.submit(engine.map, plan_one, jobs_, done)
+            files = files_section(manifest, applied, old_yaml, ws.build)
+            ansible = ansible_section(ws.build, checked.site)
+            results = planning.result()
         timings["terraform_s"] = time.perf_counter() - t
         tf = terraform_section(provider, jobs_, results, engine)
     finally:
         engine.close()
 
-    applied = ws.applied()
-    files = files_section(manifest, applied, old_tree, ws.build)
-    ansible = ansible_section(ws.build)
     impact = impact_section(tf, files, ansible)
     changes = bool(tf["add"] or tf["change"] or tf["destroy"] or any(s["changed"] for s in tf["stacks"])
                    or files["added"] or files["changed"] or files["removed"])
@@ -399,17 +420,32 @@ def run_plan(checked: Checked, ws: Workspace, binary: str | None = None, jobs: i
     }
 
 
+def _old_yaml(build: Path) -> dict[str, bytes]:
+    """The YAML files of the build on disk before this render (the key-level diff base)."""
+    if not build.is_dir():
+        return {}
+    out = {}
+    for p in build.rglob("*"):
+        rel = p.relative_to(build).as_posix()
+        if p.suffix in (".yml", ".yaml") and not rel.startswith("terraform/") and p.is_file():
+            out[rel] = p.read_bytes()
+    return out
+
+
 def impact_section(tf: dict, files: dict, ansible: dict) -> dict:
     items = []
-    for s in tf["stacks"]:
+    for s in tf["stacks"]:  # one item per unit, action and impact, naming its hosts
+        grouped: dict[tuple[str, str], list[str]] = {}
         for c in s["changes"]:
-            items.append({"kind": "terraform", "subject": c["host"] or c["address"], "unit": s["unit"],
-                          "action": c["action"], "impact": c["impact"], "address": c["address"]})
+            grouped.setdefault((c["action"], c["impact"]), []).append(c["host"] or c["address"])
+        for (action, impact), subjects in sorted(grouped.items()):
+            items.append({"kind": "terraform", "unit": s["unit"], "action": action, "impact": impact,
+                          "subjects": subjects})
     for e in files["entries"]:
-        items.append({"kind": "file", "subject": e["path"], "action": e["change"], "impact": e["impact"],
+        items.append({"kind": "file", "subjects": [e["path"]], "action": e["change"], "impact": e["impact"],
                       "reason": e["reason"]})
     if files["baseline"] == "first-apply" and files["total"]:
-        items.append({"kind": "file", "subject": f"{files['total']} rendered files", "action": "added",
+        items.append({"kind": "file", "subjects": [f"{files['total']} rendered files"], "action": "added",
                       "impact": "add", "reason": "first apply: every play runs on every host"})
     roles = {e["path"].split("/")[3] for e in files["entries"]
              if e["path"].startswith("ansible/project/roles/") and len(e["path"].split("/")) > 3}
@@ -418,7 +454,7 @@ def impact_section(tf: dict, files: dict, ansible: dict) -> dict:
             e["path"].startswith("ansible/") and e["impact"] != "none" for e in files["entries"])
     counts = {k: 0 for k in IMPACTS}
     for it in items:
-        counts[it["impact"]] += 1
+        counts[it["impact"]] += len(it["subjects"])
     return {"highest": worst(it["impact"] for it in items), "counts": counts, "items": items}
 
 
@@ -435,10 +471,12 @@ def exit_code(doc: dict, detailed: bool) -> int:
 
 
 def record(ws: Workspace, doc: dict) -> Path:
-    """plans/plan.json (what apply checks against) and runs/<id>/plan.json."""
-    write_json(ws.plans_dir / "plan.json", doc)
+    """plans/plan.json (what apply checks against) and runs/<id>/plan.json. Compact JSON:
+    the indented form goes through Python's slow encoder (seconds at 16k hosts)."""
+    data = json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
+    atomic_write(ws.plans_dir / "plan.json", data)
     run = ws.new_run("plan")
-    write_json(run / "plan.json", doc)
+    atomic_write(run / "plan.json", data)
     return run
 
 
@@ -506,7 +544,7 @@ def render_text(doc: dict, out) -> None:
     out.print(f"[bold]Impact[/]: {IMPACT_LABEL[imp['highest']]}"
               + (" (" + ", ".join(f"{IMPACT_LABEL[k]}: {v}" for k, v in counts.items()) + ")" if counts else ""))
     for level in reversed(IMPACTS[1:]):
-        subjects = [i["subject"] for i in imp["items"] if i["impact"] == level]
+        subjects = [x for i in imp["items"] if i["impact"] == level for x in i["subjects"]]
         if subjects:
             out.print(f"  {IMPACT_LABEL[level]:<18} {_names(subjects, 12)}", markup=False)
     out.print()

@@ -4,6 +4,5 @@
 resource "terraform_data" "host" {
   for_each = var.hosts
 
-  # One JSON string per host: half the state of an object, and plan shows a JSON diff.
-  input = jsonencode(each.value)
+  input = each.value
 }

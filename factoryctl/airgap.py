@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from urllib.parse import urlsplit
 
 from .model import Factory
 
@@ -60,7 +59,8 @@ def _host_of(ref: str) -> str:
     """Host of a URL, `host[:port][/path]` or an enroot `host#image` reference, lowercased."""
     ref = ref.strip()
     if "://" in ref:
-        netloc = urlsplit(ref).netloc
+        # Split by hand: urlsplit raises on text such as "http://host]" found in prose.
+        netloc = re.split(r"[/?#\s]", ref.split("://", 1)[1], maxsplit=1)[0]
     else:
         netloc = re.split(r"[/#]", ref, maxsplit=1)[0]
     netloc = netloc.rsplit("@", 1)[-1]

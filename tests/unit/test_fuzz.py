@@ -92,3 +92,15 @@ def test_garbage_documents_through_the_cli_exit_cleanly(tmp_path, doc, capsys):
     captured = capsys.readouterr()
     assert "Traceback" not in captured.out + captured.err
     assert "internal error" not in captured.err
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(max_size=80), scheme=st.sampled_from(["http", "https", "oci", "s3", "hf", "git+ssh"]))
+def test_airgap_scan_never_raises_on_any_text(text, scheme):
+    from factoryctl.airgap import external_reference
+    from tests.helpers import REFERENCE
+
+    f = check(REFERENCE).factory
+    for candidate in (text, f"{scheme}://{text}", f"[{scheme}://{text}]", f"{text} {scheme}://x]{text}"):
+        external_reference(f, candidate)
+        external_reference(f, candidate, image=True)

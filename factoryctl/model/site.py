@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from .common import Cidr, Country, DnsName, IPv4, Name, Strict, Text
 
@@ -33,11 +34,23 @@ class Mirrors(Strict):
     helm: list[Text] = Field(default_factory=list)
 
 
+_IFNAME = re.compile(r"^[a-z][a-z0-9_]{0,14}$")
+
+
+def _bridge(v: str) -> str:
+    # A Linux interface name (15 bytes at most). No '-': the lab names each host's network
+    # namespace <bridge>-<host>, which must split back unambiguously.
+    if not _IFNAME.match(v):
+        raise ValueError(f"{v!r} is not a usable bridge name: use 1-15 lowercase letters, digits or '_', "
+                         "starting with a letter (no '-')\nhint: e.g. fctlbr0")
+    return v
+
+
 class LabSettings(Strict):
     """Local test hosts (network namespaces) for `provider: lab`."""
 
     subnet: Cidr = "10.77.0.0/24"
-    bridge: Name = "fctl-br0"
+    bridge: Annotated[str, AfterValidator(_bridge)] = "fctlbr0"
 
 
 class MaasSettings(Strict):

@@ -269,7 +269,8 @@ def ansible_section(build: Path, site=None) -> dict:
         plays.append({"name": p.get("name") or pattern, "hosts": pattern,
                       "host_count": len(match_hosts(pattern, groups)), "roles": roles,
                       "tags": list(p.get("tags") or [])})
-    return {"available": True, "playbook": "ansible/project/site.yml", "plays": plays}
+    # the groups stay for impact_section (which plays run) and are dropped from the document
+    return {"available": True, "playbook": "ansible/project/site.yml", "plays": plays, "_groups": groups}
 
 
 # --- rendered files and their impact ------------------------------------------------------------
@@ -300,8 +301,7 @@ def key_impact(key: str) -> str:
     leaf = key.lower()
     if any(w in leaf for w in _DRAIN_WORDS):
         return "drain"
-    top = key.split(".")[-1] if key.startswith(("all.", "vars.")) else key.split(".")[0]
-    role = max((r for r in ROLE_IMPACT if top.startswith(r + "_")), key=len, default=None)
+    role = key_role(key.split(".")[-1] if key.startswith(("all.", "vars.")) else key)
     return ROLE_IMPACT[role] if role else "reload"
 
 
@@ -380,7 +380,7 @@ def run_plan(checked: Checked, ws: Workspace, binary: str | None = None, jobs: i
     # them during render only made both slower on a 2-core machine (measured)
     try:
         t = time.perf_counter()
-        old_yaml = _old_yaml(ws.build) if applied else {}
+        old_yaml = (ws.applied_files() or _old_yaml(ws.build)) if applied else {}
         res = render(checked.site, ws.build)
         manifest = json.loads((ws.build / MANIFEST).read_text())["files"]
         timings["render_s"] = time.perf_counter() - t
@@ -425,7 +425,8 @@ def run_plan(checked: Checked, ws: Workspace, binary: str | None = None, jobs: i
 
 
 def _old_yaml(build: Path) -> dict[str, bytes]:
-    """The YAML files of the build on disk before this render (the key-level diff base)."""
+    """The YAML files of the build on disk before this render: the key-level diff base when
+    apply kept no copy (a file counts only while its hash is still the applied one)."""
     if not build.is_dir():
         return {}
     out = {}
@@ -434,6 +435,49 @@ def _old_yaml(build: Path) -> dict[str, bytes]:
         if p.suffix in (".yml", ".yaml") and not rel.startswith("terraform/") and p.is_file():
             out[rel] = p.read_bytes()
     return out
+
+
+# Rendered trees outside ansible/ and the roles that carry them to the hosts.
+TREE_ROLES = {"slurm": {"slurm"}, "kubernetes": {"kubernetes", "gpu_operator", "network_operator", "inference"}}
+
+
+def key_role(key: str) -> str | None:
+    top = key.split(".")[0]
+    return max((r for r in ROLE_IMPACT if top.startswith(r + "_")), key=len, default=None)
+
+
+def mark_affected_plays(ansible: dict, tf: dict, files: dict) -> None:
+    """play["affected"]: whether the play has anything to do on apply: a role of it changed
+    (its files, its role-prefixed variables, the tree it installs), or it runs on a host that
+    is new or changed, or the change is not attributable (the playbook itself, a variable of
+    no role): then every play."""
+    groups = ansible.pop("_groups", None) or {}
+    everything = files["baseline"] == "first-apply"
+    roles: set[str] = set()
+    hosts = {c["host"] for s in tf["stacks"] for c in s["changes"]
+             if c["host"] and c["action"] in ("create", "update", "replace")}
+    for e in files["entries"]:
+        parts = e["path"].split("/")
+        if e["impact"] == "none":
+            continue
+        if e["path"].startswith("ansible/project/roles/") and len(parts) > 3:
+            roles.add(parts[3])
+        elif parts[0] in TREE_ROLES:
+            roles |= TREE_ROLES[parts[0]]
+        elif e["keys"]:
+            for k in e["keys"]:
+                kp = k.split(".")
+                if "hosts" in kp and kp.index("hosts") + 1 < len(kp):  # inventory: a host's entry
+                    hosts.add(kp[kp.index("hosts") + 1])
+                elif (role := key_role(k)) is not None:
+                    roles.add(role)
+                else:
+                    everything = True
+        else:
+            everything = True
+    for play in ansible["plays"]:
+        play["affected"] = everything or bool(roles & set(play["roles"])) or (
+            bool(hosts) and play["hosts"] is not None and bool(hosts & match_hosts(play["hosts"], groups)))
 
 
 def impact_section(tf: dict, files: dict, ansible: dict) -> dict:
@@ -451,11 +495,7 @@ def impact_section(tf: dict, files: dict, ansible: dict) -> dict:
     if files["baseline"] == "first-apply" and files["total"]:
         items.append({"kind": "file", "subjects": [f"{files['total']} rendered files"], "action": "added",
                       "impact": "add", "reason": "first apply: every play runs on every host"})
-    roles = {e["path"].split("/")[3] for e in files["entries"]
-             if e["path"].startswith("ansible/project/roles/") and len(e["path"].split("/")) > 3}
-    for play in ansible["plays"]:
-        play["affected"] = files["baseline"] == "first-apply" or bool(roles & set(play["roles"])) or any(
-            e["path"].startswith("ansible/") and e["impact"] != "none" for e in files["entries"])
+    mark_affected_plays(ansible, tf, files)
     counts = {k: 0 for k in IMPACTS}
     for it in items:
         counts[it["impact"]] += len(it["subjects"])

@@ -11,6 +11,11 @@ state.
                                   all left factory.yaml
       runs/<id>/                  one folder per run (id: UTC time, e.g. 20260501T120000Z)
       applied.json                last applied factory hash + manifest (written by apply)
+      applied/                    the YAML files of the last apply (key-level diffs in plan)
+      inventory/connection.yml    how Ansible reaches each host (from Terraform's outputs)
+      facts/                      Ansible fact cache, kept across runs (one file per host)
+      ansible-home/               ANSIBLE_HOME and Ansible's local temp files
+      lab/                        lab hosts of a `provider: lab` site (state, keys, overlays)
       terraform.rc                our Terraform CLI configuration (no checkpoint)
       plugin-cache/               Terraform provider cache
       lock                        held (fcntl) by plan/apply/drift for the whole command
@@ -23,6 +28,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -103,6 +109,26 @@ class Workspace:
     def applied_path(self) -> Path:
         return self.root / APPLIED
 
+    @property
+    def lab_dir(self) -> Path:
+        return self.root / "lab"
+
+    @property
+    def facts_dir(self) -> Path:
+        return self.root / "facts"
+
+    @property
+    def connection_inventory(self) -> Path:
+        return self.root / "inventory" / "connection.yml"
+
+    @property
+    def ansible_home(self) -> Path:
+        return self.root / "ansible-home"
+
+    @property
+    def plan_doc(self) -> Path:
+        return self.plans_dir / "plan.json"
+
     def state_file(self, provider: str, unit: str) -> Path:
         return self.state_dir / provider / f"{unit}.tfstate"
 
@@ -143,10 +169,43 @@ class Workspace:
         except (FileNotFoundError, ValueError):
             return None
 
-    def record_applied(self, factory_hash: str, manifest: dict[str, str], **extra: Any) -> Path:
-        """Called by apply after success only: what is now running."""
+    def record_applied(self, factory_hash: str, manifest: dict[str, str], build: Path | None = None,
+                       **extra: Any) -> Path:
+        """Called by apply after success only: what is now running. With `build`, its YAML
+        files (not Terraform's) are kept in applied/, so the next plan can say which keys of
+        a changed file changed, however often the build was re-rendered meanwhile."""
+        if build is not None:
+            self._snapshot(Path(build))
         return write_json(self.applied_path, {"factory_hash": factory_hash, "manifest": manifest,
                                               "applied": run_id(), **extra})
+
+    @property
+    def applied_dir(self) -> Path:
+        return self.root / "applied"
+
+    def applied_files(self) -> dict[str, bytes]:
+        """The YAML files of the last apply (relative path -> content); {} if none kept."""
+        d = self.applied_dir
+        if not d.is_dir():
+            return {}
+        return {p.relative_to(d).as_posix(): p.read_bytes() for p in d.rglob("*") if p.is_file()}
+
+    def _snapshot(self, build: Path) -> None:
+        tmp = Path(tempfile.mkdtemp(prefix=".applied.new-", dir=self.root))
+        try:
+            for p in build.rglob("*"):
+                rel = p.relative_to(build).as_posix()
+                if p.suffix in (".yml", ".yaml") and not rel.startswith(("terraform/", ".")) and p.is_file():
+                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(p, tmp / rel)
+            old = self.root / f".applied.old-{os.getpid()}"
+            if self.applied_dir.exists():
+                os.rename(self.applied_dir, old)
+            os.rename(tmp, self.applied_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
 
     # --- the lock ---------------------------------------------------------------------------
     @contextmanager

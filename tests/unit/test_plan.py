@@ -48,7 +48,7 @@ def _apply(path: Path, doc: dict) -> None:
         results = tf.map(lambda sp: tf.apply(*sp), planned_stacks(doc))
     assert not [r for r in results if isinstance(r, BaseException)], results
     manifest = json.loads((ws.build / "manifest.json").read_text())["files"]
-    ws.record_applied(doc["factory_hash"], manifest)
+    ws.record_applied(doc["factory_hash"], manifest, build=ws.build)
 
 
 @pytest.fixture()
@@ -93,6 +93,10 @@ def test_first_plan_then_no_changes_after_apply_then_a_new_node(capsys, site):
     assert [(c["host"], c["action"], c["impact"]) for c in gpu["changes"]] == [
         ("gpu03", "update", "none"), ("gpu05", "create", "add")]
     assert doc["impact"]["highest"] == "restart"  # slurm.conf gains a node
+    if doc["ansible"]["available"]:  # plays that run on the new host or install slurm.conf run
+        affected = {r: p["affected"] for p in doc["ansible"]["plays"] for r in p["roles"]}
+        assert affected.get("nvidia_driver", True) and affected.get("slurm", True)
+        assert not affected.get("gpu_operator", False)  # control plane only: nothing new there
     changed_files = {e["path"] for e in doc["files"]["entries"]}
     assert "ansible/inventory/hosts.yml" in changed_files
     assert "terraform/existing/units/gpu-000/hosts.auto.tfvars.json" in changed_files

@@ -200,6 +200,75 @@ def plan(
     raise typer.Exit(plan_command(file, fmt.value, detailed_exitcode, terraform_bin, jobs, out, err))
 
 
+class Phase(str, Enum):
+    terraform = "terraform"
+    ansible = "ansible"
+    kubernetes = "kubernetes"
+
+
+AutoApproveOpt = typer.Option(False, "--auto-approve", help="Do not ask for confirmation (needed without a terminal).")
+TerraformBinOpt = typer.Option(None, "--terraform-bin", envvar="FACTORYCTL_TERRAFORM_BIN",
+                               help="A terraform/tofu binary instead of the embedded Terraform.")
+
+
+def _apply_options(auto_approve: bool, only: Phase | None, limit: str | None, tags: str | None, plain: bool,
+                   terraform_bin: str | None):
+    from .apply import Options
+
+    return Options(auto_approve=auto_approve, only=only.value if only else None, limit=limit, tags=tags,
+                   plain=plain, terraform_bin=terraform_bin)
+
+
+@app.command()
+def apply(
+    file: Path = FileArg,
+    auto_approve: bool = AutoApproveOpt,
+    only: Phase | None = typer.Option(None, "--only", help="Run one phase: terraform, ansible or kubernetes."),
+    limit: str | None = typer.Option(None, "--limit", help="Ansible host pattern, e.g. node01 or slurm_compute."),
+    tags: str | None = typer.Option(None, "--tags", help="Ansible tags (comma-separated), e.g. slurm."),
+    plain: bool = typer.Option(False, "--plain", help="Plain progress lines instead of a live table (CI)."),
+    terraform_bin: str | None = TerraformBinOpt,
+) -> None:
+    """Apply the saved plan: Terraform stacks, then site.yml through Ansible with live per-host
+    progress, then the Kubernetes check. Refuses a stale plan (run `factoryctl plan`). Logs
+    and events go to .factory/<name>/runs/<time>/; applied.json is written only on success."""
+    from .apply import apply_command
+
+    raise typer.Exit(apply_command(file, _apply_options(auto_approve, only, limit, tags, plain, terraform_bin),
+                                   out, err))
+
+
+@app.command()
+def up(
+    file: Path = FileArg,
+    auto_approve: bool = AutoApproveOpt,
+    only: Phase | None = typer.Option(None, "--only", help="Run one phase: terraform, ansible or kubernetes."),
+    limit: str | None = typer.Option(None, "--limit", help="Ansible host pattern."),
+    tags: str | None = typer.Option(None, "--tags", help="Ansible tags (comma-separated)."),
+    plain: bool = typer.Option(False, "--plain", help="Plain progress lines instead of a live table (CI)."),
+    terraform_bin: str | None = TerraformBinOpt,
+) -> None:
+    """Plan, apply and verify in one go: every host reachable, munge, sinfo partitions idle,
+    srun on every compute node. Exit 1 when any check fails."""
+    from .up import up_command
+
+    raise typer.Exit(up_command(file, _apply_options(auto_approve, only, limit, tags, plain, terraform_bin),
+                                out, err))
+
+
+@app.command()
+def destroy(
+    file: Path = FileArg,
+    auto_approve: bool = AutoApproveOpt,
+    terraform_bin: str | None = TerraformBinOpt,
+) -> None:
+    """Tear the site down: every Terraform resource (lab hosts included), then what is left of
+    a lab (namespaces, mounts, links), fact cache, saved plans and applied.json."""
+    from .destroy import destroy_command
+
+    raise typer.Exit(destroy_command(file, auto_approve, terraform_bin, out, err))
+
+
 class BomFormat(str, Enum):
     text = "text"
     json = "json"

@@ -52,9 +52,11 @@ class HostProgress:
         if kind == "playbook_on_task_start":
             self.task = data.get("task", "")
             if self.plain:
-                self.console.print(f"TASK [{data.get('role') + ' : ' if data.get('role') else ''}{self.task}]")
+                self.console.print(f"TASK [{data.get('role') + ' : ' if data.get('role') else ''}{self.task}]",
+                                   markup=False, highlight=False)
         elif self.plain and kind in ("runner_on_failed", "runner_on_unreachable") and not data.get("ignore_errors"):
             what = "UNREACHABLE" if kind.endswith("unreachable") else "FAILED"
-            self.console.print(f"  {data.get('host')}: {what}: {hosts.get(data.get('host'), HostStats()).last_error}")
+            self.console.print(f"  {data.get('host')}: {what}: {hosts.get(data.get('host'), HostStats()).last_error}",
+                               markup=False, highlight=False)
         if self.live is not None:
             self.live.update(self._render())

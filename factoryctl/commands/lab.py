@@ -139,6 +139,19 @@ def status(
         raise typer.Exit(1)
 
 
+def _site_lab_dir(file: Path) -> Path:
+    from factoryctl.load import LoadError, load_file
+
+    try:
+        data = load_file(file).data
+    except LoadError as exc:
+        raise LabError(f"cannot read {file}: {exc}") from None
+    name = ((data or {}).get("metadata") or {}).get("name")
+    if not isinstance(name, str) or not name:
+        raise LabError(f"{file} has no metadata.name")
+    return Path(file).resolve().parent / ".factory" / name / "lab"
+
+
 @app.command("ssh-config")
 @_fail_cleanly
 def ssh_config(lab_dir: Path = DIR_OPTION) -> None:
@@ -152,11 +165,17 @@ def ssh(
     name: str = typer.Argument(..., metavar="HOST"),
     command: list[str] | None = typer.Argument(None, metavar="[CMD]..."),
     lab_dir: Path = DIR_OPTION,
+    file: Path | None = typer.Option(
+        None, "--file", help="A lab site's factory.yaml: use its lab (.factory/<name>/lab)."
+    ),
 ) -> None:
     """Open a shell on HOST, or run CMD there and exit with its status.
-    Options go before HOST: `factoryctl lab ssh --dir .lab gpu01 ls -l /dev`."""
+    Options go before HOST: `factoryctl lab ssh --dir .lab gpu01 ls -l /dev`, or
+    `factoryctl lab ssh --file examples/lab.yaml head01 -- sinfo`."""
     if command and command[0] == "--":  # `ssh HOST -- CMD`: the separator is not the command
         command = command[1:]
+    if file is not None:
+        lab_dir = _site_lab_dir(file)
     argv = Lab(lab_dir).ssh_argv(name, command or None)
     if not command:
         os.execvp(argv[0], argv)  # hand the terminal to ssh

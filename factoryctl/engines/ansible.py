@@ -114,7 +114,12 @@ def run_playbook(
     observer: Callable[[dict, dict[str, HostStats]], None] | None = None,
     cancel: threading.Event | None = None,
     timeout: int | None = None,
+    inventory: list[str] | None = None,
+    fact_cache: Path | None = None,
 ) -> PlaybookRun:
+    """Run `playbook` of `private_data_dir/project`. inventory: sources in order (later ones
+    win for the same host variable; default: private_data_dir/inventory). fact_cache: a
+    folder kept across runs (default: a fresh one in the artifact folder, i.e. no caching)."""
     import ansible_runner
 
     counter = EventCounter(observer)
@@ -140,5 +145,8 @@ def run_playbook(
         quiet=True,
         suppress_env_files=True,  # env/ files could hold secrets; nothing lands in the build tree
         timeout=timeout,
+        inventory=inventory,
+        # runner joins this to the artifact dir; an absolute path survives the join
+        fact_cache=str(Path(fact_cache).absolute()) if fact_cache else None,
     )
     return PlaybookRun(rc=r.rc, status=r.status, hosts=counter.hosts, artifact_dir=artifact_dir / "ansible")

@@ -133,6 +133,7 @@ class ApplyResult:
     change: int = 0
     destroy: int = 0
     seconds: float = 0.0
+    log: str = ""  # Terraform's JSON lines, for the run's log folder
 
 
 def write_cli_config(path: Path, plugin_cache: Path | None = None) -> Path:
@@ -327,7 +328,7 @@ class Terraform:
         rc, out, err = self.run(argv, stack.dir, self._stack_env(stack))
         if rc != 0:
             raise self._fail(stack.name, command, rc, out, err)
-        res = ApplyResult(stack.name)
+        res = ApplyResult(stack.name, log=out)
         for e in _events(out):
             if e.get("type") == "change_summary":
                 c = e.get("changes") or {}
@@ -385,7 +386,10 @@ class _Worker:
         self.errlog = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "factoryctl.engines.tfworker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self.errlog, env=env, text=True, encoding="utf-8", bufsize=1)
+            stderr=self.errlog, env=env, text=True, encoding="utf-8", bufsize=1,
+            # Own session: a Ctrl-C on the terminal reaches factoryctl only, which lets the
+            # command in flight finish (a killed apply could leave state half written).
+            start_new_session=True)
 
     def call(self, request: dict) -> dict:
         assert self.proc.stdin is not None and self.proc.stdout is not None

@@ -402,6 +402,8 @@ def run_plan(checked: Checked, ws: Workspace, binary: str | None = None, jobs: i
             results = planning.result()
         timings["terraform_s"] = time.perf_counter() - t
         tf = terraform_section(provider, jobs_, results, engine)
+        if hasattr(engine, "peak_rss_mb"):
+            tf["worker_peak_mb"] = round(engine.peak_rss_mb(), 1)
     finally:
         engine.close()
 

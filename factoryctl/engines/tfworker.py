@@ -22,6 +22,21 @@ import os
 import sys
 
 
+def _peak_kb() -> int:
+    """Peak resident memory since exec (VmHWM). ru_maxrss would also count the parent's
+    pages this process had between fork and exec."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def serve(stdin=None, stdout=None) -> int:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
@@ -33,10 +48,7 @@ def serve(stdin=None, stdout=None) -> int:
         try:
             req = json.loads(line)
             if req.get("stats"):  # this worker's peak memory, for benchmarks
-                import resource
-
-                peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-                stdout.write(json.dumps({"rc": 0, "out": json.dumps({"maxrss_kb": peak}), "err": ""}) + "\n")
+                stdout.write(json.dumps({"rc": 0, "out": json.dumps({"maxrss_kb": _peak_kb()}), "err": ""}) + "\n")
                 stdout.flush()
                 continue
             env = req.get("env") or {}

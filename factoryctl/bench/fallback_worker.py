@@ -69,7 +69,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--step-factor", type=int, default=2, help="sweep size multiplier (2)")
     p.add_argument("--warmup", type=int, default=5, help="untimed iterations first (5)")
     p.add_argument("--iters", type=int, default=20, help="timed iterations; the median is reported (20)")
-    p.add_argument("--backend", choices=("nccl", "gloo"), help="override: nccl on gpu, gloo on cpu")
+    p.add_argument("--backend", choices=("nccl", "gloo", "tcp"),
+                   help="override: nccl on gpu, gloo on cpu; tcp: the standard-library CPU path "
+                        "(cpu_worker.py), also taken on --mode cpu when torch is missing")
     p.add_argument("--timeout", type=int, default=600, help="seconds for rendezvous and collectives")
     p.add_argument("--out", help="write the JSON here instead of stdout (rank 0)")
     args = p.parse_args(argv)
@@ -484,16 +486,34 @@ def _document(torch, args, env, backend, started, ranks, all_reduce) -> dict[str
     }
 
 
+def _cpu_worker():
+    """cpu_worker beside this file: as part of the package, or copied next to it."""
+    try:
+        from factoryctl.bench import cpu_worker
+    except ImportError:
+        import cpu_worker  # run as a plain file: its folder is on sys.path
+    return cpu_worker
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        import torch
-    except ImportError:
-        print(NO_TORCH.format(exe=sys.executable), file=sys.stderr)
-        return EXIT_NO_TORCH
+    torch = None
+    if args.backend != "tcp":
+        try:
+            import torch
+        except ImportError:
+            if args.mode != "cpu":
+                print(NO_TORCH.format(exe=sys.executable), file=sys.stderr)
+                return EXIT_NO_TORCH
+    if args.backend == "tcp" and args.mode != "cpu":
+        print("error: --backend tcp is the CPU path; use it with --mode cpu", file=sys.stderr)
+        return EXIT_FAIL
     env = dist_env()
     try:
-        doc = run(torch, args, env)
+        if torch is None:  # --mode cpu without torch: the standard-library path
+            doc = _cpu_worker().run(args, env, SCHEMA)
+        else:
+            doc = run(torch, args, env)
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback, in the job log
         print(f"error: rank {env['rank']}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_FAIL

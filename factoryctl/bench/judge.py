@@ -181,7 +181,7 @@ def _slowest(doc: FallbackResult, pick) -> tuple[float | None, str]:
 def judge_fallback(doc: FallbackResult, ctxs: list[Context], th: Thresholds) -> list[Measurement]:
     src = doc.source
     out = [_fail("fallback.run", err, src) for err in doc.errors]
-    ctx, why = (None, "CPU mode (gloo): exercises the path; there is no expectation for CPUs")
+    ctx, why = (None, f"CPU mode ({doc.backend or 'gloo'}): exercises the path; there is no expectation for CPUs")
     if doc.mode == "gpu":
         ctx, why = pick_context(ctxs, doc.device_name)
     m = th.warn_margin

@@ -315,3 +315,28 @@ def run_local_cmd(
     failed = _emit_judged(judged, fmt, extra)
     if failed or run.returncode != 0:
         raise typer.Exit(code=1)
+
+
+@app.command("run")
+def run_cmd(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="factory.yaml"),
+    connection: str = typer.Option("ssh", "--connection", "-c", help="ssh (through the inventory) or local."),
+    ssh_config: Path | None = typer.Option(None, "--ssh-config", exists=True, dir_okay=False,
+                                           help="ssh_config for reaching the hosts."),
+    local_name: str | None = typer.Option(None, "--local-name", help="With --connection local: this machine's host name."),
+    partition: str | None = typer.Option(None, "--partition", help="Slurm partition (default: the default one)."),
+    nodes: int | None = typer.Option(None, "--nodes", min=1, help="Nodes to run on (default: the whole partition)."),
+    timeout: int = typer.Option(900, "--timeout", min=30, help="Seconds for each job step."),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text or JSON."),
+) -> None:
+    """Run only the benchmark stage through the site's scheduler (srun): nccl-tests where the
+    nodes have them, else the built-in worker (the CPU path on nodes without GPUs), judge it
+    and write .factory/<name>/runs/<id>/bench.json. Exit 1 on a failed figure or run."""
+    from factoryctl.commands import verify as verify_commands
+
+    if connection not in ("ssh", "local"):
+        raise typer.BadParameter("--connection must be ssh or local")
+    opts = verify_commands.Options(connection, ssh_config, local_name, partition=partition, nodes=nodes,
+                                   timeout=timeout)
+    raise typer.Exit(verify_commands.bench_run_cmd(file, opts, fmt.value, _console(),
+                                                   Console(stderr=True, highlight=False)))

@@ -29,7 +29,7 @@ def test_package_imports_without_torch() -> None:
     code = ("import sys; sys.modules['torch'] = None\n"
             "import factoryctl.bench.fallback, factoryctl.bench.judge, factoryctl.commands.bench\n"
             "import factoryctl.bench.fallback_worker as w\n"
-            "sys.exit(w.main(['--mode', 'cpu']))")
+            "sys.exit(w.main(['--mode', 'gpu']))")  # --mode cpu falls back to the stdlib path
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == w.EXIT_NO_TORCH, res.stderr
     assert "PyTorch is not installed" in res.stderr and "factoryctl[bench]" in res.stderr

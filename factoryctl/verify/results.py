@@ -1,0 +1,117 @@
+"""The result model of a verify run: host checks and the benchmark stage, read from what
+pytest and the schedulers left behind. Writers (writers.py) only print this model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("passed", "failed", "error", "skipped")  # factoryctl/runs.py reads the same four
+_RANK = {"error": 0, "failed": 1, "skipped": 2, "passed": 3}
+
+
+@dataclass
+class CheckResult:
+    host: str
+    check: str
+    status: str  # passed | failed | error | skipped
+    detail: str = ""
+    on: str = ""  # where its commands ran (a controller for scheduler views)
+    duration_s: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BenchResult:
+    """What the benchmark stage ran and how it was judged."""
+
+    path: str  # nccl-tests | built-in (cpu, tcp) | built-in (gpu) | none
+    scheduler: str = ""  # slurm | ""
+    commands: list[str] = field(default_factory=list)
+    hosts: list[str] = field(default_factory=list)
+    nccl: list[dict[str, Any]] = field(default_factory=list)  # curves for the report's plot
+    measurements: list[dict[str, Any]] = field(default_factory=list)  # judge.Measurement dicts
+    documents: list[dict[str, Any]] = field(default_factory=list)  # built-in worker results
+    errors: list[str] = field(default_factory=list)
+    skipped: str = ""  # why nothing ran
+    duration_s: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.errors) or any(m.get("verdict") == "fail" for m in self.measurements)
+
+    @property
+    def verdict(self) -> str:
+        if self.errors:
+            return "fail"
+        for v in ("fail", "warn", "pass"):
+            if any(m.get("verdict") == v for m in self.measurements):
+                return v
+        return "skip"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"verdict": self.verdict}
+
+
+@dataclass
+class VerifyRun:
+    site: str
+    run_id: str
+    connection: str
+    checks: list[CheckResult] = field(default_factory=list)
+    bench: BenchResult | None = None
+    problems: list[str] = field(default_factory=list)  # the run itself went wrong somewhere
+    started: str = ""
+    finished: str = ""
+    duration_s: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        return {s: sum(c.status == s for c in self.checks) for s in STATUSES}
+
+    @property
+    def failed(self) -> bool:
+        return (any(c.status in ("failed", "error") for c in self.checks) or bool(self.problems)
+                or bool(self.bench and self.bench.failed))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"site": self.site, "run": self.run_id, "connection": self.connection,
+                "started": self.started, "finished": self.finished, "duration_s": self.duration_s,
+                "result": "failed" if self.failed else "passed", "summary": self.counts(),
+                "checks": [c.to_dict() for c in self.checks],
+                "bench": self.bench.to_dict() if self.bench else None, "problems": self.problems}
+
+
+def read_pytest_results(path: Path, expected: list[dict]) -> tuple[list[CheckResult], list[str]]:
+    """One CheckResult per expected check, from the plugin's JSON lines; a check without any
+    line (pytest stopped early, a host never answered) is an error saying so."""
+    problems: list[str] = []
+    by_key: dict[tuple[str, str], CheckResult] = {}
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    for n, line in enumerate(lines, 1):
+        try:
+            d = json.loads(line)
+        except ValueError:
+            problems.append(f"{path.name}:{n}: not JSON")
+            continue
+        key = (d.get("host", ""), d.get("check", ""))
+        res = CheckResult(key[0], key[1], d.get("status", "error"), d.get("detail", ""), d.get("on", ""),
+                          float(d.get("duration") or 0.0))
+        old = by_key.get(key)
+        if old is None or _RANK[res.status] < _RANK[old.status]:  # a teardown error beats a pass
+            if old is not None:
+                res.duration_s += old.duration_s
+            by_key[key] = res
+    out = []
+    for c in expected:
+        key = (c["host"], c["check"])
+        out.append(by_key.pop(key, None) or CheckResult(c["host"], c["check"], "error",
+                                                       "no result: pytest ended before this check ran",
+                                                       c["on"]))
+    for (host, check), res in by_key.items():  # reported but not expected: keep, flagged
+        problems.append(f"unexpected result for {host} {check}")
+        out.append(res)
+    return out, problems

@@ -1,0 +1,69 @@
+"""Running the host checks: which checks a --hosts selection covers, the inventory testinfra
+reads, and real pytest runs (serial and under xdist) on this machine with --connection local."""
+
+from __future__ import annotations
+
+import json
+import socket
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from factoryctl.pipeline import check
+from factoryctl.verify import run as hostchecks
+from factoryctl.verify.generate import build
+from factoryctl.verify.plugin import select
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB = ROOT / "examples" / "lab.yaml"
+
+
+def test_select_by_hosts_spec() -> None:
+    checks = build(check(LAB).site)["checks"]
+    assert select(checks, ["ansible://all"], "") == checks
+    node02 = select(checks, ["ansible://node02"], "")
+    assert {c["host"] for c in node02} == {"node02"} and any(c["check"] == "slurm-node" for c in node02)
+    local = select(checks, ["local://"], "head01")
+    assert {c["on"] for c in local} == {"head01"}
+    assert ("node01", "slurm-node") in {(c["host"], c["check"]) for c in local}  # sinfo runs on head01
+    assert select(checks, ["local://"], "elsewhere") == []
+
+
+def test_default_jobs() -> None:
+    assert hostchecks.default_jobs(3) == 1
+    assert 1 <= hostchecks.default_jobs(64) <= 8
+
+
+def test_inventory_merges_the_connection_file(tmp_path: Path) -> None:
+    site = check(LAB).site
+    (tmp_path / "inventory").mkdir()
+    (tmp_path / "inventory" / "connection.yml").write_text(json.dumps({"all": {"hosts": {
+        "node01": {"ansible_host": "192.0.2.7", "ansible_user": "ops"}}}}))
+    doc, ssh_config = hostchecks.inventory(site, tmp_path)
+    hosts = doc["all"]["hosts"]
+    assert hosts["node01"]["ansible_host"] == "192.0.2.7" and hosts["node01"]["ansible_user"] == "ops"
+    assert hosts["head01"]["ansible_host"] == "10.77.0.11" and hosts["head01"]["factory_group"] == "head"
+    assert doc["all"]["children"]["slurm_compute"] == {"hosts": {"node01": {}, "node02": {}}}
+    assert ssh_config is None  # no lab running in this workspace
+
+
+@pytest.mark.parametrize("jobs", [1, 2], ids=["serial", "xdist"])
+def test_local_run_reports_every_check_of_this_host(tmp_path: Path, jobs: int) -> None:
+    site = check(LAB).site
+    folder = tmp_path / "hostchecks"
+    conn = hostchecks.connect(site, tmp_path, folder, "local", local_name="head01")
+    run = hostchecks.run_checks(site, conn, folder, jobs=jobs, timeout=300)
+    assert run.problems == [], (folder / "pytest.log").read_text()
+    got = {(r.host, r.check): r for r in run.results}
+    assert set(got) == {(c["host"], c["check"]) for c in select(build(site)["checks"], ["local://"], "head01")}
+    me = socket.gethostname().split(".")[0]
+    if me != "head01":
+        assert got[("head01", "hostname")].status == "failed"
+        assert got[("head01", "hostname")].detail == f"hostname is {me!r}, expected 'head01'"
+    assert (got[("head01", "gpu-count")].status, got[("head01", "gpu-count")].detail) == ("skipped", "no GPU declared")
+    assert all(r.status in ("passed", "failed", "error", "skipped") for r in run.results)
+    assert got[("node01", "slurm-node")].on == "head01"
+    junit = ET.parse(folder / "pytest-junit.xml").getroot()
+    assert sum(int(s.get("tests")) for s in junit.iter("testsuite")) == len(run.results)
+    assert (folder / "checks.json").is_file() and not list(folder.rglob("__pycache__"))

@@ -17,10 +17,16 @@ import yaml
 from ..resources import templates_dir
 
 
+_JSON_ESCAPE = re.compile(r"\\(.)")  # each escape is a backslash and one character, so pairs stay whole
+_HCL_ESCAPE = {"b": "\\u0008", "f": "\\u000c"}
+
+
 def hcl_string(value) -> str:
     """A quoted HCL string literal: JSON escapes plus escaped template sequences, so
     `${...}` and `%{...}` in a value stay text instead of becoming interpolation."""
     text = json.dumps(str(value), ensure_ascii=False)
+    # HCL has JSON's escapes except \b and \f: spell those as \uXXXX.
+    text = _JSON_ESCAPE.sub(lambda m: _HCL_ESCAPE.get(m.group(1), m.group(0)), text)
     return text.replace("${", "$${").replace("%{", "%%{")
 
 

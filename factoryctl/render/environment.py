@@ -59,6 +59,19 @@ def yaml_value(value) -> str:
     return text.removesuffix("\n...\n").rstrip("\n")
 
 
+def ansible_value(value) -> str:
+    """A value for Ansible YAML (inventory, group_vars): strings always quoted, so YAML never
+    retypes them, and tagged `!unsafe` when they hold '{', so Ansible never templates them.
+    Plain printable strings take a fast path: a 16,384-host inventory has ~150k of them."""
+    if isinstance(value, str):
+        tag = "!unsafe " if "{" in value else ""
+        if value.isascii() and value.isprintable():
+            return tag + "'" + value.replace("'", "''") + "'"
+        y = yaml_value(value)
+        return tag + (y if y[:1] in ("'", '"') else "'" + y.replace("'", "''") + "'")
+    return yaml_value(value)
+
+
 def to_yaml(value, indent: int = 0) -> str:
     """A block YAML document (sorted keys), indented by `indent` spaces after the first line."""
     text = yaml.dump(value, Dumper=_Dumper, default_flow_style=False, sort_keys=True, width=120,
@@ -100,6 +113,7 @@ def environment() -> jinja2.Environment:
         hcl=hcl_value,
         hcl_string=hcl_string,
         yaml=yaml_value,
+        ansible_value=ansible_value,
         to_yaml=to_yaml,
         json=to_json,
         shell=shell_quote,

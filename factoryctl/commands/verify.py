@@ -46,6 +46,12 @@ def new_run_folder(ws: Workspace, kind: str) -> tuple[str, Path]:
     return folder.name, folder
 
 
+def _not_up(c: Checked, ws: Workspace, opts: Options) -> str | None:
+    from ..verify.run import lab_not_up
+
+    return lab_not_up(c.site, ws.root) if opts.connection == "ssh" else None
+
+
 def executor(conn):
     """(host, command) -> Out through the same connection the host checks used."""
     from ..verify.bench import Out
@@ -80,6 +86,9 @@ def verify_cmd(file: Path, opts: Options, with_bench: bool, fmt: str, junit: Pat
     quiet = fmt == "json"
     log = (lambda m: None) if quiet else (lambda m: err.print(f"[dim]{m}[/dim]"))
     ws = Workspace.beside(file, c.factory.metadata.name)
+    if not_up := _not_up(c, ws, opts):
+        err.print(f"error: {not_up}: run `factoryctl up {file}` (or plan and apply) first", markup=False)
+        return EXIT_FAIL
     rid, folder = new_run_folder(ws, "verify")
     t0, started = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
     hc_dir = folder / "hostchecks"
@@ -120,6 +129,9 @@ def bench_run_cmd(file: Path, opts: Options, fmt: str, out: Console, err: Consol
     quiet = fmt == "json"
     log = (lambda m: None) if quiet else (lambda m: err.print(f"[dim]{m}[/dim]"))
     ws = Workspace.beside(file, c.factory.metadata.name)
+    if not_up := _not_up(c, ws, opts):
+        err.print(f"error: {not_up}: run `factoryctl up {file}` (or plan and apply) first", markup=False)
+        return EXIT_FAIL
     rid, folder = new_run_folder(ws, "bench")
     t0, started = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
     conn = hostchecks.connect(c.site, ws.root, folder / "connection", opts.connection, opts.ssh_config,

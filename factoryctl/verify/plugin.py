@@ -87,6 +87,18 @@ def host_for(name: str, config: pytest.Config):
     return testinfra.get_host(f"{scheme}://{name}", **kwargs)
 
 
+_UNREACHABLE: dict[str, str] = {}  # host -> why, in this process: later checks fail fast
+
+
+def _unreachable(exc: Exception) -> str | None:
+    """testinfra raises RuntimeError(CommandResult) when ssh itself fails (exit 255)."""
+    res = exc.args[0] if isinstance(exc, RuntimeError) and exc.args else None
+    if getattr(res, "rc", None) != 255:
+        return None
+    lines = [ln.strip() for ln in str(getattr(res, "stderr", "") or "").splitlines() if ln.strip()]
+    return "unreachable over SSH: " + (lines[-1] if lines else "ssh exited 255")
+
+
 def run_check(check: dict, request: pytest.FixtureRequest) -> None:
     """The body of every host check: judge it, and record host, check and detail."""
     from . import probes
@@ -94,6 +106,8 @@ def run_check(check: dict, request: pytest.FixtureRequest) -> None:
     props = request.node.user_properties
     props += [("host", check["host"]), ("check", check["check"]), ("on", check["on"])]
     try:
+        if check["on"] in _UNREACHABLE:
+            raise ConnectionError(f"{check['on']} {_UNREACHABLE[check['on']]} (not retried)")
         detail = probes.judge(host_for(check["on"], request.config), check)
     except probes.Skip as exc:
         props.append(("detail", str(exc)))
@@ -102,7 +116,10 @@ def run_check(check: dict, request: pytest.FixtureRequest) -> None:
         props.append(("detail", str(exc)))
         pytest.fail(str(exc), pytrace=False)
     except Exception as exc:  # noqa: BLE001 - unreachable host, broken command: an error, not a verdict
-        why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}"
+        gone = _unreachable(exc)
+        if gone:
+            _UNREACHABLE[check["on"]] = gone
+        why = f"{check['on']} {gone}" if gone else f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}"
         props += [("detail", why), ("status", "error")]
         pytest.fail(f"error: {why}", pytrace=False)
     props.append(("detail", detail))

@@ -68,6 +68,28 @@ def lab_dir(workspace: Path) -> Path:
     return workspace / "lab"  # where the lab stack's `factoryctl lab up` keeps the site's lab
 
 
+def lab_not_up(site, workspace: Path) -> str | None:
+    """Why a `provider: lab` site cannot be reached, or None. Read from the lab's state and the
+    kernel's interfaces only: with the lab's bridge gone, packets to its addresses would leave
+    through the machine's default route, so nothing is sent to find out."""
+    if site.factory.site.provider != "lab":
+        return None
+    from ..lab import Lab
+
+    root = lab_dir(workspace)
+    hosts = Lab(root).hosts() if (root / "lab.json").is_file() else {}
+    declared = {h.name for h in site.hosts}
+    settings = site.factory.site.lab
+    bridge = settings.bridge if settings else "fctlbr0"
+    if not hosts:
+        return f"the lab of this site is not up (no lab in {root})"
+    if missing := sorted(declared - hosts.keys()):
+        return f"lab host(s) {', '.join(missing)} not running in {root}"
+    if not Path("/sys/class/net", bridge).exists():
+        return f"the lab's bridge {bridge} does not exist: its hosts are down"
+    return None
+
+
 def inventory(site, workspace: Path) -> tuple[dict, Path | None]:
     """The Ansible inventory testinfra reads (JSON, a valid YAML inventory) and the ssh_config
     to multiplex with, when there is one."""
@@ -93,6 +115,11 @@ def inventory(site, workspace: Path) -> tuple[dict, Path | None]:
                 hostvars[name]["ansible_host"] = address
         if lab.ssh_config_path.is_file():
             ssh_config = lab.ssh_config_path
+    args = str(common.get("ansible_ssh_common_args", ""))
+    for opt in ("ConnectTimeout=10", "BatchMode=yes"):  # a dead host or a password prompt must not hang verify
+        if opt.split("=")[0] not in args:
+            args = f"{args} -o {opt}".strip()
+    common["ansible_ssh_common_args"] = args
     children = {g: {"hosts": {h: {} for h in members}} for g, members in inv["groups"].items() if members}
     doc = {"all": {"hosts": hostvars, "vars": common, "children": children}}
     return doc, ssh_config

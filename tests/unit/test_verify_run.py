@@ -67,3 +67,34 @@ def test_local_run_reports_every_check_of_this_host(tmp_path: Path, jobs: int) -
     junit = ET.parse(folder / "pytest-junit.xml").getroot()
     assert sum(int(s.get("tests")) for s in junit.iter("testsuite")) == len(run.results)
     assert (folder / "checks.json").is_file() and not list(folder.rglob("__pycache__"))
+
+
+def test_a_lab_site_that_is_not_up_is_refused_without_sending_anything(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from factoryctl.cli import app
+
+    site = tmp_path / "factory.yaml"
+    site.write_text(LAB.read_text())
+    assert "not up" in hostchecks.lab_not_up(check(site).site, tmp_path / ".factory" / "lab")
+    res = CliRunner().invoke(app, ["verify", str(site)])
+    assert res.exit_code == 1 and "the lab of this site is not up" in res.output
+    assert not (tmp_path / ".factory" / "lab" / "runs").exists()
+
+
+def test_ssh_options_keep_a_dead_host_from_hanging(tmp_path: Path) -> None:
+    doc, _ = hostchecks.inventory(check(LAB).site, tmp_path)
+    args = doc["all"]["vars"]["ansible_ssh_common_args"]
+    assert "-o ConnectTimeout=10" in args and "-o BatchMode=yes" in args
+
+
+def test_unreachable_hosts_are_named_once_and_not_retried() -> None:
+    from types import SimpleNamespace
+
+    from factoryctl.verify.plugin import _unreachable
+
+    res = SimpleNamespace(rc=255, stderr="kex_exchange_identification: read: Connection reset\r\n"
+                                         "Connection to 10.0.0.9 port 22 timed out\r\n")
+    assert _unreachable(RuntimeError(res)) == "unreachable over SSH: Connection to 10.0.0.9 port 22 timed out"
+    assert _unreachable(RuntimeError(SimpleNamespace(rc=1, stderr="x"))) is None
+    assert _unreachable(ValueError("x")) is None

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from rich.console import Console
 from . import inventory, labsite
 from .engines.ansible import PlaybookRun, run_playbook
 from .engines.terraform import PlanResult, Stack, Terraform, TerraformError, make_engine
+from .lab import LabError
 from .pipeline import Checked
 from .plan import factory_hash, provider_env
 from .progress import HostProgress, recap_table
@@ -190,18 +190,22 @@ def forget_facts(ws: Workspace, hosts) -> None:
 def in_thread(fn: Callable[[], Any], cancel: threading.Event, err: Console) -> Any:
     """Run fn in a thread; Ctrl-C sets `cancel` and waits for fn to wind down."""
     box: dict[str, Any] = {}
+    done = threading.Event()
 
     def target() -> None:
         try:
             box["value"] = fn()
         except BaseException as e:  # noqa: BLE001 - handed to the caller
             box["error"] = e
+        finally:
+            done.set()
 
-    t = threading.Thread(target=target, name="apply", daemon=True)
-    t.start()
-    while t.is_alive():
+    threading.Thread(target=target, name="apply", daemon=True).start()
+    # Poll with sleep, not Thread.join: a KeyboardInterrupt inside join can leave the thread
+    # looking finished while it still runs (CPython 3.11).
+    while not done.is_set():
         try:
-            t.join(0.2)
+            time.sleep(0.1)
         except KeyboardInterrupt:
             if cancel.is_set():
                 err.print("still stopping: waiting for the command in flight to finish")
@@ -432,7 +436,7 @@ class Apply:
             status = "interrupted"
             self.err.print("interrupted: Terraform state is consistent; run factoryctl apply again to resume")
             return EXIT_INTERRUPTED
-        except ApplyError as e:
+        except (ApplyError, LabError) as e:
             self.err.print(f"error: {e}", markup=False, highlight=False)
             return EXIT_FAIL
         finally:
@@ -454,7 +458,10 @@ class Apply:
 
     def _phases(self, work: list[StackWork]) -> None:
         if self.opts.runs("terraform"):
-            self.out.print("[bold]Terraform[/]")
+            busy = [w for w in work if w.changed or w.outputs_changed]
+            if labsite.is_lab(self.c) and any(w.add for w in busy):
+                labsite.prepare_image(lambda m: self.out.print(f"  lab: {m}", markup=False))
+            self.out.print(f"[bold]Terraform[/]: applying {len(busy)} of {len(work)} unit stack(s)")
             self.apply_terraform(work)
         if self.cancel.is_set():
             raise Interrupted()
@@ -496,11 +503,3 @@ def apply_command(file: Path, opts: Options, out: Console, err: Console) -> int:
     except WorkspaceLocked as e:
         err.print(f"error: {e}", markup=False)
         return EXIT_FAIL
-
-
-def remove_quietly(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
-

@@ -18,6 +18,7 @@ from rich.console import Console
 from . import labsite
 from .apply import ApplyError, Interrupted, close_connections, confirm, in_thread
 from .engines.terraform import Stack, TerraformError, make_engine
+from .lab import LabError
 from .plan import provider_env
 from .workspace import Workspace, WorkspaceLocked, write_json
 
@@ -131,7 +132,7 @@ def destroy_command(file: Path, auto_approve: bool, terraform_bin: str | None, o
     try:
         with ws.lock("destroy"):
             return destroy_locked(c, ws, auto_approve, terraform_bin, out, err)
-    except (WorkspaceLocked, ApplyError, TerraformError) as e:
+    except (WorkspaceLocked, ApplyError, TerraformError, LabError) as e:
         err.print(f"error: {e}", markup=False, highlight=False)
         return 1
     except Interrupted:

@@ -43,5 +43,20 @@ def revive(lab: Lab, wanted: list[HostSpec]) -> list[str]:
     return dead
 
 
+def prepare_image(log: Callable[[str], None]) -> None:
+    """Build the cached host image now, in view, rather than silently inside Terraform's
+    first `lab up` (a minute or so, once per machine and package list)."""
+    from .lab import preflight
+    from .lab.rootfs import RootfsSpec, cached, ensure_rootfs
+
+    preflight.require_root("up")
+    preflight.require_tools()
+    spec = RootfsSpec()
+    if cached(spec) is None:
+        log("building the lab host image (Debian bookworm with sshd; Slurm and munge packages "
+            "pre-downloaded): once per machine, about a minute")
+        ensure_rootfs(spec, log=log)
+
+
 def lab_dir_for(file: Path, name: str) -> Path:
     return Workspace.beside(file, name).lab_dir

@@ -13,6 +13,7 @@ factory.yaml: it starts the hosts it is given and says how to reach them.
 from __future__ import annotations
 
 import fcntl
+import os
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -67,7 +68,9 @@ class Lab:
         log: Callable[[str], None] | None = None,
         ready_timeout: float = READY_TIMEOUT,
     ) -> None:
-        self.root = Path(root).absolute()
+        # Lexically normalised: Terraform passes a path relative to its stack folder
+        # (units/<unit>/../../../../../lab), and records must not depend on that folder.
+        self.root = Path(os.path.abspath(root))
         if subnet:
             plan.parse_subnet(subnet)  # fail early, with the one-line reason
         self._subnet = subnet

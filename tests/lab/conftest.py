@@ -5,10 +5,12 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from factoryctl.lab import HostSpec, Lab, RootfsSpec, plan
 from factoryctl.lab.preflight import namespace_support
@@ -104,3 +106,61 @@ def traces(lab: Lab, names: list[str], whole: bool = True) -> dict[str, list[str
         "mounts": mounts,
         "processes": procs,
     }
+
+
+# --- whole sites (factory.yaml -> plan/apply/destroy) -------------------------------------------
+
+FACTORYCTL = str(Path(sys.executable).parent / "factoryctl")
+
+
+def write_lab_site(folder: Path, name: str, subnet: str, bridge: str, compute: int = 2) -> Path:
+    """examples/lab.yaml under another name, subnet and bridge, so sites never collide."""
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "lab.yaml").read_text())
+    doc["metadata"]["name"] = name
+    doc["site"]["lab"] = {"subnet": subnet, "bridge": bridge}
+    gateway = subnet.rsplit(".", 1)[0] + ".1"
+    doc["fabric"]["management"] = {"cidr": subnet, "gateway": gateway}
+    doc["nodes"][1]["count"] = compute
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "factory.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def fctl(*args: str, timeout: float = 600, **kw) -> subprocess.CompletedProcess:
+    """The factoryctl command, as a user runs it (no terminal: plain progress)."""
+    return subprocess.run([FACTORYCTL, *args], capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL, **kw)
+
+
+def site_traces(path: Path, name: str, bridge: str, hosts: list[str]) -> dict[str, list[str]]:
+    """What a site left behind: the lab's kernel objects and processes, and any process
+    (Ansible's SSH masters) naming the workspace."""
+    ws = path.parent / ".factory" / name
+    found = traces(Lab(ws / "lab", bridge=bridge), hosts)
+    from factoryctl.apply import control_dir
+    from factoryctl.workspace import Workspace
+
+    marks = (str(ws), str(control_dir(Workspace(ws))))
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if any(m in args for m in marks) and state != "Z" and int(pid) != os.getpid():
+            found["processes"].append(f"{pid} {args.replace(chr(0), ' ')}")
+    return found
+
+
+def teardown_site(path: Path, name: str, bridge: str) -> None:
+    """Destroy a test site whatever state it is in; then make sure of the lab and the masters."""
+    try:
+        fctl("destroy", str(path), "--auto-approve", timeout=300)
+    finally:
+        from factoryctl.apply import close_connections
+        from factoryctl.workspace import Workspace
+
+        ws = Workspace(path.parent / ".factory" / name)
+        close_connections(ws)
+        Lab(ws.lab_dir, bridge=bridge).down()

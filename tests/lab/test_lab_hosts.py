@@ -12,7 +12,7 @@ from factoryctl.lab import HostSpec
 from factoryctl.lab.rootfs import SEED_PACKAGES
 from tests.lab.conftest import THREE, traces
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 
 NAMES = [h.name for h in THREE]
 

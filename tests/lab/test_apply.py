@@ -1,0 +1,105 @@
+"""A lab site's whole life through the CLI, on real lab hosts (root): `up` creates three hosts
+through Terraform, configures Slurm through Ansible and verifies it; the hosts carry exactly
+the addresses resolve planned; sinfo and srun work; a second apply changes nothing and says
+so; a stale or unconfirmed apply is refused; destroy leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from factoryctl.lab import Lab
+from tests.lab.conftest import fctl, site_traces, teardown_site, write_lab_site
+
+pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
+
+NAME, SUBNET, BRIDGE = "labapply", "10.197.1.0/24", "fctapply1"
+HOSTS = ["head01", "node01", "node02"]
+
+
+@pytest.fixture(scope="module")
+def site(lab_image, tmp_path_factory):
+    path = write_lab_site(tmp_path_factory.mktemp("apply"), NAME, SUBNET, BRIDGE)
+    try:
+        yield path
+    finally:
+        teardown_site(path, NAME, BRIDGE)
+
+
+def ws(site: Path) -> Path:
+    return site.parent / ".factory" / NAME
+
+
+def ssh(site: Path, host: str, *cmd: str):
+    return fctl("lab", "ssh", "--file", str(site), host, "--", *cmd, timeout=120)
+
+
+def test_up_creates_configures_and_verifies_the_site(site):
+    r = fctl("up", str(site), "--auto-approve", "--plain", timeout=900)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert "9 of 9 checks passed" in r.stdout
+    for phase in ("1/3 plan", "2/3 apply", "3/3 verify"):
+        assert phase in r.stdout
+    applied = json.loads((ws(site) / "applied.json").read_text())
+    plan = json.loads((ws(site) / "plans" / "plan.json").read_text())
+    assert applied["factory_hash"] == plan["factory_hash"]
+    assert applied["manifest"] == json.loads((ws(site) / "build" / "manifest.json").read_text())["files"]
+    run = Path(ws(site) / "runs" / applied["run"])
+    assert (run / "ansible" / "stdout").is_file() and any((run / "ansible" / "job_events").iterdir())
+    assert sorted(p.name for p in (run / "terraform").glob("*.log")) == ["head-000.log", "node-000.log"]
+
+
+def test_hosts_have_the_addresses_resolve_planned(site):
+    inspect = json.loads(fctl("inspect", str(site), "--format", "json").stdout)
+    planned = {h["name"]: h["address"] for h in inspect["hosts"]}
+    assert Lab(ws(site) / "lab").hosts() == planned
+    for name, address in planned.items():
+        r = ssh(site, name, "ip", "-4", "-o", "addr", "show", "eth0")
+        assert r.returncode == 0 and f" {address}/24 " in r.stdout, r.stdout + r.stderr
+
+
+def test_sinfo_shows_the_declared_partitions_idle_and_srun_runs(site):
+    r = ssh(site, "head01", "sinfo", "-h", "-N", "-o", "%P %N %t")
+    rows = sorted(tuple(line.split()) for line in r.stdout.splitlines())
+    assert rows == [("batch*", "node01", "idle"), ("batch*", "node02", "idle"),
+                    ("debug", "node01", "idle"), ("debug", "node02", "idle")], r.stdout + r.stderr
+    r = ssh(site, "head01", "srun", "-N2", "hostname")
+    assert r.returncode == 0 and sorted(r.stdout.split()) == ["node01", "node02"], r.stderr
+
+
+def test_second_apply_changes_nothing_and_says_so(site):
+    r = fctl("apply", str(site), "--auto-approve", "--plain")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "Terraform:  no changes" in r.stdout
+    assert "Ansible: no changes: changed=0 on all 3 host(s)" in r.stdout
+    last = json.loads((ws(site) / "applied.json").read_text())
+    doc = json.loads((ws(site) / "runs" / last["run"] / "apply.json").read_text())
+    assert doc["status"] == "succeeded" and doc["phases"]["ansible"]["changed"] == 0
+    assert doc["phases"]["terraform"]["add"] == 0 and doc["phases"]["kubernetes"]["status"] == "skipped"
+
+
+def test_apply_refuses_without_confirmation_and_with_a_stale_plan(site):
+    before = (ws(site) / "applied.json").read_text()
+    r = fctl("apply", str(site))
+    assert r.returncode == 1 and "--auto-approve" in r.stderr
+    original = site.read_text()
+    site.write_text(original.replace("Three local test hosts", "Three local lab hosts"))
+    try:
+        r = fctl("apply", str(site), "--auto-approve")
+        assert r.returncode == 1 and "run factoryctl plan" in r.stderr, r.stderr
+    finally:
+        site.write_text(original)
+    assert (ws(site) / "applied.json").read_text() == before
+
+
+def test_destroy_leaves_nothing(site):
+    r = fctl("destroy", str(site), "--auto-approve", timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert site_traces(site, NAME, BRIDGE, HOSTS) == {"netns": [], "links": [], "mounts": [], "processes": []}
+    for state in (ws(site) / "state" / "lab").glob("*.tfstate"):
+        assert json.loads(state.read_text())["resources"] == []
+    assert not (ws(site) / "lab").exists() and not (ws(site) / "applied.json").exists()
+    r = fctl("destroy", str(site), "--auto-approve")
+    assert r.returncode == 0 and "nothing to destroy" in r.stdout

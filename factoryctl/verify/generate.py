@@ -110,37 +110,25 @@ def build(site) -> dict[str, Any]:
     control_planes = [h.name for h in site.hosts if "kube-control-plane" in h.roles]
     branch = str(_role_file("nvidia_driver", "defaults/main.yml").get("nvidia_driver_branch", ""))
     host_driver = bool(gv["nvidia_driver_enabled"])
+    extra: dict[str, list[dict]] = {}  # checks about a host that run elsewhere (sinfo, kubectl)
+    for e in ((_slurm(site, controllers[0]) if slurm_on and controllers else [])
+              + (_kube(site, control_planes[0]) if k8s_on and control_planes else [])
+              + _inference(f, control_planes, controllers, [h.name for h in site.hosts if "login" in h.roles])):
+        extra.setdefault(e["host"], []).append(e)
     checks: list[dict] = []
+    # Hosts of one group with the same part share their checks: made once, stamped per host
+    # (a 16k-host site has a handful of distinct kinds of host).
+    made: dict[tuple, list[dict]] = {}
     for h in site.hosts:
-        ng = groups[h.group]
         parts = _slurm_parts(h, accounting, dbd, db_host) if slurm_on and (
             {"slurm-controller", "slurm-compute", "login"} & set(h.roles) or h.name in dbd) else []
         kube = k8s_on and bool({"kube-control-plane", "kube-worker"} & set(h.roles))
-        mounts = [s for s in f.storage if s.mount and s.type in FSTYPES
-                  and (not s.clients or h.group in s.clients)]
-        c = [_entry(h.name, "hostname", "hostname", {"name": h.name})]
-        pkgs = {fam.lower(): _packages(fam, parts, kube, sorted({s.type for s in mounts})) for fam in FAMILIES}
-        if any(pkgs.values()):
-            c.append(_entry(h.name, "packages", "packages", pkgs))
-        if h.gpus and host_driver:
-            nccl = _role_file("cuda_nccl", "defaults/main.yml").get("cuda_nccl_nccl_packages", [])[:1]
-            c.append(_entry(h.name, "packages:gpu", "packages", {"debian": nccl, "redhat": nccl},
-                            needs="nvidia-gpu"))
-        c += _modules(h, ng, f, mounts)
-        for s in mounts:
-            c.append(_entry(h.name, f"mount:{s.mount}", "mount",
-                            {"path": s.mount, "fstypes": FSTYPES[s.type], "storage": s.name, "type": s.type}))
-        c += _daemons(h, parts, kube)
-        c += _gpus(h, ng, branch if host_driver else "")
-        c += _fabric(h, ng, f)
-        checks += c
-    if slurm_on and controllers:
-        checks += _slurm(site, controllers[0])
-    if k8s_on and control_planes:
-        checks += _kube(site, control_planes[0])
-    checks += _inference(f, control_planes, controllers, [h.name for h in site.hosts if "login" in h.roles])
-    order = {h.name: i for i, h in enumerate(site.hosts)}
-    checks.sort(key=lambda x: order[x["host"]])  # stable: per-host order kept
+        key = (h.group, tuple(parts), kube, h.roles, h.gpus)
+        if key not in made:
+            made[key] = _host_checks(h, groups[h.group], f, parts, kube, branch if host_driver else "", host_driver)
+        checks.append(_entry(h.name, "hostname", "hostname", {"name": h.name}))
+        checks += [{**e, "host": h.name, "on": h.name} for e in made[key]]
+        checks += extra.get(h.name, [])
     return {
         "schema": SCHEMA,
         "site": f.metadata.name,
@@ -148,6 +136,26 @@ def build(site) -> dict[str, Any]:
                   for h in site.hosts},
         "checks": checks,
     }
+
+
+def _host_checks(h, ng, f, parts: list[str], kube: bool, branch: str, host_driver: bool) -> list[dict]:
+    """Everything a host checks on itself but its name, in a fixed order."""
+    mounts = [s for s in f.storage if s.mount and s.type in FSTYPES and (not s.clients or h.group in s.clients)]
+    c = []
+    pkgs = {fam.lower(): _packages(fam, parts, kube, sorted({s.type for s in mounts})) for fam in FAMILIES}
+    if any(pkgs.values()):
+        c.append(_entry(h.name, "packages", "packages", pkgs))
+    if h.gpus and host_driver:
+        nccl = _role_file("cuda_nccl", "defaults/main.yml").get("cuda_nccl_nccl_packages", [])[:1]
+        c.append(_entry(h.name, "packages:gpu", "packages", {"debian": nccl, "redhat": nccl}, needs="nvidia-gpu"))
+    c += _modules(h, ng, f, mounts)
+    for s in mounts:
+        c.append(_entry(h.name, f"mount:{s.mount}", "mount",
+                        {"path": s.mount, "fstypes": FSTYPES[s.type], "storage": s.name, "type": s.type}))
+    c += _daemons(h, parts, kube)
+    c += _gpus(h, ng, branch)
+    c += _fabric(h, ng, f)
+    return c
 
 
 def _modules(h, ng, f, mounts) -> list[dict]:

@@ -183,8 +183,14 @@ def close_connections(ws: Workspace, addresses: list[str] | None = None) -> None
 
 
 def forget_facts(ws: Workspace, hosts) -> None:
-    for h in hosts:
-        (ws.facts_dir / h).unlink(missing_ok=True)
+    """Drop cached facts of re-created hosts (jsonfile cache: `<host>`, or `<prefix>_<host>`
+    as ansible-core 2.19 writes them; host names hold no '_')."""
+    hosts = set(hosts)
+    if not hosts or not ws.facts_dir.is_dir():
+        return
+    for f in ws.facts_dir.iterdir():
+        if f.name.rsplit("_", 1)[-1] in hosts:
+            f.unlink(missing_ok=True)
 
 
 def in_thread(fn: Callable[[], Any], cancel: threading.Event, err: Console) -> Any:

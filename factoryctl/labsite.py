@@ -52,9 +52,7 @@ def prepare_image(log: Callable[[str], None]) -> None:
     preflight.require_root("up")
     preflight.require_tools()
     spec = RootfsSpec()
-    if cached(spec) is None:
-        log("building the lab host image (Debian bookworm with sshd; Slurm and munge packages "
-            "pre-downloaded): once per machine, about a minute")
+    if cached(spec) is None:  # ensure_rootfs says what it builds and how long it took
         ensure_rootfs(spec, log=log)
 
 

@@ -150,3 +150,14 @@ def test_ctrl_c_lets_the_work_in_flight_finish_then_stops():
     with pytest.raises(Interrupted):
         in_thread(work, cancel, Console(stderr=True))
     assert finished == [True] and cancel.is_set()
+
+
+def test_forget_facts_drops_only_the_named_hosts(tmp_path):
+    from factoryctl.apply import forget_facts
+
+    ws = Workspace(tmp_path)
+    ws.facts_dir.mkdir()
+    for name in ("s1_node01", "s1_node02", "node03", "s1_head01"):
+        (ws.facts_dir / name).write_text("{}")
+    forget_facts(ws, ["node01", "node03"])
+    assert sorted(p.name for p in ws.facts_dir.iterdir()) == ["s1_head01", "s1_node02"]

@@ -161,3 +161,25 @@ def test_forget_facts_drops_only_the_named_hosts(tmp_path):
         (ws.facts_dir / name).write_text("{}")
     forget_facts(ws, ["node01", "node03"])
     assert sorted(p.name for p in ws.facts_dir.iterdir()) == ["s1_head01", "s1_node02"]
+
+
+def test_kubernetes_phase_says_why_it_skipped_and_fails_the_apply(capsys, site, monkeypatch):
+    """Kubernetes enabled but no cluster answers: skipped with the reason, never success."""
+    import subprocess
+
+    import factoryctl.smoke as smoke
+
+    calls = []
+
+    def no_cluster(self, host, command, input=None, timeout=60):
+        calls.append((host, command))
+        return subprocess.CompletedProcess(command, 255, "", "ssh: connect to host: Connection refused")
+
+    monkeypatch.setattr(smoke.Remote, "run", no_cluster)
+    assert _run(capsys, "plan", str(site))[0] == 0
+    assert _run(capsys, "apply", str(site), "--auto-approve", "--only", "terraform")[0] == 0
+    rc, out, err = _run(capsys, "apply", str(site), "--auto-approve", "--only", "kubernetes")
+    assert rc == 1, out + err
+    assert "Kubernetes: skipped: no cluster reachable" in out and "Connection refused" in out
+    assert "Kubernetes is enabled but was not applied" in err
+    assert calls and calls[0][1][:1] == ["kubectl"]

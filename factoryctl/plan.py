@@ -312,6 +312,8 @@ def file_impact(path: str, keys: list[str] | None) -> tuple[str, str]:
         return "none", "Terraform stack: its resources are planned above"
     if parts[0] in ("verify", "report") or path in ("ansible/project/ansible.cfg",) or path.startswith("ansible/env/"):
         return "none", "tooling only"
+    if path.startswith("kubernetes/bench/"):
+        return "none", "benchmark jobs: applied by verify --bench, not by apply"
     if path.startswith("ansible/project/roles/") and len(parts) > 3:
         role = parts[3]
         return ROLE_IMPACT.get(role, "reload"), f"role {role} runs again"

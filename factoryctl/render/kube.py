@@ -608,6 +608,8 @@ def inference_deployments(site: Site) -> list[dict]:
 
 def build(site: Site) -> dict:
     """The `kube` key of the render context."""
+    from . import kube_bench
+
     k = site.factory.kubernetes
     inference = inference_deployments(site)
     registry = _registry(site)
@@ -627,6 +629,7 @@ def build(site: Site) -> dict:
         "helm_releases": helm_releases(site),
         "inference": inference,
         "inference_namespace": INFERENCE_NS,
+        "bench": kube_bench.build(site),
     }
     # a JSON round trip unshares repeated parts (volumes, probes), so YAML has no aliases
     return json.loads(json.dumps(out))

@@ -71,7 +71,7 @@ def plan(factory, site, partition: str | None = None, nodes: int | None = None) 
     """The Plan, or why the stage cannot run (a sentence)."""
     s = factory.slurm
     if not s.enabled:
-        return "no scheduler to run through: slurm.enabled is false (the Kubernetes Job path is not built yet)"
+        return "no scheduler to run through: slurm.enabled is false"
     submit = next((h.name for h in site.hosts if "login" in h.roles), None) or next(
         (h.name for h in site.hosts if "slurm-controller" in h.roles), None)
     if submit is None:
@@ -147,10 +147,17 @@ def _json_doc(text: str) -> dict | None:
 
 def run_stage(factory, site, run: Exec, *, partition: str | None = None, nodes: int | None = None,
               timeout: int = 900, log: Callable[[str], None] | None = None,
-              stage_root: str | None = None) -> BenchResult:
+              stage_root: str | None = None, scheduler: str | None = None) -> BenchResult:
     """Run the benchmark through Slurm and judge it. stage_root: where the worker is copied
-    (default /var/tmp/factoryctl-bench on each host; a shared folder with --connection local)."""
+    (default /var/tmp/factoryctl-bench on each host; a shared folder with --connection local).
+    scheduler "kubernetes" (or Slurm off and Kubernetes on): verify/kube_bench.py instead."""
     from ..bench.expect import contexts
+
+    if scheduler == "kubernetes" or (scheduler is None and not factory.slurm.enabled
+                                     and factory.kubernetes.enabled):
+        from . import kube_bench
+
+        return kube_bench.run_stage(factory, site, nodes=nodes, timeout=timeout, log=log)
 
     say = log or (lambda _m: None)
     t0 = time.monotonic()

@@ -32,7 +32,7 @@ BLUEPRINTS = sorted(p.parent.name for p in (ROOT / "blueprints").glob("*/factory
 SOURCES = [ROOT / "blueprints" / b / "factory.yaml" for b in BLUEPRINTS] + [
     ROOT / "examples" / "lab.yaml", ROOT / "examples" / "reference" / "factory.yaml"]
 IDS = [f"blueprint-{b}" for b in BLUEPRINTS] + ["examples-lab", "examples-reference"]
-CRD_KINDS = {"DynamoGraphDeployment", "LeaderWorkerSet", "NicClusterPolicy"}
+CRD_KINDS = {"DynamoGraphDeployment", "LeaderWorkerSet", "NicClusterPolicy", "MPIJob"}  # MPIJob: kubernetes/bench/
 NOT_MANIFESTS = {"kubernetes/gpu-operator/values.yaml", "kubernetes/network-operator/values.yaml",
                  "kubernetes/helm-releases.yaml"}
 
@@ -99,6 +99,8 @@ def pods_inside(doc: dict) -> list[dict]:
     if doc["kind"] == "LeaderWorkerSet":
         t = doc["spec"]["leaderWorkerTemplate"]
         specs = [t["leaderTemplate"]["spec"], t["workerTemplate"]["spec"]]
+    elif doc["kind"] == "MPIJob":
+        specs = [r["template"]["spec"] for r in doc["spec"]["mpiReplicaSpecs"].values()]
     elif doc["kind"] == "DynamoGraphDeployment":
         for name, svc in doc["spec"]["services"].items():
             extra = dict(svc["extraPodSpec"])
@@ -161,7 +163,8 @@ def test_every_manifest_validates(source, rendered):
     assert set(skipped) <= CRD_KINDS, skipped
     for d in docs:
         if d["kind"] in CRD_KINDS:
-            assert d["apiVersion"] in ("nvidia.com/v1alpha1", "leaderworkerset.x-k8s.io/v1", "mellanox.com/v1alpha1")
+            assert d["apiVersion"] in ("nvidia.com/v1alpha1", "leaderworkerset.x-k8s.io/v1", "mellanox.com/v1alpha1",
+                                    "kubeflow.org/v2beta1")
             assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", d["metadata"]["name"])
 
 
@@ -362,7 +365,7 @@ def test_engines_layouts_and_model_sources(tmp_path):
     out = tmp_path / "build"
     c = render_to(write_doc(_variants_doc(), tmp_path / "factory.yaml"), out)
     docs = manifests(out)
-    assert set(validate_all(docs, schema_version(c.factory.kubernetes.version))) == {"DynamoGraphDeployment", "LeaderWorkerSet", "NicClusterPolicy"}
+    assert set(validate_all(docs, schema_version(c.factory.kubernetes.version))) == {"DynamoGraphDeployment", "LeaderWorkerSet", "NicClusterPolicy", "MPIJob"}
     by = {(d["kind"], d["metadata"]["name"]) for d in inference_docs(out)}
     assert ("Deployment", "v-pp") in by and ("LeaderWorkerSet", "v-multi") in by
     assert ("LeaderWorkerSet", "sg-multi") in by and ("LeaderWorkerSet", "ni-multi") in by

@@ -1,0 +1,203 @@
+"""The benchmark stage's Kubernetes manifests: kubernetes/bench/nccl-tests.yaml (one MPIJob per
+collective of verify.benchmarks.nccl) and kubernetes/bench/fallback-job.yaml (the built-in
+worker as an indexed Job). Built here as plain data for templates/kubernetes/bench/ and for
+factoryctl/verify/kube_bench.py, which applies the same documents at run time.
+
+Facts used (public docs):
+* MPI Operator v2 (kubeflow.org/v2beta1 MPIJob): spec.slotsPerWorker, runPolicy
+  (cleanPodPolicy, backoffLimit), launcherCreationPolicy WaitForWorkersReady,
+  mpiReplicaSpecs Launcher/Worker; the launcher runs as a batch Job `<name>-launcher` and
+  gets the hostfile through OMPI_MCA_orte_default_hostfile; workers only need sshd.
+  The MPIJob reports `Succeeded` / `Failed` conditions.
+* nccl-tests: one MPI rank per GPU, `<collective>_perf -b <min> -e <max> -f <factor> -g 1`
+  (shared/research/verify.md §3.2); the binaries must be built with MPI=1.
+* Indexed Jobs (batch/v1, completionMode Indexed): each pod gets JOB_COMPLETION_INDEX and the
+  hostname `<job>-<index>`; with `subdomain` set to a headless Service selecting the Job's
+  pods, `<job>-0.<service>` resolves to rank 0's pod (Kubernetes docs, "Job with pod-to-pod
+  communication").
+* RDMA shared device plugin: the resource `rdma/<resourceName>` (rdma_shared_device_a in
+  the NicClusterPolicy rendered next to this), and IPC_LOCK for registered memory.
+"""
+
+from __future__ import annotations
+
+from ..resolve import Site
+from .kube import MANAGED, _registry, literal, mirrored
+
+BENCH_NS = "factoryctl-bench"
+# Public default images (mirrored under the site's registry when air-gapped). The nccl-tests
+# image carries Open MPI, sshd and nccl-tests built with MPI=1 under NCCL_TESTS_BIN; a site
+# with its own image must keep that path or the MPIJob's command changes with it.
+NCCL_TESTS_IMAGE = "ghcr.io/coreweave/nccl-tests:12.8.1-devel-ubuntu22.04-nccl2.26.2-1-0708d2e"
+NCCL_TESTS_BIN = "/opt/nccl_tests/build"
+PYTORCH_IMAGE = "nvcr.io/nvidia/pytorch:25.01-py3"  # NGC PyTorch: torch + NCCL for the worker
+WORKER_CONFIGMAP = "factoryctl-bench-worker"  # the worker's source; created by verify at run time
+WORKER_ROOT = "/opt/factoryctl"
+FALLBACK_JOB = "factoryctl-bench"
+MASTER_PORT = 29500
+RDMA_RESOURCE = "rdma/rdma_shared_device_a"
+DEADLINE_S = 1800
+
+
+def mpijob_name(collective: str) -> str:
+    return "nccl-tests-" + collective.replace("_", "-")
+
+
+def gpu_workers(site: Site) -> tuple[list[str], int]:
+    """(GPU kube-worker hostnames, GPUs per node: the smallest of them)."""
+    hosts = [h for h in site.hosts if "kube-worker" in h.roles and h.gpus > 0]
+    return [h.name for h in hosts], min((h.gpus for h in hosts), default=0)
+
+
+def _rdma(site: Site) -> bool:
+    k = site.factory.kubernetes
+    net = k.network_operator
+    return bool(net and net.enabled and net.rdma_shared_device)
+
+
+def _labels(extra: dict | None = None) -> dict:
+    return {**MANAGED, "app.kubernetes.io/part-of": "factoryctl-bench", **(extra or {})}
+
+
+def _affinity(hosts: list[str]) -> dict:
+    return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "kubernetes.io/hostname", "operator": "In", "values": hosts}]}]}}}
+
+
+def _shm() -> tuple[dict, dict]:
+    return ({"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}},
+            {"name": "dshm", "mountPath": "/dev/shm"})
+
+
+def _gpu_resources(gpus: int, rdma: bool) -> dict:
+    limits = {"nvidia.com/gpu": str(gpus)}
+    if rdma:
+        limits[RDMA_RESOURCE] = "1"
+    return {"limits": limits}
+
+
+def _namespace(rdma: bool) -> dict:
+    # IPC_LOCK (RDMA) is outside Pod Security "baseline"
+    level = "privileged" if rdma else "baseline"
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": BENCH_NS, "labels": {**MANAGED, "pod-security.kubernetes.io/enforce": level}}}
+
+
+def _settings(site: Site) -> dict:
+    b = site.factory.verify.benchmarks
+    n = b.nccl
+    return {"collectives": list(n.collectives) if n else ["all_reduce"],
+            "min_bytes": str(n.min_bytes) if n else "8M", "max_bytes": str(n.max_bytes) if n else "8G",
+            "step_factor": n.step_factor if n else 2, "dtype": b.gemm.dtype if b.gemm else "bf16"}
+
+
+def nccl_command(collective: str, nodes: int, gpus: int, s: dict) -> list[str]:
+    return ["mpirun", "--allow-run-as-root", "-np", str(nodes * gpus), "-N", str(gpus),
+            "--bind-to", "none", "-x", "LD_LIBRARY_PATH", "-x", "NCCL_DEBUG=WARN",
+            f"{NCCL_TESTS_BIN}/{collective}_perf", "-b", literal(s["min_bytes"]),
+            "-e", literal(s["max_bytes"]), "-f", str(s["step_factor"]), "-g", "1"]
+
+
+def mpijobs(site: Site, nodes: int | None = None) -> list[dict]:
+    hosts, gpus = gpu_workers(site)
+    hosts = hosts[: nodes or len(hosts)]
+    if not hosts or not gpus:
+        return []
+    rdma = _rdma(site)
+    image = mirrored(NCCL_TESTS_IMAGE, _registry(site))
+    s = _settings(site)
+    shm_vol, shm_mount = _shm()
+    docs = []
+    for coll in s["collectives"]:
+        name = mpijob_name(coll)
+        launcher = {"name": "launcher", "image": image, "command": nccl_command(coll, len(hosts), gpus, s)}
+        worker = {"name": "worker", "image": image, "command": ["/usr/sbin/sshd", "-De"],
+                  "resources": _gpu_resources(gpus, rdma), "volumeMounts": [shm_mount]}
+        if rdma:
+            worker["securityContext"] = {"capabilities": {"add": ["IPC_LOCK"]}}
+        docs.append({
+            "apiVersion": "kubeflow.org/v2beta1", "kind": "MPIJob",
+            "metadata": {"name": name, "namespace": BENCH_NS, "labels": _labels({"factoryctl.io/collective": coll})},
+            "spec": {
+                "slotsPerWorker": gpus,
+                "launcherCreationPolicy": "WaitForWorkersReady",
+                "runPolicy": {"cleanPodPolicy": "Running", "backoffLimit": 3,
+                              "activeDeadlineSeconds": DEADLINE_S},
+                "mpiReplicaSpecs": {
+                    "Launcher": {"replicas": 1, "template": {
+                        "metadata": {"labels": _labels()},
+                        "spec": {"restartPolicy": "OnFailure", "containers": [launcher]}}},
+                    "Worker": {"replicas": len(hosts), "template": {
+                        "metadata": {"labels": _labels()},
+                        "spec": {"containers": [worker], "volumes": [shm_vol],
+                                 "affinity": _affinity(hosts)}}},
+                },
+            },
+        })
+    return [_namespace(rdma), *docs]
+
+
+def fallback_docs(site: Site, nodes: int | None = None) -> list[dict]:
+    """Namespace, headless Service and the indexed Job: one pod per GPU node; torchrun starts
+    one rank per GPU with the node rank from the completion index (rank 0 = index 0)."""
+    hosts, gpus = gpu_workers(site)
+    hosts = hosts[: nodes or len(hosts)]
+    if not hosts or not gpus:
+        return []
+    rdma = _rdma(site)
+    s = _settings(site)
+    n = len(hosts)
+    shm_vol, shm_mount = _shm()
+    selector = {"batch.kubernetes.io/job-name": FALLBACK_JOB}
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": FALLBACK_JOB, "namespace": BENCH_NS, "labels": _labels()},
+               "spec": {"clusterIP": "None", "publishNotReadyAddresses": True, "selector": selector,
+                        "ports": [{"name": "rendezvous", "port": MASTER_PORT, "targetPort": MASTER_PORT}]}}
+    args = ["--nnodes", str(n), "--nproc-per-node", str(gpus), "--node-rank", "$(JOB_COMPLETION_INDEX)",
+            "--master-addr", f"{FALLBACK_JOB}-0.{FALLBACK_JOB}", "--master-port", str(MASTER_PORT),
+            "-m", "factoryctl.bench.fallback_worker", "--mode", "gpu",
+            "--dtypes", literal(s["dtype"]), "--min-bytes", "1M", "--max-bytes", literal(s["max_bytes"])]
+    container = {"name": "worker", "image": mirrored(PYTORCH_IMAGE, _registry(site)),
+                 "command": ["torchrun"], "args": args,
+                 "env": [{"name": "PYTHONPATH", "value": WORKER_ROOT}],
+                 "resources": _gpu_resources(gpus, rdma),
+                 "volumeMounts": [{"name": "worker", "mountPath": WORKER_ROOT, "readOnly": True}, shm_mount]}
+    if rdma:
+        container["securityContext"] = {"capabilities": {"add": ["IPC_LOCK"]}}
+    items = [{"key": k, "path": p} for k, p in worker_items()]
+    job = {"apiVersion": "batch/v1", "kind": "Job",
+           "metadata": {"name": FALLBACK_JOB, "namespace": BENCH_NS, "labels": _labels()},
+           "spec": {
+               "completionMode": "Indexed", "completions": n, "parallelism": n,
+               "backoffLimit": 0, "activeDeadlineSeconds": DEADLINE_S,
+               "template": {
+                   "metadata": {"labels": _labels()},
+                   "spec": {"subdomain": FALLBACK_JOB, "restartPolicy": "Never",
+                            "containers": [container],
+                            "volumes": [{"name": "worker", "configMap": {"name": WORKER_CONFIGMAP, "items": items}},
+                                        shm_vol],
+                            "affinity": {**_affinity(hosts), "podAntiAffinity": {
+                                "requiredDuringSchedulingIgnoredDuringExecution": [
+                                    {"labelSelector": {"matchLabels": selector},
+                                     "topologyKey": "kubernetes.io/hostname"}]}}}},
+           }}
+    return [_namespace(rdma), service, job]
+
+
+def worker_items() -> list[tuple[str, str]]:
+    """(ConfigMap key, path under WORKER_ROOT) of the worker's package."""
+    from ..verify.bench import WORKER_FILES
+
+    return [("factoryctl-init.py", "factoryctl/__init__.py"),
+            ("bench-init.py", "factoryctl/bench/__init__.py"),
+            *[(f.replace("_", "-"), f"factoryctl/bench/{f}") for f in WORKER_FILES]]
+
+
+def build(site: Site) -> dict:
+    """The `kube.bench` key of the render context."""
+    hosts, gpus = gpu_workers(site)
+    on = site.factory.kubernetes.enabled and bool(hosts) and gpus > 0
+    return {"enabled": on, "namespace": BENCH_NS, "nodes": len(hosts), "gpus_per_node": gpus,
+            "worker_configmap": WORKER_CONFIGMAP,
+            "nccl_tests": mpijobs(site) if on else [], "fallback": fallback_docs(site) if on else []}

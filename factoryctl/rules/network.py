@@ -193,3 +193,24 @@ def service_cidr(f: Factory, site: Site) -> Iterable[Issue]:
         yield Issue(("kubernetes", "service_cidr"),
                     f"service CIDR {net} is a /{net.prefixlen}; kube-apiserver accepts at most a /12",
                     "use a /12 or smaller range (the default is 10.96.0.0/12)")
+
+
+@rule("NET008", Severity.error, "Lab host address not on the lab subnet")
+def lab_addresses(f: Factory, site: Site) -> Iterable[Issue]:
+    """On a `provider: lab` site every host takes its management address on the lab bridge,
+    so that address must be a host address of `site.lab.subnet` other than the bridge's own
+    (the subnet's first address). Otherwise `factoryctl apply` could not start the host
+    where the inventory says it is."""
+    if f.site.provider != "lab":
+        return
+    subnet = ipaddress.IPv4Network(f.site.lab.subnet if f.site.lab else LAB_DEFAULT_SUBNET)
+    bridge = subnet.network_address + 1
+    loc = ("site", "lab", "subnet") if f.site.lab else ("site", "provider")
+    bad = [h.name for h in site.hosts if h.address and (
+        ipaddress.IPv4Address(h.address) not in subnet
+        or ipaddress.IPv4Address(h.address) in (subnet.network_address, subnet.broadcast_address, bridge))]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        yield Issue(loc, f"lab host(s) {shown} get management addresses outside the lab subnet {subnet} "
+                         f"(or its bridge address {bridge})",
+                    f"set fabric.management.cidr to {subnet} (or a network inside it) with the gateway {bridge}")

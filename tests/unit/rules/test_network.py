@@ -124,3 +124,14 @@ def test_net007_service_cidr_too_large(tmp_path):
     doc = reference_doc()
     doc["kubernetes"]["service_cidr"] = "10.96.0.0/11"
     assert_finding(check_doc(doc, tmp_path), "NET007", "kubernetes.service_cidr", "error")
+
+
+def test_net008_lab_hosts_must_sit_on_the_lab_subnet(tmp_path):
+    import yaml
+
+    from tests.helpers import ROOT
+
+    doc = yaml.safe_load((ROOT / "examples" / "lab.yaml").read_text())
+    assert "NET008" not in by_code(check_doc(doc, tmp_path))
+    doc["fabric"]["management"] = {"cidr": "10.66.0.0/24", "gateway": "10.66.0.1"}
+    assert_finding(check_doc(doc, tmp_path), "NET008", "site.lab.subnet", "error")

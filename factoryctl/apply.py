@@ -393,6 +393,22 @@ class Apply:
             self.out.print(f"Ansible: {run.changed} change(s) on {busy} of {n} host(s) ({seconds:.1f} s)")
         return run
 
+    def record_baseline(self, run: PlaybookRun) -> None:
+        """What the playbook manages on each host and how it looks now: drift's reference."""
+        from .drift import baseline
+        from .remote import Remote
+
+        t0 = time.perf_counter()
+        ran = sorted(h for h, s in run.hosts.items() if not (s.failed or s.unreachable))
+        errors = baseline.record(self.ws, Remote(self.c, self.ws), run.artifact_dir / "job_events", ran,
+                                 [h.name for h in self.c.site.hosts], self.run_dir.name, partial=bool(self.opts.tags))
+        for h, why in sorted(errors.items()):
+            self.err.print(f"warning: drift baseline not recorded for {h} ({why}); drift checks it in full",
+                           markup=False)
+        self.summary["phases"]["ansible"]["baseline_s"] = round(time.perf_counter() - t0, 3)
+        self.out.print(f"Drift baseline: {len(ran) - len(errors)} host(s) probed "
+                       f"({time.perf_counter() - t0:.1f} s)")
+
     # -- kubernetes --
     def kubernetes(self, hosts: dict[str, str]) -> dict:
         from .smoke import cluster_status
@@ -475,7 +491,8 @@ class Apply:
         if self.opts.runs("ansible") or self.opts.runs("kubernetes"):
             hosts = self.connect(work)
         if self.opts.runs("ansible"):
-            self.run_ansible(hosts)
+            run = self.run_ansible(hosts)
+            self.record_baseline(run)
         if self.cancel.is_set():
             raise Interrupted()
         if self.opts.runs("kubernetes"):

@@ -6,8 +6,6 @@ runs on every compute node. Each check reports pass or fail with what it saw.
 
 from __future__ import annotations
 
-import json
-import shlex
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from . import labsite
+from .remote import Remote
 from .workspace import Workspace
 
 IDLE_WAIT = 60.0  # slurmd registers within seconds of starting; nodes may show "unk" first
@@ -32,38 +30,6 @@ class Check:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-class Remote:
-    """Runs commands on the site's hosts: the lab's ssh_config on a lab site, else the
-    connection inventory apply wrote (address, user, key, ssh options)."""
-
-    def __init__(self, checked, ws: Workspace):
-        self.lab = labsite.lab_of(checked, ws) if labsite.is_lab(checked) else None
-        self.hosts: dict[str, dict] = {}
-        if self.lab is None and ws.connection_inventory.is_file():
-            text = ws.connection_inventory.read_text()
-            self.hosts = json.loads(text[text.index("{"):])["all"]["hosts"]
-
-    def argv(self, host: str, command: list[str]) -> list[str]:
-        if self.lab is not None:
-            return self.lab.ssh_argv(host, command)
-        v = self.hosts.get(host) or {}
-        argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
-        if v.get("ansible_ssh_private_key_file"):
-            argv += ["-i", v["ansible_ssh_private_key_file"]]
-        argv += shlex.split(v.get("ansible_ssh_common_args", ""))
-        user = v.get("ansible_user")
-        dest = v.get("ansible_host", host)
-        return [*argv, "--", f"{user}@{dest}" if user else dest, shlex.join(command)]
-
-    def run(self, host: str, command: list[str], input: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess:
-        try:
-            return subprocess.run(self.argv(host, command), capture_output=True, text=True, input=input,
-                                  timeout=timeout, stdin=None if input is not None else subprocess.DEVNULL)
-        except subprocess.TimeoutExpired:
-            return subprocess.CompletedProcess(command, 124, "", f"timed out after {timeout:.0f} s")
 
 
 def _why(r: subprocess.CompletedProcess) -> str:

@@ -171,9 +171,10 @@ class Workspace:
 
     def record_applied(self, factory_hash: str, manifest: dict[str, str], build: Path | None = None,
                        **extra: Any) -> Path:
-        """Called by apply after success only: what is now running. With `build`, its YAML
-        files (not Terraform's) are kept in applied/, so the next plan can say which keys of
-        a changed file changed, however often the build was re-rendered meanwhile."""
+        """Called by apply after success only: what is now running. With `build`, its files
+        (all but Terraform's, which the state covers) are kept in applied/: the next plan
+        says which keys of a changed YAML file changed, and drift runs the applied playbook
+        and shows file diffs, however often the build was re-rendered meanwhile."""
         if build is not None:
             self._snapshot(Path(build))
         return write_json(self.applied_path, {"factory_hash": factory_hash, "manifest": manifest,
@@ -188,14 +189,15 @@ class Workspace:
         d = self.applied_dir
         if not d.is_dir():
             return {}
-        return {p.relative_to(d).as_posix(): p.read_bytes() for p in d.rglob("*") if p.is_file()}
+        return {p.relative_to(d).as_posix(): p.read_bytes() for p in d.rglob("*")
+                if p.suffix in (".yml", ".yaml") and p.is_file()}
 
     def _snapshot(self, build: Path) -> None:
         tmp = Path(tempfile.mkdtemp(prefix=".applied.new-", dir=self.root))
         try:
             for p in build.rglob("*"):
                 rel = p.relative_to(build).as_posix()
-                if p.suffix in (".yml", ".yaml") and not rel.startswith(("terraform/", ".")) and p.is_file():
+                if not rel.startswith(("terraform/", ".")) and p.is_file() and not p.is_symlink():
                     (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(p, tmp / rel)
             old = self.root / f".applied.old-{os.getpid()}"

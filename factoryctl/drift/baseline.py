@@ -1,0 +1,53 @@
+"""The hosts' baseline: after every apply whose Ansible phase succeeded, what Ansible manages
+on each host (from the run's events) and what the probe saw there, in
+.factory/<name>/drift-baseline.json. Drift compares the probe of now with it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..workspace import Workspace, run_id, write_json
+from . import probe, resources
+
+SCHEMA = "factoryctl.drift.baseline/v1"
+
+
+def path(ws: Workspace) -> Path:
+    return ws.root / "drift-baseline.json"
+
+
+def load(ws: Workspace) -> dict[str, dict]:
+    """host -> {"resources": [...], "state": {...}, "run": id}; {} when none was recorded."""
+    try:
+        doc = json.loads(path(ws).read_text())
+    except (OSError, ValueError):
+        return {}
+    return doc.get("hosts", {}) if doc.get("schema") == SCHEMA else {}
+
+
+def record(ws: Workspace, remote, events_dir: Path, ran: list[str], site_hosts: list[str], run: str,
+           partial: bool) -> dict[str, str]:
+    """Re-probe the hosts that just ran and keep their answers; host -> error for hosts that
+    could not be probed (they lose their baseline, so drift checks them in full)."""
+    found = resources.from_events(events_dir)
+    hosts = load(ws)
+    wanted: dict[str, list[str]] = {}
+    for h in ran:
+        keys = set(found.get(h, []))
+        if partial:  # --tags ran part of the playbook: keep what the rest manages
+            keys |= set((hosts.get(h) or {}).get("resources", []))
+        wanted[h] = sorted(keys)
+    answers = probe.ask(remote, wanted)
+    errors = {}
+    for h in ran:
+        a = answers.get(h)
+        if a is None or a.state is None:
+            hosts.pop(h, None)
+            errors[h] = a.error if a else "not probed"
+        else:
+            hosts[h] = {"resources": wanted[h], "state": a.state, "run": run}
+    keep = set(site_hosts)
+    hosts = {h: v for h, v in sorted(hosts.items()) if h in keep}
+    write_json(path(ws), {"schema": SCHEMA, "recorded": run_id(), "hosts": hosts})
+    return errors

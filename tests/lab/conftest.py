@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -164,3 +165,18 @@ def teardown_site(path: Path, name: str, bridge: str) -> None:
         ws = Workspace(path.parent / ".factory" / name)
         close_connections(ws)
         Lab(ws.lab_dir, bridge=bridge).down()
+
+
+def kill_sshd(bridge: str, host: str) -> int:
+    """Kill every sshd (listener and sessions) inside one lab host, from the machine."""
+    ns = plan.netns_name(bridge, host)
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+    killed = 0
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "sshd":
+                os.kill(int(pid), signal.SIGKILL)
+                killed += 1
+        except (OSError, ValueError):
+            continue
+    return killed

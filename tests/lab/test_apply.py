@@ -1,7 +1,9 @@
 """A lab site's whole life through the CLI, on real lab hosts (root): `up` creates three hosts
 through Terraform, configures Slurm through Ansible and verifies it; the hosts carry exactly
 the addresses resolve planned; sinfo and srun work; a second apply changes nothing and says
-so; a stale or unconfirmed apply is refused; destroy leaves nothing behind."""
+so; a stale or unconfirmed apply is refused; drift says in sync, then names a hand-edited
+slurm.conf (with its diff) and a stopped slurmd, apply repairs both, and a host whose sshd
+died makes drift exit 1, not 2; destroy leaves nothing behind."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from factoryctl.lab import Lab
-from tests.lab.conftest import fctl, site_traces, teardown_site, write_lab_site
+from tests.lab.conftest import fctl, kill_sshd, site_traces, teardown_site, write_lab_site
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 
@@ -92,6 +94,65 @@ def test_apply_refuses_without_confirmation_and_with_a_stale_plan(site):
     finally:
         site.write_text(original)
     assert (ws(site) / "applied.json").read_text() == before
+
+
+def drift(site: Path, *args: str):
+    r = fctl("drift", str(site), "--format", "json", *args, timeout=600)
+    try:
+        doc = json.loads(r.stdout)
+    except ValueError:
+        raise AssertionError(f"drift printed no JSON (exit {r.returncode}): {r.stdout[-2000:]} {r.stderr[-2000:]}") from None
+    assert doc["exit_code"] == r.returncode
+    return r.returncode, doc
+
+
+def test_drift_is_clean_right_after_apply(site):
+    rc, doc = drift(site, "--junit", str(site.parent / "drift.xml"))
+    assert rc == 0, json.dumps(doc, indent=1)[-3000:]
+    assert doc["status"] == "in-sync" and not doc["artifacts"]["files"]
+    assert {h: d["checked_by"] for h, d in doc["hosts"].items()} == {h: "probe" for h in HOSTS}
+    assert 'failures="0"' in (site.parent / "drift.xml").read_text()
+
+
+def test_drift_names_an_edited_file_with_its_diff_and_a_stopped_daemon(site):
+    assert ssh(site, "node01", "sh", "-c", "echo '# edited by hand' >> /etc/slurm/slurm.conf").returncode == 0
+    assert ssh(site, "node02", "/etc/init.d/slurmd", "stop").returncode == 0
+    rc, doc = drift(site, "--sarif", str(site.parent / "drift.sarif"))
+    assert rc == 2, json.dumps(doc, indent=1)[-3000:]
+    hosts = doc["hosts"]
+    assert {h for h, d in hosts.items() if d["status"] == "drift"} == {"node01", "node02"}
+    assert hosts["head01"]["status"] == "in-sync" and hosts["head01"]["checked_by"] == "probe"
+    edited = [c for c in hosts["node01"]["changes"] if "/etc/slurm/slurm.conf" in c["what"]]
+    assert edited and "-# edited by hand" in edited[0]["diff"], hosts["node01"]
+    assert "service slurmd would be started" in [c["what"] for c in hosts["node02"]["changes"]], hosts["node02"]
+    assert any("--limit node01,node02" in f for f in doc["fix"])
+    sarif = json.loads((site.parent / "drift.sarif").read_text())
+    assert {r["ruleId"] for r in sarif["runs"][0]["results"]} == {"DRIFT003"}
+    assert (ws(site) / "runs" / doc["run"] / "drift.json").is_file()
+
+
+def test_apply_repairs_the_drift_and_drift_is_clean_again(site):
+    assert fctl("plan", str(site)).returncode == 0
+    r = fctl("apply", str(site), "--auto-approve", "--plain")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    rc, doc = drift(site)
+    assert rc == 0, json.dumps(doc, indent=1)[-3000:]
+    r = ssh(site, "node01", "grep", "-c", "edited by hand", "/etc/slurm/slurm.conf")
+    assert r.stdout.strip() == "0"
+
+
+def test_an_unreachable_host_makes_drift_exit_1_not_2(site):
+    assert kill_sshd(BRIDGE, "node02") > 0
+    rc, doc = drift(site, "--junit", str(site.parent / "drift-down.xml"))
+    assert rc == 1 and doc["status"] == "error", json.dumps(doc, indent=1)[-3000:]
+    assert doc["hosts"]["node02"]["status"] == "error" and "unreachable" in doc["hosts"]["node02"]["error"]
+    assert doc["hosts"]["node01"]["status"] == "in-sync"
+    assert "<error" in (site.parent / "drift-down.xml").read_text()
+    # apply brings the host back (its sshd restarted, disks kept); then drift is clean
+    assert fctl("plan", str(site)).returncode == 0
+    r = fctl("apply", str(site), "--auto-approve", "--plain", "--limit", "node02")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert drift(site)[0] == 0
 
 
 def test_destroy_leaves_nothing(site):

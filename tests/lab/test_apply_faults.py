@@ -15,8 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.lab import plan as labplan
-from tests.lab.conftest import FACTORYCTL, fctl, site_traces, teardown_site, write_lab_site
+from tests.lab.conftest import (
+    FACTORYCTL,
+    fctl,
+    kill_sshd,
+    site_traces,
+    teardown_site,
+    write_lab_site,
+)
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 
@@ -109,25 +115,10 @@ def test_ctrl_c_while_ansible_runs_then_apply_finishes(site):
     assert rc == 0 and "changed=0 on all 3 host(s)" in out, out[-4000:]
 
 
-def kill_sshd(host: str) -> int:
-    """Kill every sshd (listener and sessions) inside one lab host, from the machine."""
-    ns = labplan.netns_name(BRIDGE, host)
-    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
-    killed = 0
-    for pid in pids:
-        try:
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "sshd":
-                os.kill(int(pid), signal.SIGKILL)
-                killed += 1
-        except (OSError, ValueError):
-            continue
-    return killed
-
-
 def test_killed_sshd_makes_one_host_unreachable_and_the_next_apply_converges(site):
     a = Apply(site)
     a.wait_for("TASK [common")
-    assert kill_sshd("node02") > 0
+    assert kill_sshd(BRIDGE, "node02") > 0
     rc, out = a.finish()
     assert rc == 1, out[-4000:]
     assert "unreachable: node02" in out

@@ -62,11 +62,26 @@ def _put(root: Path, rel: str, data: str | bytes, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
+def resolved(text: str) -> dict[str, str]:
+    """name -> address, as /etc/hosts text maps them (the first line naming a host wins)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        for name in fields[1:]:
+            out.setdefault(name, fields[0])
+    return out
+
+
 def write_hosts(rec: HostRecord, text: str) -> None:
+    """Make every lab host resolve on this host. A file that already maps each of them to
+    its address is left alone: once Ansible manages /etc/hosts (the common role), restarting
+    one lab host must not rewrite the others' (drift would rightly call that a change)."""
     path = merged(rec) / "etc/hosts"
     try:
-        if path.read_text() == text:
-            return  # a no-op `up` writes nothing into running hosts
+        have = resolved(path.read_text())
+        wanted = {n: a for n, a in resolved(text).items() if not (a.startswith("127.") or a == "::1")}
+        if all(have.get(name) == addr for name, addr in wanted.items()):
+            return
     except OSError:
         pass
     _put(merged(rec), "etc/hosts", text)

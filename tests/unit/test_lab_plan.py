@@ -265,3 +265,20 @@ def test_cli_status_of_an_empty_lab_needs_no_root(tmp_path):
     res = CliRunner().invoke(app, ["status", "--dir", str(tmp_path), "--format", "json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["hosts"] == []
+
+
+def test_hosts_file_managed_by_ansible_is_left_alone_while_it_resolves_every_lab_host(tmp_path):
+    from factoryctl.lab.host import write_hosts
+    from factoryctl.lab.state import HostRecord
+
+    rec = HostRecord("node01", "10.199.0.11", "ns", "veth", str(tmp_path), str(tmp_path))
+    etc = tmp_path / "merged" / "etc"
+    etc.mkdir(parents=True)
+    lab_text = hosts_file({"head01": "10.199.0.10", "node01": "10.199.0.11"})
+    ansible_text = ("127.0.0.1 localhost\n# managed by Ansible\n10.199.0.10 head01.lab.example head01\n"
+                    "10.199.0.11 node01.lab.example node01\n")
+    (etc / "hosts").write_text(ansible_text)
+    write_hosts(rec, lab_text)  # a lab host restarted: this one keeps Ansible's file
+    assert (etc / "hosts").read_text() == ansible_text
+    write_hosts(rec, hosts_file({"head01": "10.199.0.10", "node01": "10.199.0.11", "node02": "10.199.0.12"}))
+    assert "10.199.0.12\tnode02" in (etc / "hosts").read_text()  # a new host must resolve: rewritten

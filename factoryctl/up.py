@@ -1,4 +1,7 @@
-"""`factoryctl up`: plan, apply and verify in one go, under one hold of the site's lock."""
+"""`factoryctl up`: plan, apply and verify in one go, under one hold of the site's lock. Verify
+is the generated host checks of `factoryctl verify` (results in runs/<id>/verify.json, read
+by the report) plus the Slurm checks only a running cluster answers: munge across hosts,
+every partition idle in sinfo, srun on every compute node."""
 
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ from .workspace import Workspace, WorkspaceLocked
 
 
 def up_command(file: Path, opts: Options, out: Console, err: Console) -> int:
+    from .commands.verify import Options as VerifyOptions
+    from .commands.verify import host_checks
     from .diagnostics import text as findings_text
     from .engines.terraform import TerraformError
     from .findings import Severity, reaches
@@ -20,6 +25,7 @@ def up_command(file: Path, opts: Options, out: Console, err: Console) -> int:
     from .plan import exit_code, record, render_text, run_plan
     from .render import RenderError
     from .smoke import print_checks, run_checks, write_results
+    from .verify import writers
 
     t0 = time.perf_counter()
     out.print(f"[bold]1/3 plan[/]: validating and rendering {file}")
@@ -49,14 +55,17 @@ def up_command(file: Path, opts: Options, out: Console, err: Console) -> int:
                 out.print("3/3 verify: skipped (the ansible phase did not run)")
                 return EXIT_OK
             out.print()
-            out.print("[bold]3/3 verify[/]: hosts, munge, sinfo, srun over SSH")
+            out.print("[bold]3/3 verify[/]: the host checks factory.yaml implies (as `factoryctl verify`), "
+                      "then munge across hosts, sinfo and srun over SSH")
+            res, folder = host_checks(c, ws, VerifyOptions(), lambda m: None)
+            writers.console(res, out)
             checks = run_checks(c, ws)
-            run = ws.new_run("verify")
-            write_results(checks, run / "checks.json")
+            write_results(checks, folder / "checks.json")
             print_checks(checks, out)
+            out.print(f"results: {folder}")
     except WorkspaceLocked as e:
         err.print(f"error: {e}", markup=False)
         return EXIT_FAIL
-    ok = all(ch.ok for ch in checks)
+    ok = all(ch.ok for ch in checks) and not res.failed
     out.print(f"up {'complete' if ok else 'FAILED verification'} in {time.perf_counter() - t0:.1f} s")
     return EXIT_OK if ok else EXIT_FAIL

@@ -74,21 +74,13 @@ def bench_stage(c: Checked, conn, folder: Path, opts: Options, log):
                            timeout=opts.timeout, log=log, stage_root=stage_root)
 
 
-def verify_cmd(file: Path, opts: Options, with_bench: bool, fmt: str, junit: Path | None, report: bool,
-               out: Console, err: Console) -> int:
+def host_checks(c: Checked, ws: Workspace, opts: Options, log, with_bench: bool = False):
+    """Run the generated host checks (and the benchmark stage) into a new runs/<id>/ folder
+    with verify.json; (VerifyRun, folder). Used by verify and by up."""
     from ..verify import run as hostchecks
     from ..verify import writers
     from ..verify.results import VerifyRun
 
-    c = checked_or_none(file, err)
-    if c is None:
-        return EXIT_FAIL
-    quiet = fmt == "json"
-    log = (lambda m: None) if quiet else (lambda m: err.print(f"[dim]{m}[/dim]"))
-    ws = Workspace.beside(file, c.factory.metadata.name)
-    if not_up := _not_up(c, ws, opts):
-        err.print(f"error: {not_up}: run `factoryctl up {file}` (or plan and apply) first", markup=False)
-        return EXIT_FAIL
     rid, folder = new_run_folder(ws, "verify")
     t0, started = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
     hc_dir = folder / "hostchecks"
@@ -103,6 +95,23 @@ def verify_cmd(file: Path, opts: Options, with_bench: bool, fmt: str, junit: Pat
     res.finished = datetime.now(UTC).isoformat(timespec="seconds")
     res.duration_s = round(time.monotonic() - t0, 3)
     writers.write_run_folder(res, folder)
+    return res, folder
+
+
+def verify_cmd(file: Path, opts: Options, with_bench: bool, fmt: str, junit: Path | None, report: bool,
+               out: Console, err: Console) -> int:
+    from ..verify import writers
+
+    c = checked_or_none(file, err)
+    if c is None:
+        return EXIT_FAIL
+    quiet = fmt == "json"
+    log = (lambda m: None) if quiet else (lambda m: err.print(f"[dim]{m}[/dim]"))
+    ws = Workspace.beside(file, c.factory.metadata.name)
+    if not_up := _not_up(c, ws, opts):
+        err.print(f"error: {not_up}: run `factoryctl up {file}` (or plan and apply) first", markup=False)
+        return EXIT_FAIL
+    res, folder = host_checks(c, ws, opts, log, with_bench)
     if junit is not None:
         writers.write_junit(res, junit)
     if fmt == "json":

@@ -40,12 +40,15 @@ def console_log(rec: HostRecord) -> Path:
     return Path(rec.dir) / "console.log"
 
 
+LAB_MARK = "# lab hosts (factoryctl lab)"
+
+
 def hosts_file(addresses: Mapping[str, str]) -> str:
     lines = [
         "127.0.0.1\tlocalhost",
         "::1\tlocalhost ip6-localhost ip6-loopback",
         "",
-        "# lab hosts (factoryctl lab)",
+        LAB_MARK,
     ]
     lines += [f"{addr}\t{name}" for name, addr in sorted(addresses.items())]
     return "\n".join(lines) + "\n"
@@ -73,15 +76,20 @@ def resolved(text: str) -> dict[str, str]:
 
 
 def write_hosts(rec: HostRecord, text: str) -> None:
-    """Make every lab host resolve on this host. A file that already maps each of them to
-    its address is left alone: once Ansible manages /etc/hosts (the common role), restarting
-    one lab host must not rewrite the others' (drift would rightly call that a change)."""
+    """Make every lab host resolve on this host. The lab's own file is kept exact (hosts
+    added and removed); a file someone else wrote (Ansible's common role) is left alone while
+    it maps every lab host to its address: restarting one lab host must not rewrite the
+    others' (drift would rightly call that a change)."""
     path = merged(rec) / "etc/hosts"
     try:
-        have = resolved(path.read_text())
-        wanted = {n: a for n, a in resolved(text).items() if not (a.startswith("127.") or a == "::1")}
-        if all(have.get(name) == addr for name, addr in wanted.items()):
-            return
+        current = path.read_text()
+        if current == text:
+            return  # a no-op `up` writes nothing into running hosts
+        if LAB_MARK not in current:  # someone else manages it: only make sure lab hosts resolve
+            have = resolved(current)
+            wanted = {n: a for n, a in resolved(text).items() if not (a.startswith("127.") or a == "::1")}
+            if all(have.get(name) == addr for name, addr in wanted.items()):
+                return
     except OSError:
         pass
     _put(merged(rec), "etc/hosts", text)

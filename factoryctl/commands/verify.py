@@ -74,6 +74,20 @@ def bench_stage(c: Checked, conn, folder: Path, opts: Options, log):
                            timeout=opts.timeout, log=log, stage_root=stage_root)
 
 
+def _site(file: Path, opts: Options, fmt: str, err: Console):
+    """(checked factory, workspace, progress log) of a site that is up; None after saying
+    why not (errors in factory.yaml, a lab that is not running)."""
+    c = checked_or_none(file, err)
+    if c is None:
+        return None
+    log = (lambda m: None) if fmt == "json" else (lambda m: err.print(f"[dim]{m}[/dim]"))
+    ws = Workspace.beside(file, c.factory.metadata.name)
+    if not_up := _not_up(c, ws, opts):
+        err.print(f"error: {not_up}: run `factoryctl up {file}` (or plan and apply) first", markup=False)
+        return None
+    return c, ws, log
+
+
 def host_checks(c: Checked, ws: Workspace, opts: Options, log, with_bench: bool = False):
     """Run the generated host checks (and the benchmark stage) into a new runs/<id>/ folder
     with verify.json; (VerifyRun, folder). Used by verify and by up."""
@@ -102,15 +116,11 @@ def verify_cmd(file: Path, opts: Options, with_bench: bool, fmt: str, junit: Pat
                out: Console, err: Console) -> int:
     from ..verify import writers
 
-    c = checked_or_none(file, err)
-    if c is None:
+    ready = _site(file, opts, fmt, err)
+    if ready is None:
         return EXIT_FAIL
+    c, ws, log = ready
     quiet = fmt == "json"
-    log = (lambda m: None) if quiet else (lambda m: err.print(f"[dim]{m}[/dim]"))
-    ws = Workspace.beside(file, c.factory.metadata.name)
-    if not_up := _not_up(c, ws, opts):
-        err.print(f"error: {not_up}: run `factoryctl up {file}` (or plan and apply) first", markup=False)
-        return EXIT_FAIL
     res, folder = host_checks(c, ws, opts, log, with_bench)
     if junit is not None:
         writers.write_junit(res, junit)
@@ -132,15 +142,10 @@ def bench_run_cmd(file: Path, opts: Options, fmt: str, out: Console, err: Consol
     from ..verify import writers
     from ..verify.results import VerifyRun
 
-    c = checked_or_none(file, err)
-    if c is None:
+    ready = _site(file, opts, fmt, err)
+    if ready is None:
         return EXIT_FAIL
-    quiet = fmt == "json"
-    log = (lambda m: None) if quiet else (lambda m: err.print(f"[dim]{m}[/dim]"))
-    ws = Workspace.beside(file, c.factory.metadata.name)
-    if not_up := _not_up(c, ws, opts):
-        err.print(f"error: {not_up}: run `factoryctl up {file}` (or plan and apply) first", markup=False)
-        return EXIT_FAIL
+    c, ws, log = ready
     rid, folder = new_run_folder(ws, "bench")
     t0, started = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
     conn = hostchecks.connect(c.site, ws.root, folder / "connection", opts.connection, opts.ssh_config,

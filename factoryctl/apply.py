@@ -529,14 +529,10 @@ def apply_locked(checked: Checked, ws: Workspace, opts: Options, out: Console, e
 
 
 def apply_command(file: Path, opts: Options, out: Console, err: Console) -> int:
-    from .diagnostics import text as findings_text
-    from .findings import Severity, reaches
-    from .pipeline import check
+    from .pipeline import check_or_refuse
 
-    c = check(file)
-    if reaches(c.sorted_findings, Severity.error) or c.site is None:
-        sys.stderr.write(findings_text(c.sorted_findings, c.loaded.text if c.loaded else None))
-        err.print("error: factory.yaml has errors: nothing applied")
+    c = check_or_refuse(file, "nothing applied", err)
+    if c is None:
         return EXIT_FAIL
     ws = Workspace.beside(file, c.factory.metadata.name)
     try:

@@ -50,3 +50,21 @@ def check(path: str | Path, skip: tuple[str, ...] = ()) -> Checked:
         return out
     out.findings = run_rules(out.factory, out.site, out.loaded, skip)
     return out
+
+
+def check_or_refuse(path: str | Path, refusal: str, err=None) -> Checked | None:
+    """The checked factory, or None after printing its errors (with positions and hints) and
+    `error: factory.yaml has errors: <refusal>`: what every command that acts on a site does
+    first."""
+    import sys
+
+    from .diagnostics import text
+    from .findings import reaches
+
+    c = check(path)
+    if not (reaches(c.sorted_findings, Severity.error) or c.site is None):
+        return c
+    sys.stderr.write(text(c.sorted_findings, c.loaded.text if c.loaded else None))
+    if err is not None:
+        err.print(f"error: factory.yaml has errors: {refusal}")
+    return None

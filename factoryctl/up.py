@@ -5,7 +5,6 @@ every partition idle in sinfo, srun on every compute node."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -18,10 +17,8 @@ from .workspace import Workspace, WorkspaceLocked
 def up_command(file: Path, opts: Options, out: Console, err: Console) -> int:
     from .commands.verify import Options as VerifyOptions
     from .commands.verify import host_checks
-    from .diagnostics import text as findings_text
     from .engines.terraform import TerraformError
-    from .findings import Severity, reaches
-    from .pipeline import check
+    from .pipeline import check_or_refuse
     from .plan import exit_code, record, render_text, run_plan
     from .render import RenderError
     from .smoke import print_checks, run_checks, write_results
@@ -29,10 +26,8 @@ def up_command(file: Path, opts: Options, out: Console, err: Console) -> int:
 
     t0 = time.perf_counter()
     out.print(f"[bold]1/3 plan[/]: validating and rendering {file}")
-    c = check(file)
-    if reaches(c.sorted_findings, Severity.error) or c.site is None:
-        sys.stderr.write(findings_text(c.sorted_findings, c.loaded.text if c.loaded else None))
-        err.print("error: factory.yaml has errors: nothing planned or applied")
+    c = check_or_refuse(file, "nothing planned or applied", err)
+    if c is None:
         return EXIT_FAIL
     ws = Workspace.beside(file, c.factory.metadata.name)
     try:

@@ -12,9 +12,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ..diagnostics import text
-from ..findings import Severity, reaches
-from ..pipeline import Checked, check
+from ..pipeline import Checked, check_or_refuse
 from ..workspace import Workspace
 
 EXIT_OK, EXIT_FAIL = 0, 1
@@ -33,12 +31,7 @@ class Options:
 
 
 def checked_or_none(file: Path, err: Console) -> Checked | None:
-    c = check(file)
-    findings = c.sorted_findings
-    if reaches(findings, Severity.error) or c.site is None:
-        sys.stderr.write(text(findings, c.loaded.text if c.loaded else None))
-        return None
-    return c
+    return check_or_refuse(file, "nothing verified", err)
 
 
 def new_run_folder(ws: Workspace, kind: str) -> tuple[str, Path]:

@@ -290,17 +290,13 @@ def _host_positions(c):
 
 
 def drift_command(file: Path, opts: Options, out: Console, err: Console) -> int:
-    from ..diagnostics import text as findings_text
     from ..engines.terraform import TerraformError
-    from ..findings import Severity, reaches
-    from ..pipeline import check
+    from ..pipeline import check_or_refuse
     from ..render import RenderError
     from . import report
 
-    c = check(file)
-    if reaches(c.sorted_findings, Severity.error) or c.site is None:
-        sys.stderr.write(findings_text(c.sorted_findings, c.loaded.text if c.loaded else None))
-        err.print("error: factory.yaml has errors: drift not checked")
+    c = check_or_refuse(file, "drift not checked", err)
+    if c is None:
         return EXIT_ERROR
     ws = Workspace.beside(file, c.factory.metadata.name)
     quiet = opts.fmt == "json"

@@ -48,7 +48,7 @@ def console(rep, out: Console) -> None:
     for f in a.files:
         p(f"    {f.change:8} {escape(f.path)}", highlight=False)
         if f.diff:
-            out.out(_indent(f.diff), highlight=False)
+            out.out(_indent(f.diff).rstrip("\n"), highlight=False)
     i = rep.infra
     if i.errors:
         p(f"  infrastructure: [red]could not plan[/] {len(i.errors)} stack(s)")
@@ -78,7 +78,7 @@ def console(rep, out: Console) -> None:
         for c in h.changes:
             p(f"      {escape(c.what)}  [dim]task: {escape(c.task)}[/]", highlight=False)
             if c.diff:
-                out.out(_indent(c.diff, 8), highlight=False)
+                out.out(_indent(c.diff, 8).rstrip("\n"), highlight=False)
         for r in h.runtime:
             p(f"      runtime: {escape(r['check'])}: {escape(r['detail'][:200])}", highlight=False)
         if h.note:

@@ -117,7 +117,7 @@ def test_drift_is_clean_right_after_apply(site):
 def test_drift_names_an_edited_file_with_its_diff_and_a_stopped_daemon(site):
     assert ssh(site, "node01", "sh", "-c", "echo '# edited by hand' >> /etc/slurm/slurm.conf").returncode == 0
     assert ssh(site, "node02", "/etc/init.d/slurmd", "stop").returncode == 0
-    rc, doc = drift(site, "--sarif", str(site.parent / "drift.sarif"))
+    rc, doc = drift(site, "--sarif", str(site.parent / "drift.sarif"), "--verify")
     assert rc == 2, json.dumps(doc, indent=1)[-3000:]
     hosts = doc["hosts"]
     assert {h for h, d in hosts.items() if d["status"] == "drift"} == {"node01", "node02"}
@@ -125,9 +125,11 @@ def test_drift_names_an_edited_file_with_its_diff_and_a_stopped_daemon(site):
     edited = [c for c in hosts["node01"]["changes"] if "/etc/slurm/slurm.conf" in c["what"]]
     assert edited and "-# edited by hand" in edited[0]["diff"], hosts["node01"]
     assert "service slurmd would be started" in [c["what"] for c in hosts["node02"]["changes"]], hosts["node02"]
+    assert "service:slurmd" in [r["check"] for r in hosts["node02"]["runtime"]]  # --verify: runtime drift too
+    assert hosts["node01"]["runtime"] == []
     assert any("--limit node01,node02" in f for f in doc["fix"])
     sarif = json.loads((site.parent / "drift.sarif").read_text())
-    assert {r["ruleId"] for r in sarif["runs"][0]["results"]} == {"DRIFT003"}
+    assert {r["ruleId"] for r in sarif["runs"][0]["results"]} == {"DRIFT003", "DRIFT004"}
     assert (ws(site) / "runs" / doc["run"] / "drift.json").is_file()
 
 

@@ -214,7 +214,7 @@ class Lab:
         state.save(self.state_path, st)  # recorded before creation: down can always find it
 
         self._log(f"starting {len(records)} lab host(s)")
-        hosts_text = host.hosts_file({n: r.address for n, r in st.hosts.items()})
+        hosts_text = host.hosts_block({n: r.address for n, r in st.hosts.items()})
         authorized = keys.public_key(self.private_key)
         for rec in records:
             d = Path(rec.dir)
@@ -359,7 +359,7 @@ class Lab:
     # -- reaching hosts ----------------------------------------------------------------
     def _refresh_access(self, st: LabState) -> None:
         addresses = {n: r.address for n, r in st.hosts.items()}
-        text = host.hosts_file(addresses)
+        text = host.hosts_block(addresses)
         for rec in st.hosts.values():
             if Path(rec.dir, "merged", "etc").is_dir():
                 host.write_hosts(rec, text)  # hosts resolve each other by /etc/hosts only

@@ -40,18 +40,19 @@ def console_log(rec: HostRecord) -> Path:
     return Path(rec.dir) / "console.log"
 
 
-LAB_MARK = "# lab hosts (factoryctl lab)"
+BEGIN_MARK = "# BEGIN lab hosts (factoryctl lab)"
+END_MARK = "# END lab hosts (factoryctl lab)"
+HEADER = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\n"
+
+
+def hosts_block(addresses: Mapping[str, str]) -> str:
+    lines = [BEGIN_MARK, *(f"{addr}\t{name}" for name, addr in sorted(addresses.items())), END_MARK]
+    return "\n".join(lines) + "\n"
 
 
 def hosts_file(addresses: Mapping[str, str]) -> str:
-    lines = [
-        "127.0.0.1\tlocalhost",
-        "::1\tlocalhost ip6-localhost ip6-loopback",
-        "",
-        LAB_MARK,
-    ]
-    lines += [f"{addr}\t{name}" for name, addr in sorted(addresses.items())]
-    return "\n".join(lines) + "\n"
+    """A new host's /etc/hosts: localhost, then the lab's block."""
+    return HEADER + hosts_block(addresses)
 
 
 def _put(root: Path, rel: str, data: str | bytes, mode: int = 0o644) -> None:
@@ -65,40 +66,37 @@ def _put(root: Path, rel: str, data: str | bytes, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
-def resolved(text: str) -> dict[str, str]:
-    """name -> address, as /etc/hosts text maps them (the first line naming a host wins)."""
-    out: dict[str, str] = {}
-    for line in text.splitlines():
-        fields = line.split("#", 1)[0].split()
-        for name in fields[1:]:
-            out.setdefault(name, fields[0])
-    return out
+def with_block(current: str, block: str) -> str:
+    """current /etc/hosts with the lab's block put in place of the old one (or appended):
+    lines others manage (Ansible's blockinfile block, an admin's entries) stay as they are."""
+    lines = current.splitlines(keepends=True)
+    begin = next((i for i, line in enumerate(lines) if line.rstrip("\n") == BEGIN_MARK), None)
+    end = next((i for i, line in enumerate(lines) if line.rstrip("\n") == END_MARK), None)
+    if begin is not None and end is not None and end > begin:
+        return "".join(lines[:begin]) + block + "".join(lines[end + 1:])
+    tail = "" if not current or current.endswith("\n") else "\n"
+    return current + tail + block
 
 
-def write_hosts(rec: HostRecord, text: str) -> None:
-    """Make every lab host resolve on this host. The lab's own file is kept exact (hosts
-    added and removed); a file someone else wrote (Ansible's common role) is left alone while
-    it maps every lab host to its address: restarting one lab host must not rewrite the
-    others' (drift would rightly call that a change)."""
+def write_hosts(rec: HostRecord, block: str) -> None:
+    """Put the lab's block (every lab host and its address) into the host's /etc/hosts,
+    leaving the rest alone. A restarted lab host must not rewrite what Ansible's common role
+    keeps in the others' files (drift would rightly call that a change); an unchanged block
+    writes nothing."""
     path = merged(rec) / "etc/hosts"
     try:
         current = path.read_text()
-        if current == text:
-            return  # a no-op `up` writes nothing into running hosts
-        if LAB_MARK not in current:  # someone else manages it: only make sure lab hosts resolve
-            have = resolved(current)
-            wanted = {n: a for n, a in resolved(text).items() if not (a.startswith("127.") or a == "::1")}
-            if all(have.get(name) == addr for name, addr in wanted.items()):
-                return
     except OSError:
-        pass
-    _put(merged(rec), "etc/hosts", text)
+        current = HEADER
+    new = with_block(current, block)
+    if new != current:
+        _put(merged(rec), "etc/hosts", new)
 
 
-def provision(rec: HostRecord, hosts_text: str, authorized_key: str, host_key: Path) -> None:
+def provision(rec: HostRecord, block: str, authorized_key: str, host_key: Path) -> None:
     root = merged(rec)
     _put(root, "etc/hostname", rec.name + "\n")
-    write_hosts(rec, hosts_text)
+    write_hosts(rec, block)
     _put(
         root,
         "etc/machine-id",

@@ -267,18 +267,25 @@ def test_cli_status_of_an_empty_lab_needs_no_root(tmp_path):
     assert json.loads(res.stdout)["hosts"] == []
 
 
-def test_hosts_file_managed_by_ansible_is_left_alone_while_it_resolves_every_lab_host(tmp_path):
-    from factoryctl.lab.host import write_hosts
+def test_lab_block_replaces_only_itself_in_etc_hosts(tmp_path):
+    from factoryctl.lab.host import hosts_block, write_hosts
     from factoryctl.lab.state import HostRecord
 
     rec = HostRecord("node01", "10.199.0.11", "ns", "veth", str(tmp_path), str(tmp_path))
     etc = tmp_path / "merged" / "etc"
     etc.mkdir(parents=True)
-    lab_text = hosts_file({"head01": "10.199.0.10", "node01": "10.199.0.11"})
-    ansible_text = ("127.0.0.1 localhost\n# managed by Ansible\n10.199.0.10 head01.lab.example head01\n"
-                    "10.199.0.11 node01.lab.example node01\n")
-    (etc / "hosts").write_text(ansible_text)
-    write_hosts(rec, lab_text)  # a lab host restarted: this one keeps Ansible's file
-    assert (etc / "hosts").read_text() == ansible_text
-    write_hosts(rec, hosts_file({"head01": "10.199.0.10", "node01": "10.199.0.11", "node02": "10.199.0.12"}))
-    assert "10.199.0.12\tnode02" in (etc / "hosts").read_text()  # a new host must resolve: rewritten
+    two = {"head01": "10.199.0.10", "node01": "10.199.0.11"}
+    (etc / "hosts").write_text("127.0.0.1\tlocalhost\n")
+    write_hosts(rec, hosts_block(two))
+    ansible_block = "# BEGIN factoryctl hosts\n10.199.0.10 head01 head01.lab\n# END factoryctl hosts\n"
+    text = (etc / "hosts").read_text() + ansible_block  # what Ansible's blockinfile adds
+    (etc / "hosts").write_text(text)
+    before = (etc / "hosts").stat().st_mtime_ns
+    write_hosts(rec, hosts_block(two))  # a lab host restarted, same addresses: nothing written
+    assert (etc / "hosts").read_text() == text and (etc / "hosts").stat().st_mtime_ns == before
+    write_hosts(rec, hosts_block({**two, "node02": "10.199.0.12"}))  # a host added: the block grows
+    after = (etc / "hosts").read_text()
+    assert "10.199.0.12\tnode02" in after and after.endswith(ansible_block) and after.count("BEGIN lab") == 1
+    write_hosts(rec, hosts_block({"node01": "10.199.0.11"}))  # hosts removed: gone from the block
+    assert "10.199.0.10\thead01" not in (etc / "hosts").read_text()
+    assert (etc / "hosts").read_text().endswith(ansible_block)

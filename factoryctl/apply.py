@@ -350,7 +350,7 @@ class Apply:
         bad = [str(r) for r in results if isinstance(r, BaseException)]
         if bad:
             raise ApplyError("; ".join(bad))
-        return results  # type: ignore[return-value]
+        return [r for r in results if isinstance(r, dict)]  # none is an exception by now
 
     # -- hosts --
     def connect(self, work: list[StackWork]) -> dict[str, str]:

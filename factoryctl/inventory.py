@@ -65,6 +65,16 @@ def reconcile(rendered: dict[str, str], created: dict[str, str]) -> list[str]:
     return problems
 
 
+def read_connection(path: Path) -> dict[str, dict]:
+    """host -> connection variables from the file write_connection wrote; {} when there is
+    none (apply has not reached the hosts) or it cannot be read."""
+    try:
+        text = path.read_text()
+        return dict(json.loads(text[text.index("{"):])["all"]["hosts"])
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
 def write_connection(path: Path, conn: Connection) -> Path:
     """The connection inventory, atomically; YAML inventory syntax Ansible reads as a source."""
     hosts = {name: conn.host_vars(name) for name in sorted(conn.addresses)}

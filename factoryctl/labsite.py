@@ -34,6 +34,17 @@ def specs(checked, addresses: dict[str, str]) -> list[HostSpec]:
     return [HostSpec(name, addresses[name], gpus.get(name, 0)) for name in sorted(addresses)]
 
 
+def bridge_down(factory) -> str | None:
+    """Why a lab site's hosts cannot be reached at all, or None: without the lab's bridge,
+    packets to their addresses would leave through the machine's default route, so callers
+    send nothing when this says so."""
+    settings = factory.site.lab
+    bridge = settings.bridge if settings else "fctlbr0"
+    if not Path("/sys/class/net", bridge).exists():
+        return f"the lab's bridge {bridge} does not exist: its hosts are down"
+    return None
+
+
 def revive(lab: Lab, wanted: list[HostSpec]) -> list[str]:
     """Restart the wanted hosts that do not answer on SSH; the names restarted."""
     alive = {i.name for i in lab.status() if i.alive}

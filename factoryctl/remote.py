@@ -4,11 +4,11 @@ the checks after `up` and by drift's host probe."""
 
 from __future__ import annotations
 
-import json
 import shlex
 import subprocess
 
 from . import labsite
+from .inventory import read_connection
 from .workspace import Workspace
 
 
@@ -18,10 +18,7 @@ class Remote:
 
     def __init__(self, checked, ws: Workspace):
         self.lab = labsite.lab_of(checked, ws) if labsite.is_lab(checked) else None
-        self.hosts: dict[str, dict] = {}
-        if self.lab is None and ws.connection_inventory.is_file():
-            text = ws.connection_inventory.read_text()
-            self.hosts = json.loads(text[text.index("{"):])["all"]["hosts"]
+        self.hosts = read_connection(ws.connection_inventory) if self.lab is None else {}
 
     def argv(self, host: str, command: list[str]) -> list[str]:
         if self.lab is not None:

@@ -118,32 +118,20 @@ class DriftReport:
 
 # --- the stages -------------------------------------------------------------------------------
 
-def _connection_hosts(ws: Workspace) -> list[str]:
-    import json
-
-    try:
-        text = ws.connection_inventory.read_text()
-        return sorted(json.loads(text[text.index("{"):])["all"]["hosts"])
-    except (OSError, ValueError, KeyError):
-        return []
-
-
 def _lab_guard(c, ws: Workspace, hosts: list[str]) -> tuple[str | None, set[str]]:
     """On a lab site: (why no host can be reached, hosts not running). Read from the lab's
     state and the kernel only: without the lab's bridge, packets to its addresses would leave
     through the machine's default route, so nothing is sent."""
     from .. import labsite
+    from ..lab import LabError
 
     if not labsite.is_lab(c):
         return None, set()
-    lab = labsite.lab_of(c, ws)
-    settings = c.factory.site.lab
-    bridge = settings.bridge if settings and settings.bridge else "fctlbr0"
-    if not Path("/sys/class/net", bridge).exists():
-        return f"the lab's bridge {bridge} does not exist: its hosts are down", set()
+    if why := labsite.bridge_down(c.factory):
+        return why, set()
     try:
-        alive = {i.name for i in lab.status() if i.alive}
-    except Exception as e:  # noqa: BLE001 - a broken lab folder is a could-not-check
+        alive = {i.name for i in labsite.lab_of(c, ws).status() if i.alive}
+    except LabError as e:  # a damaged lab record: could not check, not drift
         return f"cannot read the lab in {ws.lab_dir}: {e}", set()
     return None, {h for h in hosts if h not in alive}
 
@@ -163,9 +151,10 @@ def _playbook_tree(rep: DriftReport, tree: Path, ws: Workspace) -> Path:
 
 def check_hosts(c, ws: Workspace, rep: DriftReport, tree: Path, opts: Options, run_dir: Path, log) -> None:
     from ..apply import MAX_FORKS, ansible_env
+    from ..inventory import read_connection
     from ..remote import Remote
 
-    hosts = _connection_hosts(ws)
+    hosts = sorted(read_connection(ws.connection_inventory))
     if not hosts:
         rep.errors.append(f"no connection inventory in {ws.connection_inventory}: apply has not reached the hosts")
         return

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..inventory import read_connection
 from ..render import ansible_vars
 from ..resources import templates_dir
 from . import generate
@@ -79,15 +78,13 @@ def lab_not_up(site, workspace: Path) -> str | None:
     root = lab_dir(workspace)
     hosts = Lab(root).hosts() if (root / "lab.json").is_file() else {}
     declared = {h.name for h in site.hosts}
-    settings = site.factory.site.lab
-    bridge = settings.bridge if settings else "fctlbr0"
     if not hosts:
         return f"the lab of this site is not up (no lab in {root})"
     if missing := sorted(declared - hosts.keys()):
         return f"lab host(s) {', '.join(missing)} not running in {root}"
-    if not Path("/sys/class/net", bridge).exists():
-        return f"the lab's bridge {bridge} does not exist: its hosts are down"
-    return None
+    from ..labsite import bridge_down
+
+    return bridge_down(site.factory)
 
 
 def inventory(site, workspace: Path) -> tuple[dict, Path | None]:
@@ -98,12 +95,10 @@ def inventory(site, workspace: Path) -> tuple[dict, Path | None]:
     hostvars = {h: dict(v) for h, v in inv["hostvars"].items()}
     common: dict[str, Any] = {}
     ssh_config = None
-    conn = workspace / "inventory" / "connection.yml"
-    if conn.is_file():  # written by apply from Terraform's outputs
-        doc = yaml.safe_load(conn.read_text()) or {}
-        for name, v in ((doc.get("all") or {}).get("hosts") or {}).items():
-            if name in hostvars:
-                hostvars[name].update(v or {})
+    # written by apply from Terraform's outputs
+    for name, v in read_connection(workspace / "inventory" / "connection.yml").items():
+        if name in hostvars:
+            hostvars[name].update(v or {})
     lab_root = lab_dir(workspace)
     if site.factory.site.provider == "lab" and (lab_root / "lab.json").is_file():
         from ..lab import Lab

@@ -63,6 +63,7 @@ class Options:
     plain: bool = False
     terraform_bin: str | None = None
     jobs: int | None = None
+    converge: bool = False  # run site.yml on every host even when the probe finds it in sync
 
     def runs(self, phase: str) -> bool:
         return self.only in (None, phase)
@@ -271,6 +272,7 @@ class Apply:
                                         "factory_hash": factory_hash(checked), "phases": {}}
         self.run_dir: Path | None = None
         self.engine: Terraform | None = None
+        self.restarted: list[str] = []  # lab hosts brought back by connect()
 
     # -- terraform --
     def _engine(self) -> Terraform:
@@ -365,6 +367,7 @@ class Apply:
         if labsite.is_lab(self.c):
             lab = labsite.lab_of(self.c, self.ws, log=lambda m: self.out.print(f"  lab: {m}", markup=False))
             restarted = labsite.revive(lab, labsite.specs(self.c, created))
+            self.restarted = restarted
             if restarted:
                 self.out.print(f"  lab: restarted {', '.join(restarted)} (sshd did not answer); disks kept",
                                markup=False)
@@ -375,19 +378,82 @@ class Apply:
         return created
 
     # -- ansible --
-    def run_ansible(self, hosts: dict[str, str]) -> PlaybookRun:
+    def why_not_probe(self) -> str | None:
+        """Why this apply must run site.yml on every host; None when hosts the probe finds in
+        sync may skip it (drift/insync.py): nothing moved since the last full apply."""
+        if self.opts.converge:
+            return "--converge"
+        if not self.opts.full:
+            return "a partial run (--only/--limit/--tags)"
+        applied = self.ws.applied()
+        if not applied:
+            return "no earlier apply recorded"
+        if applied.get("factory_hash") != self.summary["factory_hash"]:
+            return "factory.yaml changed since the last apply"
+        manifest = json.loads((self.ws.build / "manifest.json").read_text())["files"]
+        if applied.get("manifest") != manifest:
+            return "the rendered artifacts changed since the last apply"
+        tf = self.summary["phases"].get("terraform") or {}
+        if any(tf.get(k) for k in ("add", "change", "destroy")):
+            return "Terraform changed resources"
+        if self.restarted:
+            return "lab host(s) restarted"
+        return None
+
+    def ansible_phase(self, hosts: dict[str, str]) -> None:
+        """site.yml where it is needed: everywhere, or (when nothing moved since the last full
+        apply) only on hosts the probe does not find as that apply left them."""
+        from .drift import insync
+        from .remote import Remote
+
+        reason = self.why_not_probe()
+        if reason is not None:
+            run = self.run_ansible(hosts)
+            self.record_baseline(run)
+            return
+        d = insync.decide(self.ws, Remote(self.c, self.ws), sorted(hosts))
+        n = len(hosts)
+        probed = sorted(set(d.skip.values()))
+        checked = (f"{probed[0]}" if len(probed) == 1 else f"{probed[0]}-{probed[-1]}") if probed else "0"
+        section = {"in_sync": sorted(d.skip), "probe_s": round(d.seconds, 3), "ran_because": d.run}
+        if not d.run:
+            self.summary["phases"]["ansible"] = {"status": "in sync", "rc": 0, "changed": 0, **section}
+            self.out.print(f"Ansible: no changes: all {n} host(s) are as the last apply left them "
+                           f"(probe: {checked} resources per host, {d.seconds:.1f} s); site.yml not run "
+                           "(--converge runs it anyway)")
+            return
+        for h, why in sorted(d.run.items()):
+            self.out.print(f"  {h}: runs site.yml: {why}", markup=False, highlight=False)
+        if d.skip:
+            self.out.print(f"  {len(d.skip)} host(s) as the last apply left them (probe: {checked} resources "
+                           f"per host, {d.seconds:.1f} s): site.yml not run there")
+        run = self.run_ansible({h: hosts[h] for h in d.run}, limit=",".join(sorted(d.run)))
+        self.summary["phases"]["ansible"].update(section)
+        self.record_baseline(run)
+
+    def run_ansible(self, hosts: dict[str, str], limit: str | None = None) -> PlaybookRun:
+        from .drift import baseline
+
         adir = self.ws.build / "ansible"
+        limit = limit or self.opts.limit
         forks = max(1, min(len(hosts), MAX_FORKS))
         self.out.print(f"[bold]Ansible[/]: site.yml on {len(hosts)} host(s), forks {forks}"
-                       + (f", limit {self.opts.limit}" if self.opts.limit else "")
+                       + (f", limit {limit}" if limit else "")
                        + (f", tags {self.opts.tags}" if self.opts.tags else ""))
         t0 = time.perf_counter()
-        with HostProgress(self.out, self.opts.plain) as progress:
-            run = run_playbook(adir, "site.yml", self.run_dir, limit=self.opts.limit, tags=self.opts.tags,
-                               forks=forks, envvars=ansible_env(self.ws), observer=progress,
-                               cancel=self.cancel, inventory=[str(adir / "inventory"),
-                                                              str(self.ws.connection_inventory)],
-                               fact_cache=self.ws.facts_dir)
+        try:
+            with HostProgress(self.out, self.opts.plain) as progress:
+                run = run_playbook(adir, "site.yml", self.run_dir, limit=limit, tags=self.opts.tags,
+                                   forks=forks, envvars=ansible_env(self.ws), observer=progress,
+                                   cancel=self.cancel, inventory=[str(adir / "inventory"),
+                                                                  str(self.ws.connection_inventory)],
+                                   fact_cache=self.ws.facts_dir)
+        except BaseException:
+            baseline.forget(self.ws, hosts)
+            raise
+        if run.rc != 0 or run.status != "successful" or self.cancel.is_set():
+            # what a failed or stopped run left on its hosts is unknown: no skipping them next time
+            baseline.forget(self.ws, set(hosts) | set(run.hosts))
         seconds = time.perf_counter() - t0
         self.out.print(recap_table(run.hosts))
         section = {"rc": run.rc, "status": run.status, "seconds": round(seconds, 3), "changed": run.changed,
@@ -510,8 +576,7 @@ class Apply:
         if self.opts.runs("ansible") or self.opts.runs("kubernetes"):
             hosts = self.connect(work)
         if self.opts.runs("ansible"):
-            run = self.run_ansible(hosts)
-            self.record_baseline(run)
+            self.ansible_phase(hosts)
         if self.cancel.is_set():
             raise Interrupted()
         if self.opts.runs("kubernetes"):

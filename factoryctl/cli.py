@@ -211,12 +211,17 @@ TerraformBinOpt = typer.Option(None, "--terraform-bin", envvar="FACTORYCTL_TERRA
                                help="A terraform/tofu binary instead of the embedded Terraform.")
 
 
+ConvergeOpt = typer.Option(False, "--converge",
+                           help="Run site.yml on every host, even where nothing moved since the last apply "
+                                "(by default such hosts are probed and left alone).")
+
+
 def _apply_options(auto_approve: bool, only: Phase | None, limit: str | None, tags: str | None, plain: bool,
-                   terraform_bin: str | None):
+                   terraform_bin: str | None, converge: bool):
     from .apply import Options
 
     return Options(auto_approve=auto_approve, only=only.value if only else None, limit=limit, tags=tags,
-                   plain=plain, terraform_bin=terraform_bin)
+                   plain=plain, terraform_bin=terraform_bin, converge=converge)
 
 
 @app.command()
@@ -228,14 +233,17 @@ def apply(
     tags: str | None = typer.Option(None, "--tags", help="Ansible tags (comma-separated), e.g. slurm."),
     plain: bool = typer.Option(False, "--plain", help="Plain progress lines instead of a live table (CI)."),
     terraform_bin: str | None = TerraformBinOpt,
+    converge: bool = ConvergeOpt,
 ) -> None:
     """Apply the saved plan: Terraform stacks, then site.yml through Ansible with live per-host
-    progress, then the Kubernetes check. Refuses a stale plan (run `factoryctl plan`). Logs
-    and events go to .factory/<name>/runs/<time>/; applied.json is written only on success."""
+    progress, then the Kubernetes check. Refuses a stale plan (run `factoryctl plan`). When
+    nothing changed since the last apply, hosts the probe finds as that apply left them skip
+    site.yml (--converge runs it everywhere). Logs and events go to
+    .factory/<name>/runs/<time>/; applied.json is written only on success."""
     from .apply import apply_command
 
-    raise typer.Exit(apply_command(file, _apply_options(auto_approve, only, limit, tags, plain, terraform_bin),
-                                   out, err))
+    raise typer.Exit(apply_command(file, _apply_options(auto_approve, only, limit, tags, plain, terraform_bin,
+                                                        converge), out, err))
 
 
 @app.command()
@@ -247,13 +255,14 @@ def up(
     tags: str | None = typer.Option(None, "--tags", help="Ansible tags (comma-separated)."),
     plain: bool = typer.Option(False, "--plain", help="Plain progress lines instead of a live table (CI)."),
     terraform_bin: str | None = TerraformBinOpt,
+    converge: bool = ConvergeOpt,
 ) -> None:
     """Plan, apply and verify in one go: every host reachable, munge, sinfo partitions idle,
     srun on every compute node. Exit 1 when any check fails."""
     from .up import up_command
 
-    raise typer.Exit(up_command(file, _apply_options(auto_approve, only, limit, tags, plain, terraform_bin),
-                                out, err))
+    raise typer.Exit(up_command(file, _apply_options(auto_approve, only, limit, tags, plain, terraform_bin,
+                                                     converge), out, err))
 
 
 @app.command()

@@ -71,15 +71,26 @@ def test_sinfo_shows_the_declared_partitions_idle_and_srun_runs(site):
     assert r.returncode == 0 and sorted(r.stdout.split()) == ["node01", "node02"], r.stderr
 
 
+def _last_apply(site: Path) -> dict:
+    last = json.loads((ws(site) / "applied.json").read_text())
+    return json.loads((ws(site) / "runs" / last["run"] / "apply.json").read_text())
+
+
 def test_second_apply_changes_nothing_and_says_so(site):
+    # nothing moved since `up`: every host is probed and found as it was left; no site.yml
     r = fctl("apply", str(site), "--auto-approve", "--plain")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     assert "Terraform:  no changes" in r.stdout
-    assert "Ansible: no changes: changed=0 on all 3 host(s)" in r.stdout
-    last = json.loads((ws(site) / "applied.json").read_text())
-    doc = json.loads((ws(site) / "runs" / last["run"] / "apply.json").read_text())
+    assert "Ansible: no changes: all 3 host(s) are as the last apply left them" in r.stdout
+    doc = _last_apply(site)
     assert doc["status"] == "succeeded" and doc["phases"]["ansible"]["changed"] == 0
+    assert doc["phases"]["ansible"]["in_sync"] == HOSTS
     assert doc["phases"]["terraform"]["add"] == 0 and doc["phases"]["kubernetes"]["status"] == "skipped"
+    # --converge runs the playbook everywhere anyway, and Ansible itself changes nothing
+    r = fctl("apply", str(site), "--auto-approve", "--plain", "--converge")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "Ansible: no changes: changed=0 on all 3 host(s)" in r.stdout
+    assert _last_apply(site)["phases"]["ansible"]["status"] == "successful"
 
 
 def test_apply_refuses_without_confirmation_and_with_a_stale_plan(site):
@@ -137,6 +148,12 @@ def test_apply_repairs_the_drift_and_drift_is_clean_again(site):
     assert fctl("plan", str(site)).returncode == 0
     r = fctl("apply", str(site), "--auto-approve", "--plain")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    # only the two drifted hosts run site.yml, each with its reason; head01 is left alone
+    assert "node01: runs site.yml: file:/etc/slurm/slurm.conf moved since the last apply" in r.stdout, r.stdout
+    assert "node02: runs site.yml: service:slurmd moved since the last apply (running -> stopped)" in r.stdout
+    assert "1 host(s) as the last apply left them" in r.stdout
+    phase = _last_apply(site)["phases"]["ansible"]
+    assert phase["in_sync"] == ["head01"] and sorted(phase["hosts"]) == ["node01", "node02"]
     rc, doc = drift(site)
     assert rc == 0, json.dumps(doc, indent=1)[-3000:]
     r = ssh(site, "node01", "grep", "-c", "edited by hand", "/etc/slurm/slurm.conf")

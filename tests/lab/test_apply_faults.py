@@ -46,8 +46,8 @@ def ws(site: Path) -> Path:
 class Apply:
     """`factoryctl apply` in the background, its output read line by line as it comes."""
 
-    def __init__(self, site: Path):
-        self.proc = subprocess.Popen([FACTORYCTL, "apply", str(site), "--auto-approve", "--plain"],
+    def __init__(self, site: Path, *args: str):
+        self.proc = subprocess.Popen([FACTORYCTL, "apply", str(site), "--auto-approve", "--plain", *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      text=True, bufsize=1, env=os.environ | {"PYTHONUNBUFFERED": "1"})
         self.lines: list[str] = []
@@ -96,7 +96,7 @@ def test_ctrl_c_while_terraform_creates_hosts_then_apply_resumes(site):
 
 def test_ctrl_c_while_ansible_runs_then_apply_finishes(site):
     before = (ws(site) / "applied.json").read_text()
-    a = Apply(site)
+    a = Apply(site, "--converge")  # the hosts are in sync: only --converge runs site.yml now
     a.wait_for("TASK [slurm")
     a.proc.send_signal(signal.SIGINT)
     rc, out = a.finish(timeout=120)
@@ -111,12 +111,14 @@ def test_ctrl_c_while_ansible_runs_then_apply_finishes(site):
     assert left.stdout.strip() == "", "ansible-playbook still running after Ctrl-C"
     runs = sorted((ws(site) / "runs").iterdir())
     assert json.loads((runs[-1] / "apply.json").read_text())["status"] == "interrupted"
+    # the stopped run's hosts lost their baselines: the next apply runs site.yml on all three
     rc, out = Apply(site).finish()
     assert rc == 0 and "changed=0 on all 3 host(s)" in out, out[-4000:]
+    assert "runs site.yml: no baseline from a successful run" in out
 
 
 def test_killed_sshd_makes_one_host_unreachable_and_the_next_apply_converges(site):
-    a = Apply(site)
+    a = Apply(site, "--converge")
     a.wait_for("TASK [common")
     assert kill_sshd(BRIDGE, "node02") > 0
     rc, out = a.finish()

@@ -18,7 +18,6 @@ Tasks are looked up by the `task_path` (file:line) the event carries, in the bui
 
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -32,6 +31,7 @@ from .resources import (
     SERVICE_MODULES,
     _short,
     from_result,
+    ok_results,
 )
 
 READ_ONLY_MODULES = {
@@ -117,20 +117,8 @@ def from_events(events_dir: Path) -> tuple[dict[str, set[str]], dict[str, list[s
     """(host -> declared resource keys, host -> gaps) from a run's job_events/."""
     keys: dict[str, set[str]] = {}
     gaps: dict[str, set[str]] = {}
-    if not events_dir.is_dir():
-        return {}, {}
-    for path in events_dir.iterdir():
-        if path.suffix != ".json":
-            continue
-        try:
-            event = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if event.get("event") != "runner_on_ok":
-            continue
-        data = event.get("event_data") or {}
-        host = data.get("host")
-        if not host or "/handlers/" in (data.get("task_path") or ""):
+    for host, data in ok_results(events_dir):
+        if "/handlers/" in (data.get("task_path") or ""):
             continue
         found, gap = classify(data)
         keys.setdefault(host, set()).update(found)

@@ -11,6 +11,7 @@ them through the playbook itself.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 # module (short name) -> kind of resource, and where its result names it
@@ -74,11 +75,11 @@ def from_result(action: str, res: dict) -> list[str]:
     return []
 
 
-def from_events(events_dir: Path) -> dict[str, list[str]]:
-    """host -> sorted resource keys, from a runner artifact folder's job_events/."""
-    found: dict[str, set[str]] = {}
+def ok_results(events_dir: Path) -> Iterator[tuple[str, dict]]:
+    """(host, event_data) of every task result that succeeded, from a runner artifact
+    folder's job_events/ (unreadable event files are passed over)."""
     if not events_dir.is_dir():
-        return {}
+        return
     for path in events_dir.iterdir():
         if path.suffix != ".json":
             continue
@@ -89,9 +90,14 @@ def from_events(events_dir: Path) -> dict[str, list[str]]:
         if event.get("event") != "runner_on_ok":
             continue
         data = event.get("event_data") or {}
-        host = data.get("host")
-        if not host:
-            continue
+        if data.get("host"):
+            yield data["host"], data
+
+
+def from_events(events_dir: Path) -> dict[str, list[str]]:
+    """host -> sorted resource keys, from a runner artifact folder's job_events/."""
+    found: dict[str, set[str]] = {}
+    for host, data in ok_results(events_dir):
         keys = from_result(data.get("task_action") or "", data.get("res") or {})
         found.setdefault(host, set()).update(keys)
     return {h: sorted(k) for h, k in sorted(found.items())}

@@ -32,6 +32,7 @@ from typing import Any
 from rich.console import Console
 
 from . import inventory, labsite
+from .drift import baseline, insync
 from .engines.ansible import PlaybookRun, run_playbook
 from .engines.terraform import PlanResult, Stack, Terraform, TerraformError, make_engine
 from .lab import LabError
@@ -342,7 +343,9 @@ class Apply:
                 self.err.print(f"error: {e}", markup=False)
             raise ApplyError(f"Terraform failed in {len(errors)} stack(s); the others are applied. "
                              "Fix the cause and apply again (it resumes)")
-        forget_facts(self.ws, {h for w in work for h in w.created})
+        created = {h for w in work for h in w.created}
+        forget_facts(self.ws, created)
+        baseline.forget(self.ws, created)  # a new machine: what the old one was is no reference
         return section
 
     def outputs(self, work: list[StackWork]) -> list[dict]:
@@ -403,12 +406,13 @@ class Apply:
     def ansible_phase(self, hosts: dict[str, str]) -> None:
         """site.yml where it is needed: everywhere, or (when nothing moved since the last full
         apply) only on hosts the probe does not find as that apply left them."""
-        from .drift import insync
         from .remote import Remote
 
         reason = self.why_not_probe()
         if reason is not None:
+            self.out.print(f"  site.yml runs on every host: {reason}", markup=False, highlight=False)
             run = self.run_ansible(hosts)
+            self.summary["phases"]["ansible"]["ran_because"] = {"all": reason}
             self.record_baseline(run)
             return
         d = insync.decide(self.ws, Remote(self.c, self.ws), sorted(hosts))
@@ -432,8 +436,6 @@ class Apply:
         self.record_baseline(run)
 
     def run_ansible(self, hosts: dict[str, str], limit: str | None = None) -> PlaybookRun:
-        from .drift import baseline
-
         adir = self.ws.build / "ansible"
         limit = limit or self.opts.limit
         forks = max(1, min(len(hosts), MAX_FORKS))
@@ -480,7 +482,6 @@ class Apply:
 
     def record_baseline(self, run: PlaybookRun) -> None:
         """What the playbook manages on each host and how it looks now: drift's reference."""
-        from .drift import baseline
         from .remote import Remote
 
         t0 = time.perf_counter()

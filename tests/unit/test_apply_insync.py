@@ -149,3 +149,40 @@ def test_a_failed_run_forgets_the_baselines_of_the_hosts_it_touched(tmp_path):
     _baseline(ws, {h: {"resources": [], "state": {}, "gaps": [], "run": "r1"} for h in ("a", "b", "c")})
     baseline.forget(ws, ["a", "c", "zz"])
     assert list(baseline.load(ws)) == ["b"]
+
+
+def test_apply_probes_only_when_nothing_moved_since_the_last_full_apply(tmp_path):
+    from rich.console import Console
+
+    from factoryctl.apply import Apply, Options
+    from factoryctl.pipeline import check
+    from factoryctl.render import render
+    from tests.helpers import reference_doc, write_doc
+
+    path = write_doc(reference_doc(), tmp_path / "factory.yaml")
+    c = check(path)
+    ws = Workspace(tmp_path / ".factory" / c.factory.metadata.name)
+    render(c.site, ws.build)
+    quiet = Console(quiet=True)
+
+    def why(**opts) -> str | None:
+        return Apply(c, ws, Options(**opts), quiet, quiet).why_not_probe()
+
+    assert why() == "no earlier apply recorded"
+    manifest = json.loads((ws.build / "manifest.json").read_text())["files"]
+    a = Apply(c, ws, Options(), quiet, quiet)
+    ws.record_applied(a.summary["factory_hash"], manifest)
+    assert why() is None
+    assert why(converge=True) == "--converge"
+    assert why(limit="node01") == why(tags="slurm") == why(only="ansible") == "a partial run (--only/--limit/--tags)"
+
+    a.summary["phases"]["terraform"] = {"add": 1, "change": 0, "destroy": 0}
+    assert a.why_not_probe() == "Terraform changed resources"
+    a.summary["phases"]["terraform"] = {"add": 0, "change": 0, "destroy": 0}
+    a.restarted = ["node02"]
+    assert a.why_not_probe() == "lab host(s) restarted"
+
+    ws.record_applied(a.summary["factory_hash"], {**manifest, "ansible/project/site.yml": "0" * 64})
+    assert why() == "the rendered artifacts changed since the last apply"
+    ws.record_applied("another-factory-hash", manifest)
+    assert why() == "factory.yaml changed since the last apply"

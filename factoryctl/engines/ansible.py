@@ -8,11 +8,15 @@ and the full stdout in the run's artifact folder, and stops cleanly when cancell
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+RUN_MARK = "FACTORYCTL_ANSIBLE_RUN"  # in the environment of every process of one playbook run
 
 HOST_EVENTS = {
     "runner_on_ok": "ok",
@@ -125,6 +129,8 @@ def run_playbook(
     counter = EventCounter(observer)
     cmdline = " ".join(x for x in ("--check" if check else "", "--diff" if diff else "") if x)
     env = dict(envvars or {})
+    mark = f"{os.getpid()}-{uuid.uuid4().hex}"
+    env[RUN_MARK] = mark
     # ansible-playbook lives beside this interpreter (the venv's bin), which may not be on PATH.
     env.setdefault("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     env.setdefault("ANSIBLE_FORCE_COLOR", "0")
@@ -149,4 +155,26 @@ def run_playbook(
         # runner joins this to the artifact dir; an absolute path survives the join
         fact_cache=str(Path(fact_cache).absolute()) if fact_cache else None,
     )
+    if r.status in ("canceled", "timeout"):
+        stop_leftovers(mark)
     return PlaybookRun(rc=r.rc, status=r.status, hosts=counter.hosts, artifact_dir=artifact_dir / "ansible")
+
+
+def stop_leftovers(mark: str) -> list[int]:
+    """Kill what a run leaves behind. Runner kills the playbook's process group on cancel or
+    timeout, but Mitogen's connection processes start their own sessions (setsid) and were
+    seen alive minutes after a Ctrl-C. Every process of a run carries RUN_MARK in its
+    environment, so they are found by that, not by name."""
+    needle = f"{RUN_MARK}={mark}".encode()
+    killed = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            if needle not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
+            os.kill(int(proc.name), signal.SIGKILL)
+            killed.append(int(proc.name))
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours to read
+    return killed

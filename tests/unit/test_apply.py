@@ -183,3 +183,25 @@ def test_kubernetes_phase_says_why_it_skipped_and_fails_the_apply(capsys, site, 
     assert "Kubernetes: skipped: no cluster reachable" in out and "Connection refused" in out
     assert "Kubernetes is enabled but was not applied" in err
     assert calls and calls[0][1][:1] == ["kubectl"]
+
+
+def test_a_cancelled_run_leaves_no_process_behind_even_in_its_own_session():
+    """Mitogen's connection processes call setsid, so killing the playbook's process group
+    misses them: stop_leftovers finds a run's processes by the mark in their environment."""
+    import subprocess
+    import sys
+
+    from factoryctl.engines.ansible import RUN_MARK, stop_leftovers
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    marked = subprocess.Popen(sleeper, env=os.environ | {RUN_MARK: "run-1"}, start_new_session=True)
+    other = subprocess.Popen(sleeper, env=os.environ | {RUN_MARK: "run-2"}, start_new_session=True)
+    try:
+        time.sleep(0.2)  # let exec finish, so /proc/<pid>/environ is the child's
+        assert stop_leftovers("run-1") == [marked.pid]
+        assert marked.wait(timeout=5) == -signal.SIGKILL
+        assert other.poll() is None
+    finally:
+        for p in (marked, other):
+            p.kill()
+            p.wait()

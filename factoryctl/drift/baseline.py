@@ -31,8 +31,9 @@ def record(ws: Workspace, remote, events_dir: Path, ran: list[str], site_hosts: 
            partial: bool) -> dict[str, str]:
     """Re-probe the hosts that just ran and keep their answers; host -> error for hosts that
     could not be probed (they lose their baseline, so drift checks them in full)."""
-    found = resources.from_events(events_dir)
-    declared, gaps = coverage.from_events(events_dir)
+    results = list(resources.ok_results(events_dir))  # the event files are read once
+    found = resources.from_results(results)
+    declared, gaps = coverage.from_results(results)
     hosts = load(ws)
     wanted: dict[str, list[str]] = {}
     holes: dict[str, list[str]] = {}

@@ -19,6 +19,7 @@ Tasks are looked up by the `task_path` (file:line) the event carries, in the bui
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -115,9 +116,15 @@ def classify(data: dict) -> tuple[list[str], str | None]:
 
 def from_events(events_dir: Path) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
     """(host -> declared resource keys, host -> gaps) from a run's job_events/."""
+    return from_results(ok_results(events_dir))
+
+
+def from_results(results: Iterable[tuple[str, dict]]) -> tuple[dict[str, set[str]], dict[str, list[str]]]:
+    """(host -> declared resource keys, host -> gaps) from resources.ok_results()."""
+    _tasks_in.cache_clear()  # task files are read as they are now, once per run's events
     keys: dict[str, set[str]] = {}
     gaps: dict[str, set[str]] = {}
-    for host, data in ok_results(events_dir):
+    for host, data in results:
         if "/handlers/" in (data.get("task_path") or ""):
             continue
         found, gap = classify(data)

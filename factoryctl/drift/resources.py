@@ -11,7 +11,7 @@ them through the playbook itself.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 # module (short name) -> kind of resource, and where its result names it
@@ -96,8 +96,13 @@ def ok_results(events_dir: Path) -> Iterator[tuple[str, dict]]:
 
 def from_events(events_dir: Path) -> dict[str, list[str]]:
     """host -> sorted resource keys, from a runner artifact folder's job_events/."""
+    return from_results(ok_results(events_dir))
+
+
+def from_results(results: Iterable[tuple[str, dict]]) -> dict[str, list[str]]:
+    """host -> sorted resource keys, from ok_results()."""
     found: dict[str, set[str]] = {}
-    for host, data in ok_results(events_dir):
+    for host, data in results:
         keys = from_result(data.get("task_action") or "", data.get("res") or {})
         found.setdefault(host, set()).update(keys)
     return {h: sorted(k) for h, k in sorted(found.items())}

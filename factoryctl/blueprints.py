@@ -11,10 +11,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from . import __version__
+from .load import LoadError, load_text
 from .resources import blueprints_dir
 
 
@@ -66,22 +68,72 @@ def get(name: str) -> Blueprint:
 _SEG = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 
 
+# A --set value is a small piece of plain data: past this nesting it is refused before it is
+# built (deeper brackets would exhaust Python's recursion limit in the loader or the dumper).
+MAX_SET_DEPTH = 32
+_STR_TAG = "tag:yaml.org,2002:str"
+_Parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def parse_set(expr: str) -> tuple[list[str | int], object]:
-    """'nodes[1].count=8' -> (['nodes', 1, 'count'], 8); the value is read as YAML."""
+    """'nodes[1].count=8' -> (['nodes', 1, 'count'], 8); the value is read as YAML 1.2 data."""
     if "=" not in expr:
-        raise BlueprintError(f"--set {expr!r}: expected key=value, e.g. metadata.name=fra2")
+        raise BlueprintError(f"--set {_shown(expr)}: expected key=value, e.g. metadata.name=fra2")
     key, raw = expr.split("=", 1)
     path: list[str | int] = []
     pos = 0
     for m in _SEG.finditer(key):
         if m.start() != pos and key[pos:m.start()] != ".":
-            raise BlueprintError(f"--set {expr!r}: cannot read the key path {key!r}")
+            raise BlueprintError(f"--set {_shown(expr)}: cannot read the key path {key!r}")
         path.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
         pos = m.end()
     if not path or pos != len(key):
-        raise BlueprintError(f"--set {expr!r}: cannot read the key path {key!r}")
-    value = YAML(typ="safe").load(raw) if raw.strip() else ""
-    return path, value
+        raise BlueprintError(f"--set {_shown(expr)}: cannot read the key path {key!r}")
+    return path, _set_value(expr, raw)
+
+
+def _set_value(expr: str, raw: str) -> object:
+    """Read a --set value as plain YAML 1.2 data, the way factory.yaml itself is read.
+
+    Tags (`!!python/object`, `!vault`), anchors and aliases are refused: a value typed on the
+    command line is data, never an instruction to build an object or share a node."""
+    if not raw.strip():
+        return ""
+    depth = 0
+    try:
+        # Parsing yields events without building anything, iteratively: safe on any depth.
+        for ev in yaml.parse(raw, Loader=_Parser):
+            if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None):
+                raise BlueprintError(f"--set {_shown(expr)}: YAML anchors and aliases (&, *) are not accepted; "
+                                     "write the value out")
+            tag = getattr(ev, "tag", None)
+            if tag is not None and tag != _STR_TAG and not isinstance(ev, (yaml.DocumentStartEvent,)):
+                raise BlueprintError(f"--set {_shown(expr)}: YAML tags ({tag}) are not accepted; "
+                                     "write plain data, quoted if it must stay a string")
+            if isinstance(ev, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_SET_DEPTH:
+                    raise BlueprintError(f"--set {_shown(expr)}: the value nests deeper than {MAX_SET_DEPTH} levels")
+            elif isinstance(ev, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError as e:
+        raise BlueprintError(f"--set {_shown(expr)}: the value is not valid YAML: {_first_line(str(e))}; "
+                             "quote it if it is text") from None
+    try:
+        return load_text(raw, "--set").data
+    except LoadError as e:
+        if e.findings[0].code == "SCH004":
+            return None  # only a comment: YAML's null, as `key:` with nothing after it
+        raise BlueprintError(f"--set {_shown(expr)}: {e}") from None
+
+
+def _shown(expr: str, limit: int = 80) -> str:
+    """The --set expression for a message, cut short: a hostile one may be megabytes long."""
+    return repr(expr if len(expr) <= limit else expr[:limit] + "...")
+
+
+def _first_line(s: str) -> str:
+    return next((line.strip() for line in s.splitlines() if line.strip()), "invalid YAML")
 
 
 def _apply(doc, path: list[str | int], value, expr: str) -> None:
@@ -91,9 +143,9 @@ def _apply(doc, path: list[str | int], value, expr: str) -> None:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[: i + 1]).lstrip(".")
         if isinstance(part, int):
             if not isinstance(cur, CommentedSeq) or not 0 <= part < len(cur):
-                raise BlueprintError(f"--set {expr!r}: {where} does not exist in the blueprint")
+                raise BlueprintError(f"--set {_shown(expr)}: {where} does not exist in the blueprint")
         elif not isinstance(cur, CommentedMap):
-            raise BlueprintError(f"--set {expr!r}: {where} is not inside a mapping")
+            raise BlueprintError(f"--set {_shown(expr)}: {where} is not inside a mapping")
         if last:
             cur[part] = value
         else:
@@ -102,22 +154,50 @@ def _apply(doc, path: list[str | int], value, expr: str) -> None:
             cur = cur[part]
 
 
+class DestinationError(BlueprintError):
+    """The fork's destination cannot be used as given (a usage error, not a failure)."""
+
+
+def _check_destination(dest: Path) -> None:
+    if not str(dest):
+        raise DestinationError("the destination folder is empty; name a new folder, e.g. ./fra2")
+    if dest.name in ("", ".", ".."):
+        raise DestinationError(f"{dest} is not a new folder's name; name a new folder, e.g. ./fra2")
+    if dest.is_symlink():
+        raise DestinationError(f"{dest} is a symbolic link; name a new folder (fork never writes through links)")
+    if dest.exists():
+        if not dest.is_dir():
+            raise DestinationError(f"{dest} already exists and is not a folder; choose a new folder")
+        if any(dest.iterdir()):
+            raise DestinationError(f"{dest} already exists and is not empty; choose a new folder")
+    for parent in dest.absolute().parents:
+        if parent.exists() and not parent.is_dir():
+            raise DestinationError(f"cannot create {dest}: {parent} is a file, not a folder")
+
+
 def fork(name: str, dest: Path, sets: list[str]) -> Path:
     """Copy a blueprint to dest (written to a temp dir, then renamed: never half-written)."""
     bp = get(name)
+    _check_destination(Path(dest))
     dest = Path(dest)
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise BlueprintError(f"{dest} already exists and is not empty; choose a new folder")
     changes = [parse_set(s) + (s,) for s in sets]
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = 4096
-    doc = yaml.load(bp.factory_file.read_text())
+    yaml_rt = YAML(typ="rt")
+    yaml_rt.preserve_quotes = True
+    yaml_rt.width = 4096
+    doc = yaml_rt.load(bp.factory_file.read_text())
     meta = doc.setdefault("metadata", CommentedMap())
     meta["blueprint"] = CommentedMap([("name", bp.name), ("version", bp.version)])
     for path, value, expr in changes:
         _apply(doc, path, value, expr)
-    parent = dest.resolve().parent
+    try:
+        return _write(bp, doc, yaml_rt, dest)
+    except OSError as e:
+        where = e.filename or dest
+        raise BlueprintError(f"cannot write {dest}: {e.strerror or e} ({where})") from None
+
+
+def _write(bp: Blueprint, doc, yaml_rt: YAML, dest: Path) -> Path:
+    parent = dest.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=parent))
     try:
@@ -126,7 +206,7 @@ def fork(name: str, dest: Path, sets: list[str]) -> Path:
                 continue
             (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
         buf = io.StringIO()
-        yaml.dump(doc, buf)
+        yaml_rt.dump(doc, buf)
         (tmp / "factory.yaml").write_text(buf.getvalue())
         if dest.exists():
             dest.rmdir()

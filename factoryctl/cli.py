@@ -87,7 +87,19 @@ def _root(
         os.environ["FACTORYCTL_DEBUG"] = "1"
 
 
-FileArg = typer.Argument(..., help="Path to factory.yaml.", metavar="FILE")
+def _path(value: str | Path) -> Path:
+    """A path argument: an empty one (which would mean the current folder) or one with a NUL
+    byte (which no system call accepts) is a usage error, not a surprise later."""
+    if isinstance(value, Path):
+        return value
+    if not value:
+        raise typer.BadParameter("is empty; give a path")
+    if "\0" in value:
+        raise typer.BadParameter("contains a NUL byte")
+    return Path(value)
+
+
+FileArg = typer.Argument(..., help="Path to factory.yaml.", metavar="FILE", parser=_path)
 
 
 @app.command()
@@ -158,7 +170,8 @@ def workspace_dir(c) -> Path:
 @app.command()
 def render(
     file: Path = FileArg,
-    out_dir: Path | None = typer.Option(None, "--out", help="Output folder (default .factory/<name>/build beside FILE)."),
+    out_dir: Path | None = typer.Option(None, "--out", help="Output folder (default .factory/<name>/build beside FILE).",
+                                        parser=_path),
     check_only: bool = typer.Option(False, "--check", help="Write nothing; exit 2 if the tree on disk would change."),
 ) -> None:
     """Render Terraform, Ansible, Kubernetes and Slurm artifacts, byte-for-byte deterministic."""
@@ -284,7 +297,8 @@ class BomFormat(str, Enum):
     csv = "csv"
 
 
-WorkspaceOpt = typer.Option(None, "--workspace", help="Workspace with verify runs (default .factory/<name>).")
+WorkspaceOpt = typer.Option(None, "--workspace", help="Workspace with verify runs (default .factory/<name>).",
+                            parser=_path)
 
 
 @app.command()
@@ -329,7 +343,8 @@ def cost(file: Path = FileArg, fmt: Format = typer.Option(Format.text, "--format
 
 @app.command()
 def report(file: Path = FileArg,
-           out_dir: Path | None = typer.Option(None, "--out", help="Folder for report.html (default .factory/<name>/report)."),
+           out_dir: Path | None = typer.Option(None, "--out", help="Folder for report.html (default .factory/<name>/report).",
+                                               parser=_path),
            workspace: Path | None = WorkspaceOpt) -> None:
     """Write one self-contained HTML report: topology, racks, BOM, cost, findings, last verify run."""
     from .commands import economics
@@ -412,7 +427,7 @@ def blueprint_show(name: str = typer.Argument(..., help="Blueprint name (see `bl
 @blueprint_app.command("fork")
 def blueprint_fork(
     name: str = typer.Argument(..., help="Blueprint to start from."),
-    dest: Path = typer.Argument(..., help="New site folder (must not exist or be empty)."),
+    dest: Path = typer.Argument(..., help="New site folder (must not exist or be empty).", parser=_path),
     sets: list[str] = typer.Option([], "--set", help="Override a value: key.path=value, e.g. metadata.name=fra2 or nodes[1].count=8."),
 ) -> None:
     """Write a new site folder from a blueprint; its factory.yaml records where it came from."""
@@ -421,7 +436,8 @@ def blueprint_fork(
         path = bp.fork(name, dest, sets)
     except bp.BlueprintError as e:
         err.print(f"error: {e}")
-        raise typer.Exit(EXIT_USAGE if "--set" in str(e) else EXIT_FAIL) from None
+        usage = isinstance(e, bp.DestinationError) or str(e).startswith("--set")
+        raise typer.Exit(EXIT_USAGE if usage else EXIT_FAIL) from None
     c = check(path)
     findings = c.sorted_findings
     if findings:
@@ -480,6 +496,14 @@ def run(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130
+    except OSError as e:
+        # A file or folder the command needed could not be read or written (permissions, a
+        # file where a folder belongs, a full disk): the user's to fix, so say which and why.
+        if _debug() or "--debug" in (argv if argv is not None else sys.argv):
+            raise
+        where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f)
+        err.print(f"error: {e.strerror or e}{': ' + where if where else ''}")
+        return EXIT_FAIL
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if _debug() or "--debug" in (argv if argv is not None else sys.argv):
             raise

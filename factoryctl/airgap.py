@@ -97,7 +97,7 @@ def _internal(host: str, f: Factory) -> bool:
     s, m = f.sovereignty, f.site.mirrors
     declared = [*s.registries, *s.model_sources]
     if m is not None:
-        declared += [*m.apt, *m.pypi, *m.containers, *m.helm]
+        declared += [*m.apt, *m.pypi, *m.containers, *m.helm, *getattr(m, "terraform", [])]
     return any(_under(host, _host_of(d)) for d in declared if _host_of(d))
 
 
@@ -140,3 +140,43 @@ def external_reference(f: Factory, text: str, image: bool = False, address: bool
         if kind:
             return m.group(1).lower(), kind
     return None
+
+
+# --- Terraform providers ----------------------------------------------------------------------
+
+# The Terraform providers each site provider's rendered stacks require (templates/terraform/
+# <provider>/units/__unit__/versions.tf); lab and existing use built-in resources only.
+TERRAFORM_PROVIDERS: dict[str, str] = {
+    "maas": "canonical/maas",
+    "aws": "hashicorp/aws",
+    "openstack": "terraform-provider-openstack/openstack",
+}
+
+
+class AirGapError(Exception):
+    """A command would have to reach the internet for a site that says it must not."""
+
+
+def terraform_mirrors(f: Factory) -> list[str]:
+    m = f.site.mirrors
+    return list(getattr(m, "terraform", None) or []) if m is not None else []
+
+
+def provider_installation(f: Factory) -> dict:
+    """Where Terraform may install providers from, as engine keyword arguments: the declared
+    mirrors, and the public registry only when the site is not air-gapped."""
+    return {"provider_mirrors": terraform_mirrors(f), "registry": not f.sovereignty.air_gapped}
+
+
+def missing_provider_mirror(f: Factory) -> str | None:
+    """Why Terraform cannot install this site's providers without the internet, or None."""
+    source = TERRAFORM_PROVIDERS.get(f.site.provider)
+    if not f.sovereignty.air_gapped or source is None or terraform_mirrors(f):
+        return None
+    return (f"the site is air-gapped and its {f.site.provider} stacks need the Terraform provider {source}, "
+            "but site.mirrors.terraform declares no provider mirror: Terraform would have to reach the "
+            "public registry")
+
+
+MIRROR_HINT = ("add site.mirrors.terraform with a folder filled by `terraform providers mirror DIR` "
+               "(e.g. /srv/terraform/providers) or an internal https network mirror")

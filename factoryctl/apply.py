@@ -37,7 +37,7 @@ from .engines.ansible import PlaybookRun, run_playbook
 from .engines.terraform import PlanResult, Stack, Terraform, TerraformError, make_engine
 from .lab import LabError
 from .pipeline import Checked
-from .plan import factory_hash, provider_env
+from .plan import factory_hash, provider_env, provider_installation
 from .progress import HostProgress, recap_table
 from .workspace import Workspace, WorkspaceLocked, write_json
 
@@ -280,7 +280,7 @@ class Apply:
         if self.engine is None:
             self.engine = make_engine(self.opts.terraform_bin, cli_config=self.ws.cli_config,
                                       plugin_cache=self.ws.plugin_cache, jobs=self.opts.jobs,
-                                      env=provider_env(self.c))
+                                      env=provider_env(self.c), **provider_installation(self.c.factory))
         return self.engine
 
     def prepare_terraform(self, doc: dict) -> list[StackWork]:

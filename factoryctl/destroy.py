@@ -19,7 +19,7 @@ from . import labsite
 from .apply import ApplyError, Interrupted, close_connections, confirm, in_thread
 from .engines.terraform import Stack, TerraformError, make_engine
 from .lab import LabError
-from .plan import provider_env
+from .plan import provider_env, provider_installation
 from .workspace import Workspace, WorkspaceLocked, write_json
 
 
@@ -78,7 +78,7 @@ def destroy_locked(checked, ws: Workspace, auto_approve: bool, terraform_bin: st
     run = ws.new_run("destroy")
     cancel = threading.Event()
     engine = make_engine(terraform_bin, cli_config=ws.cli_config, plugin_cache=ws.plugin_cache,
-                         env=provider_env(checked))
+                         env=provider_env(checked), **provider_installation(checked.factory))
 
     def one(item):
         stack, _ = item

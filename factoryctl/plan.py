@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from .airgap import MIRROR_HINT, AirGapError, missing_provider_mirror, provider_installation
 from .engines.terraform import PlanResult, Stack, Terraform, TerraformError, make_engine
 from .pipeline import Checked
 from .render.writer import MANIFEST
@@ -376,9 +377,12 @@ def run_plan(checked: Checked, ws: Workspace, binary: str | None = None, jobs: i
 
     timings = timings if timings is not None else {}
     provider = checked.factory.site.provider
+    problem = missing_provider_mirror(checked.factory)
+    if problem:  # SOV016 stops plan before this; kept for callers that skip validation
+        raise AirGapError(f"{problem}; {MIRROR_HINT}")
     applied = ws.applied()
     engine = make_engine(binary, cli_config=ws.cli_config, plugin_cache=ws.plugin_cache, jobs=jobs,
-                         env=provider_env(checked))  # workers start on first use: starting
+                         env=provider_env(checked), **provider_installation(checked.factory))  # workers start on first use: starting
     # them during render only made both slower on a 2-core machine (measured)
     try:
         t = time.perf_counter()
@@ -648,7 +652,7 @@ def plan_command(file: Path, fmt: str, detailed: bool, binary: str | None, jobs:
             timings["total_s"] = time.perf_counter() - t0
             doc["timings"] = {k: round(v, 3) for k, v in timings.items()}
             doc["run"] = str(record(ws, doc))
-    except (WorkspaceLocked, TerraformError, RenderError) as e:
+    except (WorkspaceLocked, TerraformError, RenderError, AirGapError) as e:
         if progress is not None:
             progress.stop()
         if fmt == "json":

@@ -236,7 +236,7 @@ def check_runtime(c, ws: Workspace, rep: DriftReport, run_dir: Path) -> None:
 
 
 def run_drift(c, ws: Workspace, file: Path, opts: Options, log) -> DriftReport:
-    from ..plan import provider_env
+    from ..plan import provider_env, provider_installation
 
     t0 = time.perf_counter()
     rep = DriftReport(c.factory.metadata.name, str(file), str(ws.root), "full" if opts.full else "probe")
@@ -254,7 +254,7 @@ def run_drift(c, ws: Workspace, file: Path, opts: Options, log) -> DriftReport:
         rep.seconds["render"] = round(time.perf_counter() - t, 3)
         t = time.perf_counter()
         rep.infra = infra.plan_stacks(tree, ws, c.factory.site.provider, binary=opts.terraform_bin,
-                                      env=provider_env(c))
+                                      env=provider_env(c), installation=provider_installation(c.factory))
         rep.seconds["terraform"] = round(time.perf_counter() - t, 3)
         check_hosts(c, ws, rep, tree, opts, run_dir, log)
     if opts.verify:

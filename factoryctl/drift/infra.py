@@ -45,7 +45,7 @@ def _change(c) -> dict:
 
 
 def plan_stacks(tree: Path, ws: Workspace, provider: str, binary: str | None = None, jobs: int | None = None,
-                env: dict[str, str] | None = None) -> InfraDrift:
+                env: dict[str, str] | None = None, installation: dict | None = None) -> InfraDrift:
     units_dir = tree / "terraform" / provider / "units"
     units = sorted(p.name for p in units_dir.iterdir() if p.is_dir()) if units_dir.is_dir() else []
     out = InfraDrift()
@@ -57,7 +57,8 @@ def plan_stacks(tree: Path, ws: Workspace, provider: str, binary: str | None = N
     if not units:
         return out
     stacks = [Stack(u, units_dir / u, ws.state_file(provider, u), ws.data_dir(provider, u)) for u in units]
-    engine = make_engine(binary, cli_config=ws.cli_config, plugin_cache=ws.plugin_cache, jobs=jobs, env=env)
+    engine = make_engine(binary, cli_config=ws.cli_config, plugin_cache=ws.plugin_cache, jobs=jobs, env=env,
+                         **(installation or {}))
     out.engine = engine.kind
     try:
         def one(stack: Stack) -> PlanResult:

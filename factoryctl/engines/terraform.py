@@ -136,12 +136,43 @@ class ApplyResult:
     log: str = ""  # Terraform's JSON lines, for the run's log folder
 
 
-def write_cli_config(path: Path, plugin_cache: Path | None = None) -> Path:
-    """Our Terraform CLI configuration (no checkpoint; a provider cache when given)."""
+def _hcl_string(value: str) -> str:
+    """A quoted HCL string: JSON's escapes, plus `$${`/`%%{` so no template sequence survives."""
+    return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
+
+
+def provider_installation(mirrors: Sequence[str], registry: bool = True) -> str:
+    """The CLI config's provider_installation block: each mirror (an https URL is a network
+    mirror, anything else a filesystem mirror folder), then the public registry, or with
+    registry=False an explicit lockout: no provider is ever installed from its origin registry.
+    https://developer.hashicorp.com/terraform/cli/config/config-file#provider-installation"""
+    if not mirrors and registry:
+        return ""
+    lines = ["provider_installation {"]
+    for m in mirrors:
+        if m.startswith("https://"):
+            url = m if m.endswith("/") else m + "/"  # the protocol's base URL ends with a slash
+            lines += ["  network_mirror {", f"    url = {_hcl_string(url)}", "  }"]
+        else:
+            lines += ["  filesystem_mirror {", f"    path = {_hcl_string(m)}", "  }"]
+    if registry:
+        lines += ["  direct {}"]
+    else:
+        # An air-gapped site: every provider address on every host is excluded from direct
+        # installation, so a provider missing from the mirrors fails init instead of fetching.
+        lines += ["  direct {", '    exclude = ["*/*/*"]', "  }"]
+    return "\n".join(lines) + "\n}\n"
+
+
+def write_cli_config(path: Path, plugin_cache: Path | None = None, provider_mirrors: Sequence[str] = (),
+                     registry: bool = True) -> Path:
+    """Our Terraform CLI configuration (no checkpoint; a provider cache when given; where
+    providers come from when mirrors are declared or the registry is off limits)."""
     text = CLI_CONFIG
     if plugin_cache is not None:
         plugin_cache.mkdir(parents=True, exist_ok=True)
-        text += f"plugin_cache_dir = {json.dumps(str(plugin_cache))}\n"
+        text += f"plugin_cache_dir = {_hcl_string(str(plugin_cache))}\n"
+    text += provider_installation(provider_mirrors, registry)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.is_file() or path.read_text() != text:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -208,8 +239,10 @@ class Terraform:
     kind = "terraform"
 
     def __init__(self, cli_config: Path | None = None, env: dict[str, str] | None = None,
-                 jobs: int | None = None, plugin_cache: Path | None = None, lock_timeout: str = "30s"):
-        self.cli_config = write_cli_config(cli_config or default_cli_config(), plugin_cache)
+                 jobs: int | None = None, plugin_cache: Path | None = None, lock_timeout: str = "30s",
+                 provider_mirrors: Sequence[str] = (), registry: bool = True):
+        self.cli_config = write_cli_config(cli_config or default_cli_config(), plugin_cache, provider_mirrors,
+                                           registry)
         self.env = base_env(self.cli_config, env)
         self.jobs = max(1, jobs or available_cpus())
         self.lock_timeout = lock_timeout

@@ -25,6 +25,26 @@ class Metadata(Strict):
     blueprint: BlueprintRef | None = None  # recorded by `blueprint fork`
 
 
+# A Terraform provider mirror: an https base URL (a network mirror, HashiCorp's provider
+# network mirror protocol) or an absolute folder (a filesystem mirror, as `terraform providers
+# mirror DIR` writes it). The value lands in a quoted HCL string of the CLI config, so quotes,
+# whitespace, control characters and template sequences are refused here.
+_TF_MIRROR_URL = re.compile(r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~%+@/-]*)?$")
+_TF_MIRROR_DIR = re.compile(r"^/[A-Za-z0-9._~+@/-]*$")
+
+
+def _terraform_mirror(v: str) -> str:
+    if not (_TF_MIRROR_URL.match(v) or _TF_MIRROR_DIR.match(v)) or "/../" in v + "/":
+        raise ValueError(f"{v!r} is not a Terraform provider mirror: give an https:// URL or an absolute folder "
+                         "(letters, digits and . _ ~ + @ / - only)"
+                         "\nhint: e.g. https://mirror.fra1.example.internal/terraform/providers/ or "
+                         "/srv/terraform/providers")
+    return v
+
+
+TerraformMirror = Annotated[str, AfterValidator(_terraform_mirror)]
+
+
 class Mirrors(Strict):
     """Internal sources an air-gapped site installs from (URLs or host names)."""
 
@@ -32,6 +52,7 @@ class Mirrors(Strict):
     pypi: list[Text] = Field(default_factory=list)
     containers: list[Text] = Field(default_factory=list)
     helm: list[Text] = Field(default_factory=list)
+    terraform: list[TerraformMirror] = Field(default_factory=list)  # provider mirrors, tried in order
 
 
 _IFNAME = re.compile(r"^[a-z][a-z0-9_]{0,14}$")

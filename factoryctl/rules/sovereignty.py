@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from ..airgap import external_reference
+from ..airgap import MIRROR_HINT, external_reference, missing_provider_mirror
 from ..findings import Severity
 from ..model import Factory
 from ..model.common import countries
@@ -387,3 +387,17 @@ def hyperscaler_jurisdiction(f: Factory, site: Site) -> Iterable[Issue]:
             f"while the data must stay under {_allowed_text(allowed)}",
             "use an operator controlled from an allowed country, or document why the exposure is acceptable",
         )
+
+
+@rule("SOV016", Severity.error, "air-gapped site without a Terraform provider mirror")
+def airgap_terraform_mirror(f: Factory, site: Site) -> Iterable[Issue]:
+    """An air-gapped site whose Terraform stacks need a provider (maas, aws, openstack) must
+    declare where it comes from: `site.mirrors.terraform`, a filesystem mirror folder or an
+    https network mirror. factoryctl then writes a Terraform CLI config that installs from the
+    mirrors only and excludes the public registry, so `plan` never reaches out; without a
+    mirror, `plan` refuses with this message instead of trying (refarch.md 5.2
+    sov.airgap.endpoints; Terraform CLI config, provider_installation)."""
+    problem = missing_provider_mirror(f)
+    if problem:
+        loc = ("site", "mirrors") if f.site.mirrors is not None else ("sovereignty", "air_gapped")
+        yield Issue(loc, problem, MIRROR_HINT)

@@ -90,7 +90,7 @@ def test_blueprint_fork_refuses_existing_dir_and_bad_set(tmp_path, capsys):
     dest = tmp_path / "site"
     dest.mkdir()
     (dest / "x").write_text("keep me")
-    assert run(["blueprint", "fork", "lab", str(dest)]) == 1
+    assert run(["blueprint", "fork", "lab", str(dest)]) == 64  # a destination in use is a usage error
     assert (dest / "x").read_text() == "keep me"
     assert run(["blueprint", "fork", "lab", str(tmp_path / "b"), "--set", "nodes[99].count=1"]) == 64
     assert not (tmp_path / "b").exists()

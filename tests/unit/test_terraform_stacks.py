@@ -17,12 +17,13 @@ from factoryctl.render.units import UNIT_HOSTS, terraform_units
 from factoryctl.render.writer import expand
 from tests.helpers import check_doc, reference_doc
 
+TF_MIRROR = {"mirrors": {"terraform": ["/srv/terraform/providers"]}}  # the reference site is air-gapped (SOV016)
 SETTINGS = {
     "existing": {},
     "lab": {"lab": {"subnet": "10.20.0.0/24", "bridge": "fctlbr0"}},
-    "maas": {"maas": {"url": "http://maas.fra1.example.internal:5240/MAAS", "zone": "fra1"}},
-    "aws": {"aws": {"region": "eu-central-1", "instance_type": "p5.48xlarge"}},
-    "openstack": {"openstack": {"cloud": "fra1", "flavor": "bm.hgx-h100", "image": "ubuntu-24.04"}},
+    "maas": {"maas": {"url": "http://maas.fra1.example.internal:5240/MAAS", "zone": "fra1"}, **TF_MIRROR},
+    "aws": {"aws": {"region": "eu-central-1", "instance_type": "p5.48xlarge"}, **TF_MIRROR},
+    "openstack": {"openstack": {"cloud": "fra1", "flavor": "bm.hgx-h100", "image": "ubuntu-24.04"}, **TF_MIRROR},
 }
 PLAIN = hcl2.SerializationOptions(strip_string_quotes=True)
 PROVIDER_RESOURCE = {"maas": "maas_instance", "aws": "aws_instance", "openstack": "openstack_compute_instance_v2"}

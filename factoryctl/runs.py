@@ -64,10 +64,23 @@ def workspace_dir(name: str, root: Path | None = None) -> Path:
     return (root or Path(".")) / ".factory" / name
 
 
+# A run's JSON is a few kilobytes; anything far larger was not written by a run.
+MAX_RUN_FILE_BYTES = 64 * 1024 * 1024
+
+
 def _load(path: Path, problems: list[str]) -> dict | None:
+    # Type and size first: a FIFO would block and /dev/zero never end if read blindly.
+    if path.is_symlink() or not path.is_file():
+        problems.append(f"{path.name}: not a regular file")
+        return None
     try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_RUN_FILE_BYTES + 1)
+        if len(raw) > MAX_RUN_FILE_BYTES:
+            problems.append(f"{path.name}: larger than {MAX_RUN_FILE_BYTES} bytes")
+            return None
+        doc = json.loads(raw.decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: nesting
         problems.append(f"{path.name}: not readable JSON ({type(e).__name__})")
         return None
     if not isinstance(doc, dict):

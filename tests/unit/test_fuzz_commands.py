@@ -275,6 +275,32 @@ def test_schema_prints_json(capsys):
     assert run_bounded(["schema"], capsys) == 0
 
 
+# --- a workspace's run files: cost and report read them (verify and bench results) -----------
+
+RUN_JSON = [
+    "[" * 100_000 + "]" * 100_000, '{"inference": [{"deployment": "chat", "tokens_per_second": Infinity, "gpus": -1}]}',
+    '{"inference": [{"deployment": "chat", "tokens_per_second": 1e308, "gpus": 1e30}]}', '{"nccl": NaN}',
+    '{"measurements": [{"metric": {}, "value": "x"}]}', '{"hosts": "x", "checks": [null, 1, {"a": []}]}',
+    "not json", "", "\u0000", "[]", "{}", '{"inference": "' + "x" * 100_000 + '"}',
+]
+run_docs = st.one_of(st.sampled_from(RUN_JSON), values.map(lambda v: json.dumps(v, allow_nan=True)))
+
+
+@settings(max_examples=25, **SETTINGS)
+@given(bench=run_docs, verify=run_docs)
+def test_hostile_run_files_in_the_workspace(tmp_path, capsys, bench, verify):
+    case = _fresh(tmp_path)
+    STATS["inputs"] += 1
+    run_dir = case / "ws" / "runs" / "20260101T000000Z"
+    run_dir.mkdir(parents=True)
+    (run_dir / "bench.json").write_text(bench)
+    (run_dir / "verify.json").write_text(verify)
+    os.mkfifo(run_dir / "bench-fifo.json")  # never opened: a FIFO with no writer blocks forever
+    for argv in (["cost", REFERENCE, "--format", "json", "--workspace", case / "ws"],
+                 ["report", REFERENCE, "--out", case / "report", "--workspace", case / "ws"]):
+        assert run_bounded(argv, capsys) == 0
+
+
 # --- plan: runs Terraform, on sites whose stacks need nothing from the internet ----------------
 
 @settings(max_examples=6, **SETTINGS)

@@ -84,11 +84,13 @@ def parse_set(expr: str) -> tuple[list[str | int], object]:
     pos = 0
     for m in _SEG.finditer(key):
         if m.start() != pos and key[pos:m.start()] != ".":
-            raise BlueprintError(f"--set {_shown(expr)}: cannot read the key path {key!r}")
+            raise BlueprintError(f"--set {_shown(expr)}: cannot read the key path {_shown(key)}")
         path.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
         pos = m.end()
-    if not path or pos != len(key):
-        raise BlueprintError(f"--set {_shown(expr)}: cannot read the key path {key!r}")
+    if not path or pos != len(key) or any(c.isspace() or not c.isprintable() for c in key):
+        raise BlueprintError(f"--set {_shown(expr)}: cannot read the key path {_shown(key)}")
+    if len(path) > MAX_SET_DEPTH:
+        raise BlueprintError(f"--set {_shown(expr)}: the key path is deeper than {MAX_SET_DEPTH} levels")
     return path, _set_value(expr, raw)
 
 

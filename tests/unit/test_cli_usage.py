@@ -30,6 +30,9 @@ def _run(capsys, argv: list[str]) -> tuple[int, str]:
     DEEP,
     "a=" + "[" * 5000,
     "a=x: y: z",
+    ".".join(["a"] * 3000) + "=1",
+    "a\nb: c=1",
+    "a\tb=1",
 ])
 def test_fork_refuses_a_set_value_that_is_not_plain_data(tmp_path: Path, capsys, value: str) -> None:
     rc, text = _run(capsys, ["blueprint", "fork", "lab", str(tmp_path / "site"), "--set", value])

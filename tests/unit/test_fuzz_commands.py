@@ -245,7 +245,8 @@ def test_hostile_yaml_text_through_every_reading_command(tmp_path, capsys, line,
 # drift, verify, lab or bench run*: they act on hosts.
 ARG_POOL = ["--format", "-f", "json", "xml", "sarif", "csv", "--out", "--workspace", "--check", "--all-hosts",
             "--skip-rule", "--fail-level", "warning", "bogus", "--set", "a=!!python/name:os.system",
-            "metadata.name=x", "a=" + "[" * 3000, ".".join(["a"] * 3000) + "=1", "", "-", "--", ".", "..", "@NEW", "--help", "-h", "--debug-not", "x" * 5000, "a\nb", "lab", "PWR001"]
+            "metadata.name=x", "a=" + "[" * 3000, ".".join(["a"] * 3000) + "=1", "", "-", "--", ".", "..",
+            "@NEW", "--help", "-h", "--debug-not", "x" * 5000, "a\nb", "lab", "PWR001"]
 ARG_COMMANDS = [["validate"], ["inspect"], ["render"], ["bom"], ["cost"], ["report"], ["schema"],
                 ["bench", "expect"], ["bench", "parse"], ["bench", "judge"], ["blueprint", "show"],
                 ["blueprint", "fork"], ["blueprint", "list"], ["rules", "explain"], ["rules", "list"], []]

@@ -109,7 +109,7 @@ def _set_value(expr: str, raw: str) -> object:
                 raise BlueprintError(f"--set {_shown(expr)}: YAML anchors and aliases (&, *) are not accepted; "
                                      "write the value out")
             tag = getattr(ev, "tag", None)
-            if tag is not None and tag != _STR_TAG and not isinstance(ev, (yaml.DocumentStartEvent,)):
+            if tag is not None and tag != _STR_TAG:
                 raise BlueprintError(f"--set {_shown(expr)}: YAML tags ({tag}) are not accepted; "
                                      "write plain data, quoted if it must stay a string")
             if isinstance(ev, yaml.CollectionStartEvent):
@@ -161,8 +161,6 @@ class DestinationError(BlueprintError):
 
 
 def _check_destination(dest: Path) -> None:
-    if not str(dest):
-        raise DestinationError("the destination folder is empty; name a new folder, e.g. ./fra2")
     if dest.name in ("", ".", ".."):
         raise DestinationError(f"{dest} is not a new folder's name; name a new folder, e.g. ./fra2")
     if dest.is_symlink():
@@ -180,8 +178,8 @@ def _check_destination(dest: Path) -> None:
 def fork(name: str, dest: Path, sets: list[str]) -> Path:
     """Copy a blueprint to dest (written to a temp dir, then renamed: never half-written)."""
     bp = get(name)
-    _check_destination(Path(dest))
     dest = Path(dest)
+    _check_destination(dest)
     changes = [parse_set(s) + (s,) for s in sets]
     yaml_rt = YAML(typ="rt")
     yaml_rt.preserve_quotes = True

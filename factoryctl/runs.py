@@ -60,8 +60,12 @@ class Run:
 
 
 def workspace_dir(name: str, root: Path | None = None) -> Path:
-    """`.factory/<name>` under root (default: the current directory)."""
-    return (root or Path(".")) / ".factory" / name
+    """`.factory/<name>` under root (default: the current directory), refused when a link
+    leads elsewhere (the workspace of cost and report, which only read it)."""
+    from .workspace import refuse_links
+
+    base = root or Path(".")
+    return refuse_links(base / ".factory" / name, base)
 
 
 def _load(path: Path, problems: list[str]) -> dict | None:

@@ -69,13 +69,8 @@ def refuse_links(path: Path, below: Path) -> Path:
     it is a symbolic link; the part that does not exist yet is not checked (nothing to follow).
     Paths are compared as written, never resolved: resolving is what following a link means."""
     path, below = Path(os.path.abspath(path)), Path(os.path.abspath(below))
-    try:
-        parts = path.relative_to(below).parts
-    except ValueError:
-        parts = path.parts[1:]
-        below = Path(path.anchor)
     p = below
-    for part in parts:
+    for part in path.relative_to(below).parts:
         p = p / part
         try:
             st = os.lstat(p)
@@ -326,17 +321,20 @@ class Workspace:
         if not d.is_dir():
             return {}
         return {p.relative_to(d).as_posix(): p.read_bytes() for p in d.rglob("*")
-                if p.suffix in (".yml", ".yaml") and p.is_file()}
+                if p.suffix in (".yml", ".yaml") and p.is_file() and not p.is_symlink()}
 
     def _snapshot(self, build: Path) -> None:
+        from .render.output import owned_files, read_owned
+
         self.claim()
+        # the files the render wrote (its manifest's), not what others left in build/
+        owned = {rel for rel in owned_files(build) or () if not rel.startswith("terraform/")}
         tmp = Path(tempfile.mkdtemp(prefix=".applied.new-", dir=self.root))
         try:
-            for p in build.rglob("*"):
-                rel = p.relative_to(build).as_posix()
-                if not rel.startswith(("terraform/", ".")) and p.is_file() and not p.is_symlink():
-                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(p, tmp / rel)
+            for rel, data in read_owned(build, owned).items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(data)
+                shutil.copystat(build / rel, tmp / rel, follow_symlinks=False)
             old = self.root / f".applied.old-{os.getpid()}"
             if self.applied_dir.exists():
                 os.rename(self.applied_dir, old)

@@ -316,3 +316,19 @@ def test_a_renamed_factory_file_is_told_how_to_take_its_workspace_back(site, cap
     assert "owner.json" in err and "adopts" in err
     (site.parent / ".factory" / NAME / "owner.json").unlink()
     assert run(["render", str(renamed)]) == 0
+
+
+def test_the_applied_snapshot_keeps_only_the_rendered_files(site, tmp_path):
+    """apply keeps the applied tree for drift and key-level diffs: the files the render wrote,
+    not what someone left in build/ (a note, a link to a file outside)."""
+    outside = tmp_path / "outside.yml"
+    outside.write_text("secret: 1\n")
+    assert run(["render", str(site)]) == 0
+    ws = Workspace.beside(site, NAME)
+    (ws.build / "notes.yml").write_text("mine: 1\n")
+    (ws.build / "ansible" / "linked.yml").symlink_to(outside)
+    ws.record_applied("hash", {}, build=ws.build)
+    kept = ws.applied_files()
+    assert "notes.yml" not in kept and "ansible/linked.yml" not in kept
+    assert "ansible/project/site.yml" in kept
+    assert (ws.applied_dir / "manifest.json").is_file()

@@ -36,8 +36,8 @@ class BlueprintRef(Strict):
 class Metadata(Strict):
     name: Name
     description: Text | None = None
-    owner: Line | None = None
-    labels: dict[Name, Line] = Field(default_factory=dict)
+    owner: Text | None = None  # prose: reaches only Terraform's tags, HCL-escaped
+    labels: dict[Name, Text] = Field(default_factory=dict)
     blueprint: BlueprintRef | None = None  # recorded by `blueprint fork`
 
 

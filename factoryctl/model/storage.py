@@ -7,17 +7,18 @@ from typing import Literal
 from pydantic import Field
 
 from .common import (
+    ExportWord,
     Host,
     HttpUrl,
     Line,
     Location,
     MountOption,
-    MountPoint,
     Name,
-    NfsExport,
-    ObjectUrl,
+    PathWord,
     StorageServer,
     Strict,
+    Token,
+    UrlWord,
 )
 
 StorageType = Literal["lustre", "weka", "vast", "gpfs", "nfs", "ceph", "s3", "beegfs"]
@@ -30,7 +31,7 @@ class Encryption(Strict):
 
 
 class Backup(Strict):
-    target: ObjectUrl
+    target: Token  # a URL (s3://...) or the name of a backup system; read by rules only
     location: Location
     schedule: Line | None = None  # daily, weekly or a cron line; read by people and rules only
     encrypted: bool = True
@@ -39,13 +40,13 @@ class Backup(Strict):
 class Storage(Strict):
     name: Name
     type: StorageType
-    mount: MountPoint | None = None  # absolute path on the clients; none for object stores
+    mount: PathWord | None = None  # STO004: absolute, no '..'  # absolute path on the clients; none for object stores
     capacity_tb: float = Field(gt=0)
     read_gbps: float | None = Field(default=None, gt=0)  # aggregate GB/s
     write_gbps: float | None = Field(default=None, gt=0)
     servers: list[StorageServer] = Field(default_factory=list)  # lustre MGS NIDs, gpfs/weka servers
-    server: NfsExport | None = None  # nfs host:/export
-    endpoint: HttpUrl | None = None  # s3 URL
+    server: ExportWord | None = None  # STO003: host:/export  # nfs host:/export
+    endpoint: UrlWord | None = None  # STO003: an http(s) URL  # s3 URL
     options: list[MountOption] = Field(default_factory=list)
     clients: list[Name] = Field(default_factory=list)  # node groups; empty = all
     location: Location | None = None

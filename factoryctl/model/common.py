@@ -24,7 +24,7 @@ class Strict(BaseModel):
 
 
 def _label(v: str) -> str:
-    if not _LABEL.match(v):
+    if not _LABEL.fullmatch(v):
         raise ValueError(
             f"{v!r} is not a valid name: use 1-63 lowercase letters, digits and '-', "
             "starting and ending with a letter or digit (RFC 1123 label)"
@@ -34,7 +34,7 @@ def _label(v: str) -> str:
 
 
 def _dns_name(v: str) -> str:
-    if not _DNS_NAME.match(v):
+    if not _DNS_NAME.fullmatch(v):
         raise ValueError(f"{v!r} is not a valid DNS name\nhint: use dot-separated lowercase labels, e.g. fra1.example.internal")
     return v
 
@@ -80,7 +80,7 @@ def parse_size(v: str | int) -> int:
     """'8M' -> 8 MiB in bytes, as nccl-tests reads sizes (binary suffixes)."""
     if isinstance(v, int):
         return v
-    m = _SIZE.match(v.strip())
+    m = _SIZE.fullmatch(v.strip())
     if not m:
         raise ValueError(f"{v!r} is not a size\nhint: a number with an optional K, M, G or T suffix, e.g. 8M or 8G")
     return int(m.group(1)) * 1024 ** "_KMGT".index(m.group(2) or "_")
@@ -134,7 +134,7 @@ def _is_host(v: str) -> bool:
     # An all-numeric dotted name is an address or nothing (RFC 1123 section 2.1).
     if re.fullmatch(r"[\d.]+", v):
         return _is_ipv4(v)
-    return bool(_HOST_NAME.match(v))
+    return bool(_HOST_NAME.fullmatch(v))
 
 
 def _host(v: str) -> str:
@@ -146,7 +146,7 @@ def _host(v: str) -> str:
 
 
 def _host_port(v: str) -> str:
-    m = _HOST_PORT.match(v)
+    m = _HOST_PORT.fullmatch(v)
     if not m or not _is_host(m.group("host")):
         raise ValueError(f"{v!r} is not a host or host:port"
                          "\nhint: e.g. mon1.fra1.example.internal, 10.20.0.5 or 10.20.0.5:6789 (port 1-65535)")
@@ -158,10 +158,10 @@ _LNET = re.compile(r"^(?P<host>[^@]+)@(tcp|o2ib|kfi|gni|ptl4|efa)\d{0,3}$")
 
 
 def _storage_server(v: str) -> str:
-    m = _LNET.match(v)
+    m = _LNET.fullmatch(v)
     if m and _is_host(m.group("host")):
         return v
-    if not m and _HOST_PORT.match(v) and _is_host(_HOST_PORT.match(v).group("host")):
+    if not m and _HOST_PORT.fullmatch(v) and _is_host(_HOST_PORT.fullmatch(v).group("host")):
         return v
     raise ValueError(f"{v!r} is not a storage server: a host, host:port or Lustre NID"
                      "\nhint: e.g. weka01.dc1.example.internal, 10.20.0.201:6789 or 10.20.0.200@o2ib")
@@ -171,7 +171,7 @@ _PATH = re.compile(r"^/[A-Za-z0-9._+@=-]+(/[A-Za-z0-9._+@=-]+)*/?$|^/$")
 
 
 def _abs_path(v: str) -> str:
-    if len(v) > 4096 or not _PATH.match(v) or any(part in (".", "..") for part in v.split("/")):
+    if len(v) > 4096 or not _PATH.fullmatch(v) or any(part in (".", "..") for part in v.split("/")):
         raise ValueError(f"{v!r} is not a plain absolute path: start with '/', use letters, digits and . _ + @ = - "
                          "between the slashes, no '..', spaces or control characters"
                          "\nhint: e.g. /lustre or /models/llama")
@@ -186,7 +186,7 @@ _MOUNT_OPTION = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}(=[A-Za-z0-9_.:/@+
 
 
 def _mount_option(v: str) -> str:
-    if not _MOUNT_OPTION.match(v):
+    if not _MOUNT_OPTION.fullmatch(v):
         raise ValueError(f"{v!r} is not one mount option: write name or name=value without spaces, commas, "
                          "quotes or '#' (one list entry per option)"
                          "\nhint: e.g. noatime, nconnect=8, vers=4.2, x-systemd.automount")
@@ -203,7 +203,7 @@ def _url(schemes: tuple[str, ...]):
         if re.fullmatch(r"[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]{1,2048}", v) and "://" in v:
             parts = urlsplit(v)
         ok = (parts is not None and parts.scheme in schemes and "@" not in parts.netloc
-              and _HOST_PORT.match(parts.netloc or "-") is not None
+              and _HOST_PORT.fullmatch(parts.netloc or "-") is not None
               and (parts.scheme in ("s3", "gs", "pvc") or _is_host(parts.hostname or ""))
               and (parts.scheme not in ("s3", "gs", "pvc") or re.fullmatch(r"[a-z0-9][a-z0-9.-]{0,252}", parts.netloc)))
         if not ok:
@@ -227,21 +227,21 @@ _REGISTRY = re.compile(rf"^{_OCI_DOMAIN}(?:/{_OCI_PATH})?$")
 
 
 def _image(v: str) -> str:
-    if len(v) > 512 or not _IMAGE.match(v):
+    if len(v) > 512 or not _IMAGE.fullmatch(v):
         raise ValueError(f"{v!r} is not a container image reference (OCI distribution grammar)"
                          "\nhint: [registry[:port]/]path[:tag][@sha256:...], e.g. registry.fra1.example.internal/vllm/vllm-openai:v0.8.5")
     return v
 
 
 def _enroot_image(v: str) -> str:
-    if len(v) > 512 or not (_IMAGE.match(v) or _ENROOT_IMAGE.match(v)):
+    if len(v) > 512 or not (_IMAGE.fullmatch(v) or _ENROOT_IMAGE.fullmatch(v)):
         raise ValueError(f"{v!r} is not a container image reference"
                          "\nhint: registry/path:tag or enroot's registry#path:tag, e.g. registry.fra1.example.internal#nvidia/pytorch:25.01-py3")
     return v
 
 
 def _registry(v: str) -> str:
-    if len(v) > 255 or not _REGISTRY.match(v):
+    if len(v) > 255 or not _REGISTRY.fullmatch(v):
         raise ValueError(f"{v!r} is not a container registry: host[:port] with an optional lowercase path, no scheme"
                          "\nhint: e.g. registry.fra1.example.internal or registry.fra1.example.internal:5000/mirror")
     return v
@@ -252,7 +252,7 @@ _VERSION = re.compile(r"^v?\d{1,6}(\.\d{1,6}){0,3}([-+~][A-Za-z0-9.]{1,64})*$")
 
 
 def _version(v: str) -> str:
-    if not _VERSION.match(v):
+    if not _VERSION.fullmatch(v):
         raise ValueError(f"{v!r} is not a version number\nhint: digits and dots with an optional v and suffix, e.g. 1.31, v25.3.0, 24.05.2")
     return v
 
@@ -262,7 +262,7 @@ _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}(/[A-Za-z0-9][A-Za-z0
 
 
 def _model_id(v: str) -> str:
-    if not _MODEL_ID.match(v):
+    if not _MODEL_ID.fullmatch(v):
         raise ValueError(f"{v!r} is not a model name: letters, digits and . _ + - with '/' between parts"
                          "\nhint: e.g. meta-llama/Llama-3.1-70B-Instruct")
     return v
@@ -273,7 +273,7 @@ _TOKEN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/+-]{0,254}$")
 
 
 def _token(v: str) -> str:
-    if not _TOKEN.match(v):
+    if not _TOKEN.fullmatch(v):
         raise ValueError(f"{v!r} is not a single word: use letters, digits and . _ : / + - (no spaces or quotes)"
                          "\nhint: e.g. eu-central-1, p5.48xlarge, H100-SXM-80GB")
     return v
@@ -292,7 +292,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 def _env_name(v: str) -> str:
-    if not _ENV_NAME.match(v):
+    if not _ENV_NAME.fullmatch(v):
         raise ValueError(f"{v!r} is not an environment variable name\nhint: letters, digits and '_', e.g. MAAS_API_KEY")
     return v
 

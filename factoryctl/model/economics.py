@@ -20,7 +20,7 @@ _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 def _currency(v: str) -> str:
-    if not _CURRENCY.match(v):
+    if not _CURRENCY.fullmatch(v):
         raise ValueError(f"{v!r} is not an ISO 4217 currency code\nhint: three capital letters, e.g. USD, EUR, GBP")
     return v
 

@@ -56,7 +56,7 @@ _IFNAME = re.compile(r"^[a-z][a-z0-9_]{0,14}$")
 def _bridge(v: str) -> str:
     # A Linux interface name (15 bytes at most). No '-': the lab names each host's network
     # namespace <bridge>-<host>, which must split back unambiguously.
-    if not _IFNAME.match(v):
+    if not _IFNAME.fullmatch(v):
         raise ValueError(f"{v!r} is not a usable bridge name: use 1-15 lowercase letters, digits or '_', "
                          "starting with a letter (no '-')\nhint: e.g. fctlbr0")
     return v

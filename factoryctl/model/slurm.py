@@ -22,7 +22,7 @@ class Partition(Strict):
     @field_validator("max_time")
     @classmethod
     def _time(cls, v: str) -> str:
-        if not _TIME.match(v):
+        if not _TIME.fullmatch(v):
             raise ValueError(f"{v!r} is not a Slurm time\nhint: use D-HH:MM:SS, HH:MM:SS, minutes or UNLIMITED, e.g. \"2-00:00:00\"")
         return v
 

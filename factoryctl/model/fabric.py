@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Cidr, IPv4, PositiveInt, Strict, Text
+from .common import Cidr, IPv4, PositiveInt, Strict, Token
 
 
 class Roce(Strict):
@@ -25,7 +25,7 @@ class ComputeFabric(Strict):
     link_gbps: PositiveInt
     topology: Literal["rail-optimized", "fat-tree"] = "rail-optimized"
     oversubscription: float = Field(default=1.0, ge=1.0, le=16.0)
-    switch: Text
+    switch: Token
     planes: PositiveInt = 1
     su_nodes: PositiveInt | None = None  # nodes per scalable unit; default from switch radix
     roce: Roce | None = None
@@ -35,7 +35,7 @@ class ComputeFabric(Strict):
 class StorageFabric(Strict):
     type: Literal["infiniband", "roce", "ethernet"]
     link_gbps: PositiveInt
-    switch: Text | None = None
+    switch: Token | None = None
     oversubscription: float = Field(default=1.0, ge=1.0, le=16.0)
 
 
@@ -43,7 +43,7 @@ class ManagementNet(Strict):
     cidr: Cidr
     gateway: IPv4 | None = None
     vlan: int | None = Field(default=None, ge=1, le=4094)
-    switch: Text | None = None
+    switch: Token | None = None
     reserved: int = Field(default=10, ge=0)  # addresses kept free at the start (gateway, services)
 
 

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Fraction, Name, PositiveInt, Strict, Text
+from .common import Fraction, ImageRef, ModelId, ModelSource, Name, PositiveInt, Strict
 
 Precision = Literal["bf16", "fp16", "fp8", "int8", "fp4", "int4"]
 
@@ -25,8 +25,8 @@ class ModelSpec(Strict):
 class Inference(Strict):
     name: Name
     engine: Literal["vllm", "sglang", "dynamo", "nim", "tgi"]
-    model: Text
-    model_source: Text
+    model: ModelId
+    model_source: ModelSource
     precision: Precision = "bf16"
     kv_cache_dtype: Literal["auto", "bf16", "fp16", "fp8"] = "auto"
     tensor_parallel: PositiveInt = 1
@@ -37,7 +37,7 @@ class Inference(Strict):
     max_num_seqs: PositiveInt = 1  # concurrent sequences whose full-context KV must fit
     gpu_memory_utilization: Fraction = 0.9
     nodes: list[Name] = Field(default_factory=list)  # node groups to run on; empty = all GPU groups
-    image: Text | None = None
+    image: ImageRef | None = None
     disaggregated: bool = False  # prefill/decode split (Dynamo, llm-d)
     model_spec: ModelSpec | None = None
     tokens_per_second: float | None = Field(default=None, gt=0)  # stated assumption, for cost

@@ -6,11 +6,11 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Cidr, Name, Strict, Text
+from .common import Cidr, Name, Strict, Version
 
 
 class GpuOperator(Strict):
-    version: Text
+    version: Version  # Helm chart version
     mig_strategy: Literal["none", "single", "mixed"] = "none"
     driver_enabled: bool = True  # false when drivers are installed on the hosts
     dcgm_exporter: bool = True
@@ -30,7 +30,7 @@ class Tenant(Strict):
 
 class Kubernetes(Strict):
     enabled: bool = False
-    version: Text = "1.31"
+    version: Version = "1.31"
     distribution: Literal["kubeadm", "kubespray"] = "kubeadm"
     pod_cidr: Cidr = "10.244.0.0/16"
     service_cidr: Cidr = "10.96.0.0/12"

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from .common import IPv4, Location, Name, PositiveInt, Strict, Text
+from .common import IPv4, Line, Location, Name, PositiveInt, Strict, Text, Token
 
 Role = Literal[
     "slurm-controller",
@@ -26,20 +26,20 @@ HOSTNAME_FIELDS = {"index", "group"}
 
 
 class Cpu(Strict):
-    model: Text
+    model: Token
     sockets: PositiveInt = 1
     cores_per_socket: PositiveInt | None = None  # overrides the catalog
 
 
 class Gpu(Strict):
-    model: Text
+    model: Token
     count: PositiveInt
     mig: bool = False
 
 
 class Nic(Strict):
     name: Name  # compute | storage | inband ... (what the ports serve)
-    model: Text
+    model: Token
     count: PositiveInt
     speed_gbps: PositiveInt
     ports: PositiveInt = 1  # ports per card used
@@ -75,7 +75,7 @@ class NodeGroup(Strict):
     hardware: Hardware
     network: NodeNetwork = Field(default_factory=NodeNetwork)
     location: Location | None = None  # overrides site.country for this group
-    labels: dict[Name, Text] = Field(default_factory=dict)
+    labels: dict[Name, Line] = Field(default_factory=dict)
 
     @field_validator("hostname")
     @classmethod

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..resolve import Site
 from .airgap_check import leaks
 from .context import build
+from .environment import UnsafeValue
 from .errors import RenderError, UnsafeOutput
 from .output import claim, clean_leftovers, output_lock, read_owned, refuse_target
 from .writer import RenderResult, compare, render_tree, write_tree
@@ -25,6 +26,8 @@ def render(site: Site, out: Path, check_only: bool = False) -> RenderResult:
     except jinja2.TemplateError as e:
         where = f"{getattr(e, 'name', None) or '?'}:{getattr(e, 'lineno', None) or '?'}"
         raise RenderError(f"template {where}: {e}") from e
+    except UnsafeValue as e:
+        raise RenderError(str(e)) from e
     if site.factory.sovereignty.air_gapped:
         found = leaks(site.factory, files)
         if found:

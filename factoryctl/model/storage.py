@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from . import limits
 from .common import Location, Name, Strict, Text
 
 StorageType = Literal["lustre", "weka", "vast", "gpfs", "nfs", "ceph", "s3", "beegfs"]
@@ -28,9 +29,9 @@ class Storage(Strict):
     name: Name
     type: StorageType
     mount: Text | None = None  # absolute path on the clients; none for object stores
-    capacity_tb: float = Field(gt=0)
-    read_gbps: float | None = Field(default=None, gt=0)  # aggregate GB/s
-    write_gbps: float | None = Field(default=None, gt=0)
+    capacity_tb: limits.amount(limits.STORAGE_TB, gt=0)
+    read_gbps: limits.amount(limits.STORAGE_GBPS, gt=0) | None = None  # aggregate GB/s
+    write_gbps: limits.amount(limits.STORAGE_GBPS, gt=0) | None = None
     servers: list[Text] = Field(default_factory=list)  # lustre MGS NIDs, gpfs/weka servers
     server: Text | None = None  # nfs host:/export
     endpoint: Text | None = None  # s3 URL

@@ -14,13 +14,17 @@ import stat
 from pathlib import Path
 
 
-class ReadRefused(Exception):
+class ReadRefused(OSError):
     """The path and why it cannot be read; str() is the whole message. `reason` is one of
-    missing, unreadable, not-regular, too-large (for a caller's hint)."""
+    missing, unreadable, not-regular, too-large (for a caller's hint). An OSError, so callers
+    that already handle unreadable files handle these too."""
 
     def __init__(self, message: str, reason: str):
         super().__init__(message)
         self.reason = reason
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def _kind(mode: int) -> str:
@@ -47,8 +51,8 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
             raise ReadRefused(f"{name} is {_kind(st.st_mode)}, not a regular file", "not-regular")
         _refuse_size(name, st.st_size, limit)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        raise ReadRefused(f"{name}: file not found", "missing") from None
+    except FileNotFoundError as e:
+        raise ReadRefused(f"cannot read {name}: {e.strerror}", "missing") from None
     except OSError as e:
         raise ReadRefused(f"cannot read {name}: {e.strerror}", "unreadable") from None
     try:

@@ -51,6 +51,8 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
             raise ReadRefused(f"{name} is {_kind(st.st_mode)}, not a regular file", "not-regular")
         _refuse_size(name, st.st_size, limit)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except ReadRefused:
+        raise
     except FileNotFoundError as e:
         raise ReadRefused(f"cannot read {name}: {e.strerror}", "missing") from None
     except OSError as e:
@@ -64,6 +66,8 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
         with os.fdopen(fd, "rb", closefd=True) as fh:
             fd = -1
             data = fh.read(limit + 1)
+    except ReadRefused:
+        raise
     except OSError as e:
         raise ReadRefused(f"cannot read {name}: {e.strerror}", "unreadable") from None
     finally:

@@ -30,7 +30,7 @@ START_INDEX = Limit(1_000_000, "as the first index", "indexes are written into 6
 # (catalog/gpus.yaml nvlink_domain, refarch.md section 2).
 GPUS_PER_NODE = Limit(72, "GPUs in one node", "the largest NVLink domain in the catalog is NVL72")
 # DGX H100/B200: 8 ConnectX-7 + 2 BlueField-3 (refarch.md section 1); 32 covers any chassis.
-NICS_PER_NODE = Limit(32, "cards of one kind in a node", "a DGX-class node has 10 network cards")
+NICS_PER_NODE = Limit(32, "network cards in one node", "a DGX-class node has 10 network cards")
 PORTS_PER_NIC = Limit(8, "ports per card", "network cards have 1, 2 or 4 ports")
 # IEEE 802.3dj (1.6 Tb/s Ethernet) is the fastest link standardised or in draft.
 LINK_GBPS = Limit(3_200, "Gb/s on one link", "the fastest link in draft (IEEE 802.3dj) is 1,600 Gb/s")

@@ -6,7 +6,7 @@ import re
 import string
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from . import limits
 from .common import IPv4, Location, Name, Strict, Text
@@ -66,6 +66,16 @@ class Hardware(Strict):
     gpu: Gpu | None = None
     nics: list[Nic] = Field(default_factory=list)
     local_nvme_tb: limits.amount(limits.NVME_TB, ge=0) | None = None
+
+    @model_validator(mode="after")
+    def _cards_in_node(self):
+        # Each entry is bounded; so is their sum, or a long list of entries would multiply it.
+        total = sum(n.count for n in self.nics)
+        if total > limits.NICS_PER_NODE.most:
+            lim = limits.NICS_PER_NODE
+            raise ValueError(f"{total:,} network cards in one node (the nics entries together) is more than a "
+                             f"site can have: at most {lim.most:,} ({lim.why})\nhint: check nics[*].count for a typo")
+        return self
 
 
 class Interface(Strict):

@@ -38,7 +38,7 @@ def _kind(mode: int) -> str:
 
 def _refuse_size(name: str, size: int, limit: int) -> None:
     if size > limit:
-        raise ReadRefused(f"{name} is too large: {size:,} bytes, the limit is {limit:,}", "too-large")
+        raise ReadRefused(f"cannot read {name}: too large: {size:,} bytes, the limit is {limit:,}", "too-large")
 
 
 def read_bytes(path: str | Path, limit: int) -> bytes:
@@ -48,7 +48,7 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
     try:
         st = os.stat(path)
         if not stat.S_ISREG(st.st_mode):
-            raise ReadRefused(f"{name} is {_kind(st.st_mode)}, not a regular file", "not-regular")
+            raise ReadRefused(f"cannot read {name}: it is {_kind(st.st_mode)}, not a regular file", "not-regular")
         _refuse_size(name, st.st_size, limit)
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except ReadRefused:
@@ -60,7 +60,7 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise ReadRefused(f"{name} is {_kind(st.st_mode)}, not a regular file", "not-regular")
+            raise ReadRefused(f"cannot read {name}: it is {_kind(st.st_mode)}, not a regular file", "not-regular")
         _refuse_size(name, st.st_size, limit)
         # O_NONBLOCK has no effect on regular files (open(2)), so this reads to the end.
         with os.fdopen(fd, "rb", closefd=True) as fh:
@@ -74,7 +74,7 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
         if fd >= 0:
             os.close(fd)
     if len(data) > limit:
-        raise ReadRefused(f"{name} is too large: more than {limit:,} bytes (it grew while being read)", "too-large")
+        raise ReadRefused(f"cannot read {name}: too large: more than {limit:,} bytes (it grew while being read)", "too-large")
     return data
 
 

@@ -91,12 +91,14 @@ def check(limit: Limit):
 
 def whole(limit: Limit, ge: int = 1):
     """A whole number from `ge` to `limit`; 2e6 or 8.0 are accepted as whole numbers."""
-    return Annotated[int, BeforeValidator(as_whole), Field(ge=ge), check(limit)]
+    return Annotated[int, BeforeValidator(as_whole), Field(ge=ge, json_schema_extra={"maximum": limit.most}),
+                     check(limit)]
 
 
 def amount(limit: Limit, *, gt: float | None = None, ge: float | None = None):
     """A finite number (Strict refuses inf and nan) up to `limit`."""
-    return Annotated[float, Field(gt=gt, ge=ge), check(limit)]
+    # The bound is in the JSON Schema (`factoryctl schema`) too; check() gives the reason.
+    return Annotated[float, Field(gt=gt, ge=ge, json_schema_extra={"maximum": limit.most}), check(limit)]
 
 
 def ranged(ge: int, le: int):

@@ -100,7 +100,7 @@ Country = Annotated[str, AfterValidator(_country)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 IPv4 = Annotated[str, AfterValidator(_ip)]
 Size = Annotated[str | int, BeforeValidator(as_whole), AfterValidator(_size)]
-PositiveInt = Annotated[int, BeforeValidator(as_whole), Field(ge=1)]
+PositiveInt = Annotated[int, Field(ge=1), BeforeValidator(as_whole)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 Text = Annotated[str, Field(max_length=2000)]
 

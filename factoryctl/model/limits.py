@@ -91,7 +91,9 @@ def check(limit: Limit):
 
 def whole(limit: Limit, ge: int = 1):
     """A whole number from `ge` to `limit`; 2e6 or 8.0 are accepted as whole numbers."""
-    return Annotated[int, BeforeValidator(as_whole), Field(ge=ge, json_schema_extra={"maximum": limit.most}),
+    # Field before the validators: its constraints stay JSON Schema's minimum/maximum; a
+    # BeforeValidator wraps what precedes it, so it still runs first.
+    return Annotated[int, Field(ge=ge, json_schema_extra={"maximum": limit.most}), BeforeValidator(as_whole),
                      check(limit)]
 
 
@@ -103,4 +105,4 @@ def amount(limit: Limit, *, gt: float | None = None, ge: float | None = None):
 
 def ranged(ge: int, le: int):
     """A whole number in a range fixed by a standard (VLAN ids, DSCP); 8.0 reads as 8."""
-    return Annotated[int, BeforeValidator(as_whole), Field(ge=ge, le=le)]
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(as_whole)]

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError
 
 from . import __version__
 from .resources import blueprints_dir
@@ -80,7 +81,12 @@ def parse_set(expr: str) -> tuple[list[str | int], object]:
         pos = m.end()
     if not path or pos != len(key):
         raise BlueprintError(f"--set {expr!r}: cannot read the key path {key!r}")
-    value = YAML(typ="safe").load(raw) if raw.strip() else ""
+    try:
+        value = YAML(typ="safe").load(raw) if raw.strip() else ""
+    except (YAMLError, RecursionError, ValueError) as e:
+        # A tag such as !!python/object, unbalanced or 5,000-deep brackets: the user's typo.
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise BlueprintError(f"--set {expr!r}: the value is not a plain YAML value ({first})") from None
     return path, value
 
 

@@ -31,9 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from .cost import Measured
+from .safe_read import ReadRefused, read_bytes
 
 STATUSES = ("passed", "failed", "skipped", "error")
 VERDICTS = ("pass", "warn", "fail", "skip")
+# A run record is a few kB per host; anything larger is not one of ours.
+MAX_RUN_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,10 @@ def workspace_dir(name: str, root: Path | None = None) -> Path:
 
 def _load(path: Path, problems: list[str]) -> dict | None:
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(read_bytes(path, MAX_RUN_BYTES))
+    except ReadRefused as e:
+        problems.append(str(e))
+        return None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         problems.append(f"{path.name}: not readable JSON ({type(e).__name__})")
         return None

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from ruamel.yaml import YAML
+
+from .limits import BENCH_BYTES, as_whole
 
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
@@ -20,7 +22,8 @@ _DNS_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a
 class Strict(BaseModel):
     """Base for every section: unknown keys are errors; YAML types are taken as written."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # allow_inf_nan: .inf and .nan are YAML floats, but no quantity of a site is infinite.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
 
 
 def _label(v: str) -> str:
@@ -73,7 +76,7 @@ def _ip(v: str) -> str:
     return v
 
 
-_SIZE = re.compile(r"^(\d+)([KMGT]?)$")
+_SIZE = re.compile(r"^(\d{1,16})([KMGT]?)$")
 
 
 def parse_size(v: str | int) -> int:
@@ -87,7 +90,8 @@ def parse_size(v: str | int) -> int:
 
 
 def _size(v: str | int) -> str | int:
-    parse_size(v)
+    if parse_size(v) > BENCH_BYTES.most:
+        raise ValueError(f"{v!r} is more than {BENCH_BYTES.most:,} {BENCH_BYTES.what} ({BENCH_BYTES.why})\nhint: e.g. 8G")
     return v
 
 
@@ -96,8 +100,8 @@ DnsName = Annotated[str, AfterValidator(_dns_name)]
 Country = Annotated[str, AfterValidator(_country)]
 Cidr = Annotated[str, AfterValidator(_cidr)]
 IPv4 = Annotated[str, AfterValidator(_ip)]
-Size = Annotated[str | int, AfterValidator(_size)]
-PositiveInt = Annotated[int, Field(ge=1)]
+Size = Annotated[str | int, BeforeValidator(as_whole), AfterValidator(_size)]
+PositiveInt = Annotated[int, Field(ge=1), BeforeValidator(as_whole)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 Text = Annotated[str, Field(max_length=2000)]
 

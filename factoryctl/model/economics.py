@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from . import limits
 from .common import Fraction, Strict, Token
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
@@ -26,7 +27,7 @@ def _currency(v: str) -> str:
 
 
 Currency = Annotated[str, AfterValidator(_currency)]
-Money = Annotated[float, Field(ge=0)]
+Money = limits.amount(limits.MONEY, ge=0)
 
 # Defaults and their sources. cost.py reads these (and names the source beside each figure).
 DEFAULT_CURRENCY = "USD"

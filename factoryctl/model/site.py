@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
+from . import limits
 from .common import (
     Cidr,
     Country,
@@ -95,7 +96,7 @@ class Site(Strict):
     region: Token | None = None
     datacenter: Name | None = None
     dns_domain: DnsName | None = None
-    power_capacity_kw: float | None = Field(default=None, gt=0)  # facility feed for IT + cooling
+    power_capacity_kw: limits.amount(limits.SITE_KW, gt=0) | None = None  # facility feed for IT + cooling
     tier: Literal[1, 2, 3, 4] | None = None  # Uptime / EN 50600 class
     ntp_servers: list[Host] = Field(default_factory=list)
     dns_servers: list[IPv4] = Field(default_factory=list)

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from . import limits
 from .common import (
     ExportWord,
     Host,
@@ -41,9 +42,9 @@ class Storage(Strict):
     name: Name
     type: StorageType
     mount: PathWord | None = None  # STO004: absolute, no '..'  # absolute path on the clients; none for object stores
-    capacity_tb: float = Field(gt=0)
-    read_gbps: float | None = Field(default=None, gt=0)  # aggregate GB/s
-    write_gbps: float | None = Field(default=None, gt=0)
+    capacity_tb: limits.amount(limits.STORAGE_TB, gt=0)
+    read_gbps: limits.amount(limits.STORAGE_GBPS, gt=0) | None = None  # aggregate GB/s
+    write_gbps: limits.amount(limits.STORAGE_GBPS, gt=0) | None = None
     servers: list[StorageServer] = Field(default_factory=list)  # lustre MGS NIDs, gpfs/weka servers
     server: ExportWord | None = None  # STO003: host:/export  # nfs host:/export
     endpoint: UrlWord | None = None  # STO003: an http(s) URL  # s3 URL

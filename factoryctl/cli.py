@@ -22,6 +22,7 @@ from .commands import lab as lab_commands
 from .diagnostics import as_json, sarif, text
 from .findings import Severity, reaches
 from .pipeline import check
+from .workspace import WorkspaceError
 
 EXIT_OK, EXIT_FAIL, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 64
 
@@ -163,8 +164,10 @@ def _checked_or_exit(file: Path):
 
 
 def workspace_dir(c) -> Path:
-    """The site's workspace: .factory/<name>/ beside factory.yaml."""
-    return Path(c.path).resolve().parent / ".factory" / c.factory.metadata.name
+    """The site's workspace: .factory/<name>/ beside factory.yaml (checked: Workspace.beside)."""
+    from .workspace import Workspace
+
+    return Workspace.beside(Path(c.path), c.factory.metadata.name).root
 
 
 @app.command()
@@ -174,14 +177,29 @@ def render(
                                         parser=_path),
     check_only: bool = typer.Option(False, "--check", help="Write nothing; exit 2 if the tree on disk would change."),
 ) -> None:
-    """Render Terraform, Ansible, Kubernetes and Slurm artifacts, byte-for-byte deterministic."""
-    from .render import RenderError
+    """Render Terraform, Ansible, Kubernetes and Slurm artifacts, byte-for-byte deterministic.
+
+    --out must be a new or empty folder, or one factoryctl rendered: only the files of its
+    earlier render are replaced, and anything else in it is kept."""
+    from contextlib import nullcontext
+
+    from .render import RenderError, UnsafeOutput, refuse_target
     from .render import render as do_render
+    from .workspace import Workspace, WorkspaceLocked
 
     c = _checked_or_exit(file)
-    dest = out_dir or workspace_dir(c) / "build"
     try:
-        res = do_render(c.site, dest, check_only=check_only)
+        if out_dir is not None:  # outside the workspace: render locks the output's own folder
+            refuse_target(out_dir, Path(c.path))
+            dest, held = out_dir, nullcontext()
+        else:  # the workspace's build: the site's lock, as plan and apply take it
+            ws = Workspace.beside(Path(c.path), c.factory.metadata.name)
+            dest, held = ws.build, (nullcontext() if check_only else ws.lock("render"))
+        with held:
+            res = do_render(c.site, dest, check_only=check_only)
+    except (UnsafeOutput, WorkspaceLocked) as e:
+        err.print(f"error: {e}", markup=False)
+        raise typer.Exit(EXIT_FAIL) from None
     except RenderError as e:
         err.print(f"error: render failed: {e}")
         raise typer.Exit(EXIT_FAIL) from None
@@ -493,6 +511,9 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as e:
         return e.exit_code
+    except WorkspaceError as e:  # any command: a workspace path is a link, or another file's
+        err.print(f"error: {e}", markup=False)
+        return EXIT_FAIL
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from .findings import Finding, Severity
+from .safe_read import ReadRefused, read_bytes
 
 # Guards against alias bombs ("billion laughs"): a factory.yaml is small; past this many
 # values the document is refused instead of expanded.
@@ -18,7 +20,26 @@ MAX_BYTES = 16 * 1024 * 1024
 Loc = tuple[str | int, ...]
 
 # Composing only builds the node graph: no Python object is ever constructed from a tag.
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+# Longest number read as a number: a float has ~17 significant digits and no site quantity
+# needs more; Python refuses int() of 4,300+ digits, and long ones cost quadratic time.
+MAX_NUMBER_CHARS = 100
+
+
+class _Loader(_BaseLoader):
+    """PyYAML's resolver follows YAML 1.1, where a float needs a dot and a signed exponent, so
+    2e6, 1e-300 and 2.5e6 would stay strings, and 0o4 is no number. YAML 1.2.2's core schema
+    (section 10.3.2, Tag Resolution) reads all of them as numbers: this resolver tags them so;
+    _scalar then types every plain scalar by the 1.2 rules."""
+
+
+_Loader.yaml_implicit_resolvers = {k: list(v) for k, v in _BaseLoader.yaml_implicit_resolvers.items()}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+.0123456789"),
+)
 
 
 @dataclass
@@ -49,20 +70,16 @@ def _finding(code: str, path: str, message: str, hint: str, file: str, line=None
 
 
 def load_file(path: str | Path) -> Loaded:
-    p = Path(path)
     name = str(path)
+    p = Path(path)
     try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise LoadError([_finding("SCH000", "", f"file not found: {name}", "check the path", name)]) from None
-    except IsADirectoryError:
-        raise LoadError(
-            [_finding("SCH000", "", f"{name} is a directory", "pass the factory.yaml inside it", name)]
-        ) from None
-    except OSError as e:
-        raise LoadError([_finding("SCH000", "", f"cannot read {name}: {e.strerror}", "check permissions", name)]) from None
-    if len(raw) > MAX_BYTES:
-        raise LoadError([_finding("SCH000", "", f"file is {len(raw)} bytes; the limit is {MAX_BYTES}", "a factory.yaml describes node groups, not single nodes", name)])
+        raw = read_bytes(p, MAX_BYTES)
+    except ReadRefused as e:
+        hint = {"missing": "check the path", "unreadable": "check the file's permissions",
+                "too-large": "a factory.yaml describes node groups, not single nodes"}.get(e.reason)
+        if hint is None:  # not a regular file
+            hint = "pass the factory.yaml inside it" if p.is_dir() else "pass the path of a factory.yaml (a regular file)"
+        raise LoadError([_finding("SCH000", "", str(e), hint, name)]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -93,11 +110,20 @@ def load_text(text: str, name: str = "factory.yaml") -> Loaded:
         raise LoadError([_finding("SCH001", "", f"document expands to more than {MAX_VALUES} values (YAML aliases?)", "remove recursive or exponential aliases", name)]) from None
     except RecursionError:
         raise LoadError([_finding("SCH001", "", "document nests too deeply (or an alias refers to itself)", "flatten the structure", name)]) from None
+    except _BadNumber as e:
+        raise LoadError([_finding("SCH001", "", str(e), "write a number that fits a double (about 1e-308 to 1e308), "
+                                  "or quote the value if it is text", name, e.mark.line + 1, e.mark.column + 1)]) from None
     return Loaded(name, text, data, positions)
 
 
 class _TooBig(Exception):
     pass
+
+
+class _BadNumber(Exception):
+    def __init__(self, node, message: str):
+        super().__init__(message)
+        self.mark = node.start_mark
 
 
 def _mark(e) -> tuple[int | None, int | None]:
@@ -131,6 +157,8 @@ def _scalar(node: yaml.ScalarNode):
         return None
     if v in _BOOL:
         return _BOOL[v]
+    if len(v) > MAX_NUMBER_CHARS and (_INT.match(v) or _FLOAT.match(v) or _HEX.match(v) or _OCT.match(v)):
+        raise _BadNumber(node, f"a number of {len(v):,} characters is out of range (at most {MAX_NUMBER_CHARS})")
     if _INT.match(v):
         return int(v)
     if _OCT.match(v):
@@ -138,7 +166,12 @@ def _scalar(node: yaml.ScalarNode):
     if _HEX.match(v):
         return int(v[2:], 16)
     if _FLOAT.match(v):
-        return float(v)
+        f = float(v)
+        if math.isinf(f):
+            raise _BadNumber(node, f"{v} is out of range: it overflows to infinity")
+        if f == 0 and re.search(r"[1-9]", v.lower().partition("e")[0]):
+            raise _BadNumber(node, f"{v} is out of range: it underflows to zero")
+        return f
     if _INF.match(v):
         return float("-inf") if v.startswith("-") else float("inf")
     if _NAN.match(v):

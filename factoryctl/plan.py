@@ -434,15 +434,13 @@ def run_plan(checked: Checked, ws: Workspace, binary: str | None = None, jobs: i
 
 def _old_yaml(build: Path) -> dict[str, bytes]:
     """The YAML files of the build on disk before this render: the key-level diff base when
-    apply kept no copy (a file counts only while its hash is still the applied one)."""
-    if not build.is_dir():
-        return {}
-    out = {}
-    for p in build.rglob("*"):
-        rel = p.relative_to(build).as_posix()
-        if p.suffix in (".yml", ".yaml") and not rel.startswith("terraform/") and p.is_file():
-            out[rel] = p.read_bytes()
-    return out
+    apply kept no copy (a file counts only while its hash is still the applied one). Only the
+    files the build's manifest lists are read, without following links."""
+    from .render.output import owned_files, read_owned
+
+    owned = {rel for rel in owned_files(build) or ()
+             if rel.endswith((".yml", ".yaml")) and not rel.startswith("terraform/")}
+    return read_owned(build, owned)
 
 
 # Rendered trees outside ansible/ and the roles that carry them to the hosts.

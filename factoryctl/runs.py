@@ -31,9 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from .cost import Measured
+from .safe_read import ReadRefused, read_bytes
 
 STATUSES = ("passed", "failed", "skipped", "error")
 VERDICTS = ("pass", "warn", "fail", "skip")
+# A run record is a few kB per host; anything larger is not one of ours.
+MAX_RUN_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -60,26 +63,20 @@ class Run:
 
 
 def workspace_dir(name: str, root: Path | None = None) -> Path:
-    """`.factory/<name>` under root (default: the current directory)."""
-    return (root or Path(".")) / ".factory" / name
+    """`.factory/<name>` under root (default: the current directory), refused when a link
+    leads elsewhere (the workspace of cost and report, which only read it)."""
+    from .workspace import refuse_links
 
-
-# A run's JSON is a few kilobytes; anything far larger was not written by a run.
-MAX_RUN_FILE_BYTES = 64 * 1024 * 1024
+    base = root or Path(".")
+    return refuse_links(base / ".factory" / name, base)
 
 
 def _load(path: Path, problems: list[str]) -> dict | None:
-    # Type and size first: a FIFO would block and /dev/zero never end if read blindly.
-    if path.is_symlink() or not path.is_file():
-        problems.append(f"{path.name}: not a regular file")
-        return None
     try:
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_RUN_FILE_BYTES + 1)
-        if len(raw) > MAX_RUN_FILE_BYTES:
-            problems.append(f"{path.name}: larger than {MAX_RUN_FILE_BYTES} bytes")
-            return None
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json.loads(read_bytes(path, MAX_RUN_BYTES))
+    except ReadRefused as e:
+        problems.append(str(e))
+        return None
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: nesting
         problems.append(f"{path.name}: not readable JSON ({type(e).__name__})")
         return None

@@ -144,6 +144,9 @@ def _explain(e: dict, loc: tuple, root, source_line: str = "") -> tuple[str, str
         msg, _, hint = str(e.get("msg", "")).removeprefix("Value error, ").partition("\nhint: ")
         code = "SCH005" if "RFC 1123 label" in msg else "SCH003"
         return code, msg, hint or "see `factoryctl schema` for the accepted form"
+    if kind == "finite_number":
+        return "SCH003", f"{_describe(value)} is not a finite number; no quantity of a site is infinite", \
+            "write the number itself (a real figure, not .inf or .nan)"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return "SCH003", f"{_describe(value)}: {e['msg'].lower()}", "change the value to the allowed range"
     if kind in ("too_short", "too_long", "string_too_long", "list_too_long", "list_too_short"):

@@ -18,18 +18,26 @@ state.
       lab/                        lab hosts of a `provider: lab` site (state, keys, overlays)
       terraform.rc                our Terraform CLI configuration (no checkpoint)
       plugin-cache/               Terraform provider cache
-      lock                        held (fcntl) by plan/apply/drift for the whole command
+      lock                        held (fcntl) by render/plan/apply/drift for the whole command
+      owner.json                  which factory file (in the folder above .factory/) owns it
 
 State never lives under build/: a render swaps build/ atomically and would take it along.
+
+Nothing here is written through a symbolic link: the lock is opened with O_NOFOLLOW, and
+every path of the layout is checked, from the factory's folder down, before it is handed out
+(WorkspaceError names the link). A planted `lock -> ~/.bashrc` or `plans -> /etc` would
+otherwise have factoryctl truncate or write files it never created.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
 import shutil
 import socket
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -39,15 +47,56 @@ from pathlib import Path
 from typing import Any
 
 APPLIED = "applied.json"
+OWNER = "owner.json"
+WORKSPACES = ".factory"
+# Scratch names of the workspace's own swaps and writers, left behind only by a killed
+# command: render's build swap, apply's applied/ snapshot, drift's scratch render.
+LEFTOVER_DIRS = (".build.new-", ".build.old-", ".applied.new-", ".applied.old-", ".drift-")
+OWNER_LIMIT = 64 << 10
 
 
 class WorkspaceLocked(Exception):
     """Another command holds the site's lock."""
 
 
+class WorkspaceError(Exception):
+    """The workspace cannot be used safely: a path in it is a link (or not what it should
+    be), or it belongs to another factory file."""
+
+
+def refuse_links(path: Path, below: Path) -> Path:
+    """`path`, after checking that neither it nor a folder between `below` (not included) and
+    it is a symbolic link; the part that does not exist yet is not checked (nothing to follow).
+    Paths are compared as written, never resolved: resolving is what following a link means."""
+    path, below = Path(os.path.abspath(path)), Path(os.path.abspath(below))
+    p = below
+    for part in path.relative_to(below).parts:
+        p = p / part
+        try:
+            st = os.lstat(p)
+        except FileNotFoundError:
+            break
+        if stat.S_ISLNK(st.st_mode):
+            raise WorkspaceError(f"{p} is a symbolic link; factoryctl does not read or write its workspace "
+                                 f"through links: remove the link (and move what it pointed to there, if "
+                                 f"that was a workspace of factoryctl's)")
+    return path
+
+
+def _refuse_workspace_links(path: Path) -> None:
+    """For a path inside a workspace (below a `.factory` folder): no link from `.factory` down."""
+    parts = Path(os.path.abspath(path)).parts
+    if WORKSPACES in parts:
+        top = len(parts) - 1 - parts[::-1].index(WORKSPACES)
+        refuse_links(Path(*parts), Path(*parts[:top]))
+
+
 def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> Path:
-    """Write a file so that readers see the old content or the new, never half of it."""
+    """Write a file so that readers see the old content or the new, never half of it. Inside
+    a workspace, a folder on the way that is a link is refused (the temporary file is made
+    with O_EXCL and os.replace swaps a link itself, so only the folders could lead elsewhere)."""
     path = Path(path)
+    _refuse_workspace_links(path.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -73,85 +122,167 @@ def run_id(now: datetime | None = None) -> str:
 
 
 class Workspace:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, base: Path | None = None, owner: str | None = None):
         self.root = Path(root)
+        # links are refused from below `base` down (the factory's folder: above it is the user's)
+        self.base = Path(base) if base is not None else self.root.parent
+        self.owner = owner  # the factory file's name, recorded in owner.json
 
     @classmethod
     def beside(cls, factory_file: Path, name: str) -> Workspace:
-        return cls(Path(factory_file).resolve().parent / ".factory" / name)
+        """The workspace of a factory file: `.factory/<name>/` beside it. Every command finds
+        its workspace here, so the checks are made once: no link on the way, and the workspace
+        is this file's (two files with one metadata.name in a folder would share state)."""
+        file = Path(factory_file).resolve()
+        ws = cls(file.parent / WORKSPACES / name, base=file.parent, owner=file.name)
+        refuse_links(ws.root, ws.base)
+        ws._check_owner(name)
+        return ws
+
+    # --- safety ---------------------------------------------------------------------------
+    def _path(self, *parts: str) -> Path:
+        return refuse_links(self.root.joinpath(*parts), self.base)
+
+    def _check_owner(self, name: str) -> None:
+        """Refuse a workspace another factory file owns; adopt one without a record (written by
+        an older factoryctl) for this file."""
+        if self.owner is None:
+            return
+        record = self._path(OWNER)
+        if not self.root.is_dir():
+            return  # made, with the record, by claim() when a command first writes
+        raw = _read_nofollow(record)
+        if raw is None:
+            self._record_owner()
+            raw = _read_nofollow(record)
+            if raw is None:
+                return  # a read-only workspace: adopted, though the record could not be written
+        try:
+            recorded = json.loads(raw or b"").get("factory")
+        except (ValueError, AttributeError):
+            raise WorkspaceError(f"{record} is not a record factoryctl wrote; delete it and the next "
+                                 f"command records {self.owner} as the owner of {self.root}") from None
+        if recorded == self.owner:
+            return
+        gone = "" if (self.base / str(recorded)).exists() else (
+            f"; if {self.owner} is {recorded} renamed, delete {record} and the next command adopts the workspace")
+        raise WorkspaceError(
+            f"{self.root} belongs to {recorded}, but {self.owner} has the same metadata.name {name!r}: they "
+            f"would share Terraform state, plans and runs. Rename metadata.name in {self.owner} (each name "
+            f"gets its own workspace){gone}")
+
+    def _record_owner(self) -> None:
+        """Write owner.json if none is there (O_EXCL: of two files racing, one wins)."""
+        try:
+            fd = os.open(self._path(OWNER), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o644)
+        except FileExistsError:
+            return
+        except OSError:
+            return  # a read-only workspace: nothing will be written into it either
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps({"factory": self.owner}, sort_keys=True) + "\n")
+
+    def claim(self) -> None:
+        """Make the workspace folder (no link on the way) and record its owner."""
+        refuse_links(self.root, self.base)
+        self.root.mkdir(parents=True, exist_ok=True)
+        refuse_links(self.root, self.base)  # a link planted meanwhile
+        if self.owner is not None:
+            self._record_owner()
+
+    def clean_leftovers(self) -> list[Path]:
+        """Remove what a killed command left: our own scratch trees in the root, and the
+        atomic writer's `.<name>.*.tmp` files there and in plans/. Called with the lock held,
+        so that none of them belongs to a live command."""
+        removed: list[Path] = []
+        for folder in (self.root, self._path("plans"), self._path("inventory")):
+            if not folder.is_dir():
+                continue
+            for entry in os.scandir(folder):
+                name = entry.name
+                if folder == self.root and name.startswith(LEFTOVER_DIRS) and entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                elif name.startswith(".") and name.endswith(".tmp") and not entry.is_dir(follow_symlinks=False):
+                    os.unlink(entry.path)
+                else:
+                    continue
+                removed.append(Path(entry.path))
+        return removed
 
     # --- layout ---------------------------------------------------------------------------
     @property
     def build(self) -> Path:
-        return self.root / "build"
+        return self._path("build")
 
     @property
     def state_dir(self) -> Path:
-        return self.root / "state"
+        return self._path("state")
 
     @property
     def plans_dir(self) -> Path:
-        return self.root / "plans"
+        return self._path("plans")
 
     @property
     def runs_dir(self) -> Path:
-        return self.root / "runs"
+        return self._path("runs")
 
     @property
     def cli_config(self) -> Path:
-        return self.root / "terraform.rc"
+        return self._path("terraform.rc")
 
     @property
     def plugin_cache(self) -> Path:
-        return self.root / "plugin-cache"
+        return self._path("plugin-cache")
 
     @property
     def applied_path(self) -> Path:
-        return self.root / APPLIED
+        return self._path(APPLIED)
 
     @property
     def lab_dir(self) -> Path:
-        return self.root / "lab"
+        return self._path("lab")
 
     @property
     def facts_dir(self) -> Path:
-        return self.root / "facts"
+        return self._path("facts")
 
     @property
     def connection_inventory(self) -> Path:
-        return self.root / "inventory" / "connection.yml"
+        return self._path("inventory", "connection.yml")
 
     @property
     def ansible_home(self) -> Path:
-        return self.root / "ansible-home"
+        return self._path("ansible-home")
 
     @property
     def plan_doc(self) -> Path:
-        return self.plans_dir / "plan.json"
+        return self._path("plans", "plan.json")
 
     def state_file(self, provider: str, unit: str) -> Path:
-        return self.state_dir / provider / f"{unit}.tfstate"
+        return self._path("state", provider, f"{unit}.tfstate")
 
     def plan_file(self, provider: str, unit: str) -> Path:
-        return self.plans_dir / provider / f"{unit}.tfplan"
+        return self._path("plans", provider, f"{unit}.tfplan")
 
     def data_dir(self, provider: str, unit: str) -> Path:
-        return self.root / "tfdata" / provider / unit
+        return self._path("tfdata", provider, unit)
 
     def orphan_dir(self, provider: str, unit: str) -> Path:
         # same depth below the workspace as build/terraform/<provider>/units/<unit>, so paths
         # relative to a stack (the lab's ../../../../../lab) mean the same thing
-        return self.root / "orphans" / "terraform" / provider / "units" / unit
+        return self._path("orphans", "terraform", provider, "units", unit)
 
     def units_with_state(self, provider: str) -> list[str]:
         """Units of `provider` that have a state file (applied at least once)."""
-        d = self.state_dir / provider
+        d = self._path("state", provider)
         return sorted(p.name[: -len(".tfstate")] for p in d.glob("*.tfstate")) if d.is_dir() else []
 
     # --- runs and records -------------------------------------------------------------------
     def new_run(self, kind: str) -> Path:
         """A fresh runs/<id>/ folder (UTC time; a suffix when two start in one second)."""
         base = run_id()
+        self.claim()
         for n in range(1000):
             d = self.runs_dir / (base if n == 0 else f"{base}-{n}")
             try:
@@ -182,7 +313,7 @@ class Workspace:
 
     @property
     def applied_dir(self) -> Path:
-        return self.root / "applied"
+        return self._path("applied")
 
     def applied_files(self) -> dict[str, bytes]:
         """The YAML files of the last apply (relative path -> content); {} if none kept."""
@@ -190,16 +321,20 @@ class Workspace:
         if not d.is_dir():
             return {}
         return {p.relative_to(d).as_posix(): p.read_bytes() for p in d.rglob("*")
-                if p.suffix in (".yml", ".yaml") and p.is_file()}
+                if p.suffix in (".yml", ".yaml") and p.is_file() and not p.is_symlink()}
 
     def _snapshot(self, build: Path) -> None:
+        from .render.output import owned_files, read_owned
+
+        self.claim()
+        # the files the render wrote (its manifest's), not what others left in build/
+        owned = {rel for rel in owned_files(build) or () if not rel.startswith("terraform/")}
         tmp = Path(tempfile.mkdtemp(prefix=".applied.new-", dir=self.root))
         try:
-            for p in build.rglob("*"):
-                rel = p.relative_to(build).as_posix()
-                if not rel.startswith(("terraform/", ".")) and p.is_file() and not p.is_symlink():
-                    (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(p, tmp / rel)
+            for rel, data in read_owned(build, owned).items():
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(data)
+                shutil.copystat(build / rel, tmp / rel, follow_symlinks=False)
             old = self.root / f".applied.old-{os.getpid()}"
             if self.applied_dir.exists():
                 os.rename(self.applied_dir, old)
@@ -215,9 +350,8 @@ class Workspace:
         """Hold the site's lock for a whole command. A second plan/apply/drift waits up to
         `wait` seconds, then fails naming the holder. The kernel drops the lock when its
         holder dies, so a crash never leaves the site locked."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / "lock"
-        fh = open(path, "a+")
+        self.claim()
+        fh = self._open_lock()
         try:
             deadline = time.monotonic() + wait
             while True:
@@ -232,6 +366,7 @@ class Workspace:
                             f"{self.root} is locked by {holder}; wait for it to finish "
                             f"(the lock goes away with its process)") from None
                     time.sleep(0.1)
+            self.clean_leftovers()
             fh.seek(0)
             fh.truncate()
             fh.write(f"factoryctl {command} (pid {os.getpid()} on {socket.gethostname()}, since {run_id()})\n")
@@ -245,3 +380,35 @@ class Workspace:
                 fcntl.flock(fh, fcntl.LOCK_UN)
         finally:
             fh.close()
+
+    def _open_lock(self):
+        """The lock file, opened without following a link: a `lock` planted as a link (or a
+        second name of another file) would have its target truncated."""
+        path = self._path("lock")
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise WorkspaceError(f"{path} is a symbolic link; remove it (factoryctl makes its own lock "
+                                     "file)") from None
+            raise
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            os.close(fd)
+            raise WorkspaceError(f"{path} is not factoryctl's lock file (not a regular file, or a second name "
+                                 "of another file); remove it")
+        return os.fdopen(fd, "r+")
+
+
+def _read_nofollow(path: Path, limit: int = OWNER_LIMIT) -> bytes | None:
+    """A small regular file's bytes, without following a link; None when there is none."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise WorkspaceError(f"{path} is a symbolic link; remove it") from None
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise WorkspaceError(f"{path} is not a regular file; remove it")
+        return fh.read(limit)

@@ -15,7 +15,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from factoryctl.safe_read import read_text
+
 Status = Literal["ok", "data_errors", "crashed", "no_rows"]
+
+# An nccl-tests log is a few kB per run; a day of runs concatenated stays far below this.
+MAX_LOG_BYTES = 64 * 1024 * 1024
 
 COLLECTIVES = (
     "all_reduce", "all_gather", "reduce_scatter", "alltoall", "alltoallv", "sendrecv",
@@ -611,9 +616,10 @@ def parse_json(data: str | dict, source: str = "<json>") -> NcclResult:
 
 
 def parse_file(path: str | Path) -> NcclResult:
-    """Read a log or JSON report and pick the parser by content. Raises OSError if unreadable."""
+    """Read a log or JSON report and pick the parser by content. Raises OSError (ReadRefused:
+    the path and why) if it is missing, unreadable, not a regular file or over MAX_LOG_BYTES."""
     path = Path(path)
-    text = path.read_bytes().decode("utf-8", errors="replace")
+    text = read_text(path, MAX_LOG_BYTES)
     if text.lstrip().startswith("{"):
         return parse_json(text, source=str(path))
     return parse_text(text, source=str(path))

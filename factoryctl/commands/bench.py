@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from factoryctl.bench.nccl_parse import Half, NcclResult, parse_file
+from factoryctl.safe_read import ReadRefused
 
 app = typer.Typer(help="Parse and summarise benchmark outputs (nccl-tests / rccl-tests).",
                   no_args_is_help=True)
@@ -95,8 +96,8 @@ def parse_cmd(
     for path in logs:
         try:
             results.append(parse_file(path))
-        except OSError as exc:
-            typer.echo(f"error: cannot read {path}: {exc.strerror or exc}", err=True)
+        except ReadRefused as exc:
+            typer.echo(f"error: {exc}", err=True)
             bad = True
     if fmt is OutputFormat.json:
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
@@ -118,13 +119,14 @@ def _console() -> Console:
 
 
 def _factory(file: Path):
-    """(factory, contexts) of FILE; prints the findings and exits 1 when it cannot be resolved."""
+    """(factory, contexts) of FILE; prints the findings and exits 1 when validate reports errors."""
     from factoryctl.bench.expect import contexts
     from factoryctl.diagnostics import text
+    from factoryctl.findings import Severity, reaches
     from factoryctl.pipeline import check
 
     c = check(file)
-    if c.site is None or c.factory is None:
+    if c.site is None or c.factory is None or reaches(c.sorted_findings, Severity.error):
         typer.echo(text(c.sorted_findings, c.loaded.text if c.loaded else None), err=True, nl=False)
         raise typer.Exit(code=1)
     return c.factory, contexts(c.factory, c.site)
@@ -166,13 +168,14 @@ def expect_cmd(
 def _judge_file(path: Path, ctxs, th):
     from factoryctl.bench import fallback
     from factoryctl.bench.judge import Measurement, judge_fallback, judge_nccl
-    from factoryctl.bench.nccl_parse import parse_json, parse_text
+    from factoryctl.bench.nccl_parse import MAX_LOG_BYTES, parse_json, parse_text
+    from factoryctl.safe_read import read_text
 
     try:
-        text = path.read_bytes().decode("utf-8", errors="replace")
-    except OSError as exc:
+        text = read_text(path, MAX_LOG_BYTES)
+    except ReadRefused as exc:
         return "unreadable", [Measurement(name="read", value=None, unit="", verdict="fail",
-                                          result=str(path), reason=f"cannot read: {exc.strerror or exc}")]
+                                          result=str(path), reason=str(exc))]
     if text.lstrip().startswith("{"):
         try:
             data = json.loads(text)

@@ -1,8 +1,8 @@
 """`factoryctl bom`, `cost` and `report`: load the site, build the BOM/cost/report, write it.
 
-Each returns the exit code: 0, or 1 when the file cannot be resolved or rules find errors
-(the output is still written, as `inspect` does). Findings go to stderr so that json/csv on
-stdout stay machine-readable.
+Each returns the exit code: 0, or 1 when validate would report errors: then nothing is built
+or written, so no figure is ever derived from a site validate refuses. Findings go to stderr so
+that json/csv on stdout stay machine-readable.
 """
 
 from __future__ import annotations
@@ -28,18 +28,12 @@ EXIT_OK, EXIT_FAIL = 0, 1
 
 
 def _checked(file: Path) -> Checked | None:
+    """The checked site, or None after printing validate's findings when any is an error."""
     c = check(file)
-    if c.site is None:
+    if c.site is None or reaches(c.sorted_findings, Severity.error):
         sys.stderr.write(text(c.sorted_findings, c.loaded.text if c.loaded else None))
-    return c if c.site is not None else None
-
-
-def _finish(c: Checked) -> int:
-    findings = c.sorted_findings
-    failed = reaches(findings, Severity.error)
-    if failed:
-        sys.stderr.write(text([f for f in findings if f.severity is Severity.error], c.loaded.text))
-    return EXIT_FAIL if failed else EXIT_OK
+        return None
+    return c
 
 
 # --- bom -------------------------------------------------------------------------------------
@@ -80,7 +74,7 @@ def bom_cmd(file: Path, fmt: str, console: Console) -> int:
         sys.stdout.write(bom_csv(b))
     else:
         bom_table(b, console)
-    return _finish(c)
+    return EXIT_OK
 
 
 # --- cost ------------------------------------------------------------------------------------
@@ -162,7 +156,7 @@ def cost_cmd(file: Path, fmt: str, workspace: Path | None, console: Console) -> 
         sys.stdout.write(json.dumps(co.to_dict(), indent=2) + "\n")
     else:
         cost_table(co, console)
-    return _finish(c)
+    return EXIT_OK
 
 
 # --- report ----------------------------------------------------------------------------------
@@ -171,11 +165,10 @@ def cost_cmd(file: Path, fmt: str, workspace: Path | None, console: Console) -> 
 def report_cmd(file: Path, out_dir: Path | None, workspace: Path | None, console: Console) -> int:
     from ..report import write_report
 
-    c = check(file)
-    if c.site is None:
-        sys.stderr.write(text(c.sorted_findings, c.loaded.text if c.loaded else None))
+    c = _checked(file)
+    if c is None:
         return EXIT_FAIL
     ws = workspace or workspace_dir(c.site.factory.metadata.name)
     path = write_report(c, out_dir or ws / "report", ws)
     console.print(f"report written to {path}")
-    return _finish(c)
+    return EXIT_OK

@@ -149,7 +149,9 @@ def _site_lab_dir(file: Path) -> Path:
     name = ((data or {}).get("metadata") or {}).get("name")
     if not isinstance(name, str) or not name:
         raise LabError(f"{file} has no metadata.name")
-    return Path(file).resolve().parent / ".factory" / name / "lab"
+    from factoryctl.workspace import Workspace
+
+    return Workspace.beside(Path(file), name).lab_dir
 
 
 @app.command("ssh-config")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .common import Strict
 from .economics import Economics
@@ -12,6 +12,7 @@ from .fabric import ComputeFabric, Fabric
 from .facility import Facility, Rack
 from .inference import Inference
 from .kubernetes import Kubernetes
+from .limits import TOTAL_HOSTS
 from .nodes import NodeGroup
 from .site import Metadata, Site
 from .slurm import Partition, Slurm
@@ -37,6 +38,15 @@ class Factory(Strict):
     sovereignty: Sovereignty = Field(default_factory=Sovereignty)
     verify: Verify = Field(default_factory=Verify)
     economics: Economics | None = None
+
+    @model_validator(mode="after")
+    def _total_hosts(self):
+        # Each group is bounded by itself; this bounds their sum before resolve expands them.
+        total = sum(g.count for g in self.nodes)
+        if total > TOTAL_HOSTS.most:
+            raise ValueError(f"{total:,} {TOTAL_HOSTS.what} is more than a site can have: at most "
+                             f"{TOTAL_HOSTS.most:,} ({TOTAL_HOSTS.why})\nhint: check nodes[*].count for a typo")
+        return self
 
 
 __all__ = [

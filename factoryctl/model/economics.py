@@ -14,19 +14,20 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from .common import Fraction, Strict, Text
+from . import limits
+from .common import Fraction, Strict, Token
 
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
 def _currency(v: str) -> str:
-    if not _CURRENCY.match(v):
+    if not _CURRENCY.fullmatch(v):
         raise ValueError(f"{v!r} is not an ISO 4217 currency code\nhint: three capital letters, e.g. USD, EUR, GBP")
     return v
 
 
 Currency = Annotated[str, AfterValidator(_currency)]
-Money = Annotated[float, Field(ge=0)]
+Money = limits.amount(limits.MONEY, ge=0)
 
 # Defaults and their sources. cost.py reads these (and names the source beside each figure).
 DEFAULT_CURRENCY = "USD"
@@ -65,9 +66,9 @@ class Economics(Strict):
     currency: Currency = DEFAULT_CURRENCY
     # Price of one node by node group name; the key `default` covers groups not named.
     # A GPU group with neither falls back to the sourced price per GPU (USD only).
-    capex_per_node: dict[Text, Money] = Field(default_factory=dict)
+    capex_per_node: dict[Token, Money] = Field(default_factory=dict)
     # Price of one switch by catalog model (QM9700, SN5600, ...); the key `default` covers others.
-    capex_per_switch: dict[Text, Money] = Field(default_factory=dict)
+    capex_per_switch: dict[Token, Money] = Field(default_factory=dict)
     capex_other: Money = 0.0  # racks, PDUs, cabling, storage, installation: one sum
     amortisation_years: float = Field(default=DEFAULT_AMORTISATION_YEARS, gt=0, le=30)
     utilisation: Fraction = DEFAULT_UTILISATION  # share of GPU-hours sold or used

@@ -6,45 +6,46 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Cidr, IPv4, PositiveInt, Strict, Text
+from . import limits
+from .common import Cidr, IPv4, Strict, Token
 
 
 class Roce(Strict):
     """Lossless class for RoCE: mismatches between host and switch are silent, so declare it."""
 
-    dscp: int = Field(default=26, ge=0, le=63)
-    priority: int = Field(default=3, ge=0, le=7)
+    dscp: limits.ranged(0, 63) = 26
+    priority: limits.ranged(0, 7) = 3
     pfc: bool = True
     ecn: bool = True
-    pfc_watchdog_ms: int | None = Field(default=100, ge=0)
+    pfc_watchdog_ms: limits.whole(limits.WATCHDOG_MS, ge=0) | None = 100
 
 
 class ComputeFabric(Strict):
     type: Literal["infiniband", "roce", "ethernet"]
-    rails: PositiveInt
-    link_gbps: PositiveInt
+    rails: limits.whole(limits.RAILS)
+    link_gbps: limits.whole(limits.LINK_GBPS)
     topology: Literal["rail-optimized", "fat-tree"] = "rail-optimized"
     oversubscription: float = Field(default=1.0, ge=1.0, le=16.0)
-    switch: Text
-    planes: PositiveInt = 1
-    su_nodes: PositiveInt | None = None  # nodes per scalable unit; default from switch radix
+    switch: Token
+    planes: limits.whole(limits.PLANES) = 1
+    su_nodes: limits.whole(limits.NODES_PER_GROUP) | None = None  # nodes per scalable unit; default from switch radix
     roce: Roce | None = None
     sharp: bool = False
 
 
 class StorageFabric(Strict):
     type: Literal["infiniband", "roce", "ethernet"]
-    link_gbps: PositiveInt
-    switch: Text | None = None
+    link_gbps: limits.whole(limits.LINK_GBPS)
+    switch: Token | None = None
     oversubscription: float = Field(default=1.0, ge=1.0, le=16.0)
 
 
 class ManagementNet(Strict):
     cidr: Cidr
     gateway: IPv4 | None = None
-    vlan: int | None = Field(default=None, ge=1, le=4094)
-    switch: Text | None = None
-    reserved: int = Field(default=10, ge=0)  # addresses kept free at the start (gateway, services)
+    vlan: limits.ranged(1, 4094) | None = None
+    switch: Token | None = None
+    reserved: limits.whole(limits.RESERVED_ADDRESSES, ge=0) = 10  # addresses kept free at the start (gateway, services)
 
 
 class Fabric(Strict):

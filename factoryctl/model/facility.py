@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from . import limits
 from .common import Location, Name, Strict
 
 Cooling = Literal["air", "rear-door", "liquid"]
@@ -13,15 +14,15 @@ Cooling = Literal["air", "rear-door", "liquid"]
 
 class Rack(Strict):
     name: Name
-    power_kw: float = Field(gt=0)  # usable power budget of the rack
+    power_kw: limits.amount(limits.RACK_KW, gt=0)  # usable power budget of the rack
     cooling: Cooling
-    height_u: int = Field(default=42, ge=1, le=60)
-    pdus: int = Field(default=2, ge=0)
+    height_u: limits.ranged(1, 60) = 42
+    pdus: limits.whole(limits.PDUS, ge=0) = 2
     location: Location | None = None
 
 
 class Facility(Strict):
     pue: float = Field(default=1.5, ge=1.0, le=4.0)
-    air_cooling_limit_kw: float = Field(default=40, gt=0)  # containment-aided air, refarch.md 1.5
-    rear_door_limit_kw: float = Field(default=60, gt=0)
+    air_cooling_limit_kw: limits.amount(limits.RACK_KW, gt=0) = 40  # containment-aided air, refarch.md 1.5
+    rear_door_limit_kw: limits.amount(limits.RACK_KW, gt=0) = 60
     racks: list[Rack] = Field(default_factory=list)

@@ -7,20 +7,37 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from .common import Cidr, Country, DnsName, IPv4, Name, Strict, Text
+from . import limits
+from .common import (
+    Cidr,
+    Country,
+    DnsName,
+    EnvName,
+    HelmRepo,
+    Host,
+    HttpUrl,
+    IPv4,
+    Line,
+    Name,
+    Registry,
+    Strict,
+    Text,
+    Token,
+    Version,
+)
 
 Provider = Literal["existing", "lab", "maas", "aws", "gcp", "azure", "openstack"]
 
 
 class BlueprintRef(Strict):
     name: Name
-    version: Text
+    version: Version
 
 
 class Metadata(Strict):
     name: Name
     description: Text | None = None
-    owner: Text | None = None
+    owner: Text | None = None  # prose: reaches only Terraform's tags, HCL-escaped
     labels: dict[Name, Text] = Field(default_factory=dict)
     blueprint: BlueprintRef | None = None  # recorded by `blueprint fork`
 
@@ -48,10 +65,10 @@ TerraformMirror = Annotated[str, AfterValidator(_terraform_mirror)]
 class Mirrors(Strict):
     """Internal sources an air-gapped site installs from (URLs or host names)."""
 
-    apt: list[Text] = Field(default_factory=list)
-    pypi: list[Text] = Field(default_factory=list)
-    containers: list[Text] = Field(default_factory=list)
-    helm: list[Text] = Field(default_factory=list)
+    apt: list[HttpUrl] = Field(default_factory=list)
+    pypi: list[HttpUrl] = Field(default_factory=list)
+    containers: list[Registry] = Field(default_factory=list)  # pulled as <registry>/<image>
+    helm: list[HelmRepo] = Field(default_factory=list)
     terraform: list[TerraformMirror] = Field(default_factory=list)  # provider mirrors, tried in order
 
 
@@ -61,7 +78,7 @@ _IFNAME = re.compile(r"^[a-z][a-z0-9_]{0,14}$")
 def _bridge(v: str) -> str:
     # A Linux interface name (15 bytes at most). No '-': the lab names each host's network
     # namespace <bridge>-<host>, which must split back unambiguously.
-    if not _IFNAME.match(v):
+    if not _IFNAME.fullmatch(v):
         raise ValueError(f"{v!r} is not a usable bridge name: use 1-15 lowercase letters, digits or '_', "
                          "starting with a letter (no '-')\nhint: e.g. fctlbr0")
     return v
@@ -75,34 +92,34 @@ class LabSettings(Strict):
 
 
 class MaasSettings(Strict):
-    url: Text
-    api_key_env: Text = "MAAS_API_KEY"  # the key itself never lands in factory.yaml
+    url: HttpUrl
+    api_key_env: EnvName = "MAAS_API_KEY"  # the key itself never lands in factory.yaml
     zone: Name | None = None
 
 
 class AwsSettings(Strict):
-    region: Text
-    availability_zone: Text | None = None
-    instance_type: Text = "p5.48xlarge"
-    ami: Text | None = None
+    region: Token
+    availability_zone: Token | None = None
+    instance_type: Token = "p5.48xlarge"
+    ami: Token | None = None
     efa: bool = True
 
 
 class OpenStackSettings(Strict):
-    cloud: Text  # entry in clouds.yaml; credentials stay there
-    flavor: Text | None = None
-    image: Text | None = None
+    cloud: Token  # entry in clouds.yaml; credentials stay there
+    flavor: Token | None = None
+    image: Line | None = None  # an id or a name; OpenStack image names may hold spaces
 
 
 class Site(Strict):
     provider: Provider
     country: Country
-    region: Text | None = None
+    region: Token | None = None
     datacenter: Name | None = None
     dns_domain: DnsName | None = None
-    power_capacity_kw: float | None = Field(default=None, gt=0)  # facility feed for IT + cooling
+    power_capacity_kw: limits.amount(limits.SITE_KW, gt=0) | None = None  # facility feed for IT + cooling
     tier: Literal[1, 2, 3, 4] | None = None  # Uptime / EN 50600 class
-    ntp_servers: list[Text] = Field(default_factory=list)
+    ntp_servers: list[Host] = Field(default_factory=list)
     dns_servers: list[IPv4] = Field(default_factory=list)
     mirrors: Mirrors | None = None
     lab: LabSettings | None = None

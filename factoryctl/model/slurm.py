@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from .common import Name, Strict, Text
+from .common import EnrootImageRef, Name, Strict, Text, Version
 
 # Slurm time: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, or UNLIMITED.
 _TIME = re.compile(r"^(UNLIMITED|infinite|\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+|\d+-\d+:\d{2}|\d+-\d+:\d{2}:\d{2})$")
@@ -22,7 +22,7 @@ class Partition(Strict):
     @field_validator("max_time")
     @classmethod
     def _time(cls, v: str) -> str:
-        if not _TIME.match(v):
+        if not _TIME.fullmatch(v):
             raise ValueError(f"{v!r} is not a Slurm time\nhint: use D-HH:MM:SS, HH:MM:SS, minutes or UNLIMITED, e.g. \"2-00:00:00\"")
         return v
 
@@ -30,13 +30,13 @@ class Partition(Strict):
 class Containers(Strict):
     pyxis: bool = False
     enroot: bool = False
-    images: list[Text] = Field(default_factory=list)
+    images: list[EnrootImageRef] = Field(default_factory=list)
 
 
 class Slurm(Strict):
     enabled: bool = False
     cluster_name: Name = "cluster"
-    version: Text | None = None
+    version: Version | None = None
     partitions: list[Partition] = Field(default_factory=list)
     containers: Containers | None = None
     accounting: bool = False

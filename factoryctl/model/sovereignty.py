@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Country, Location, Strict, Text
+from .common import Country, HttpUrl, Line, Location, ModelSource, Registry, Strict, Token
 
 Requirement = Literal["required", "preferred", "none"]
 
@@ -20,18 +20,18 @@ class EncryptionPolicy(Strict):
 
 class ObservabilitySink(Strict):
     kind: Literal["metrics", "logs", "traces", "support"]
-    endpoint: Text
+    endpoint: HttpUrl
     location: Location
 
 
 class Sovereignty(Strict):
-    jurisdiction: Text | None = None  # EU, EEA, or a country code
+    jurisdiction: Token | None = None  # EU, EEA, or a country code
     allowed_countries: list[Country] = Field(default_factory=list)
     air_gapped: bool = False
-    registries: list[Text] = Field(default_factory=list)  # internal container registries
-    model_sources: list[Text] = Field(default_factory=list)  # internal model stores (URL prefixes)
+    registries: list[Registry] = Field(default_factory=list)  # internal container registries
+    model_sources: list[ModelSource] = Field(default_factory=list)  # internal model stores (URL prefixes)
     encryption: EncryptionPolicy = Field(default_factory=EncryptionPolicy)
     operator_access: list[Country] = Field(default_factory=list)  # where admins may sit
     operator_parent_country: Country | None = None  # legal home of the operating entity
-    export_license_ref: Text | None = None
+    export_license_ref: Line | None = None
     observability: list[ObservabilitySink] = Field(default_factory=list)

@@ -6,7 +6,21 @@ from typing import Literal
 
 from pydantic import Field
 
-from .common import Location, Name, Strict, Text
+from . import limits
+from .common import (
+    ExportWord,
+    Host,
+    HttpUrl,
+    Line,
+    Location,
+    MountOption,
+    Name,
+    PathWord,
+    StorageServer,
+    Strict,
+    Token,
+    UrlWord,
+)
 
 StorageType = Literal["lustre", "weka", "vast", "gpfs", "nfs", "ceph", "s3", "beegfs"]
 
@@ -14,27 +28,27 @@ StorageType = Literal["lustre", "weka", "vast", "gpfs", "nfs", "ceph", "s3", "be
 class Encryption(Strict):
     at_rest: bool = False
     in_transit: bool = False
-    kms: Text | None = None
+    kms: Host | HttpUrl | None = None  # KMS/HSM endpoint
 
 
 class Backup(Strict):
-    target: Text
+    target: Token  # a URL (s3://...) or the name of a backup system; read by rules only
     location: Location
-    schedule: Text | None = None
+    schedule: Line | None = None  # daily, weekly or a cron line; read by people and rules only
     encrypted: bool = True
 
 
 class Storage(Strict):
     name: Name
     type: StorageType
-    mount: Text | None = None  # absolute path on the clients; none for object stores
-    capacity_tb: float = Field(gt=0)
-    read_gbps: float | None = Field(default=None, gt=0)  # aggregate GB/s
-    write_gbps: float | None = Field(default=None, gt=0)
-    servers: list[Text] = Field(default_factory=list)  # lustre MGS NIDs, gpfs/weka servers
-    server: Text | None = None  # nfs host:/export
-    endpoint: Text | None = None  # s3 URL
-    options: list[Text] = Field(default_factory=list)
+    mount: PathWord | None = None  # STO004: absolute, no '..'  # absolute path on the clients; none for object stores
+    capacity_tb: limits.amount(limits.STORAGE_TB, gt=0)
+    read_gbps: limits.amount(limits.STORAGE_GBPS, gt=0) | None = None  # aggregate GB/s
+    write_gbps: limits.amount(limits.STORAGE_GBPS, gt=0) | None = None
+    servers: list[StorageServer] = Field(default_factory=list)  # lustre MGS NIDs, gpfs/weka servers
+    server: ExportWord | None = None  # STO003: host:/export  # nfs host:/export
+    endpoint: UrlWord | None = None  # STO003: an http(s) URL  # s3 URL
+    options: list[MountOption] = Field(default_factory=list)
     clients: list[Name] = Field(default_factory=list)  # node groups; empty = all
     location: Location | None = None
     encryption: Encryption | None = None

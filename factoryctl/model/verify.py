@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from . import limits
 from .common import Fraction, Size, Strict
 
 Collective = Literal["all_reduce", "all_gather", "reduce_scatter", "alltoall", "sendrecv", "broadcast", "reduce"]
@@ -15,12 +16,12 @@ class NcclBench(Strict):
     collectives: list[Collective] = Field(default_factory=lambda: ["all_reduce"])
     min_bytes: Size = "8M"
     max_bytes: Size = "8G"
-    step_factor: int = Field(default=2, ge=2)
+    step_factor: limits.whole(limits.STEP_FACTOR, ge=2) = 2
 
 
 class GemmBench(Strict):
     dtype: Literal["bf16", "fp16", "fp8", "fp32"] = "bf16"
-    size: int = Field(default=8192, ge=256)
+    size: limits.whole(limits.GEMM_SIZE, ge=256) = 8192
 
 
 class Benchmarks(Strict):

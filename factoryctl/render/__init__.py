@@ -8,14 +8,17 @@ from pathlib import Path
 from ..resolve import Site
 from .airgap_check import leaks
 from .context import build
-from .writer import RenderResult, compare, read_tree, render_tree, write_tree
+from .environment import UnsafeValue
+from .errors import RenderError, UnsafeOutput
+from .output import claim, clean_leftovers, output_lock, read_owned, refuse_target
+from .writer import RenderResult, compare, render_tree, write_tree
 
-
-class RenderError(Exception):
-    """A template failed (a factoryctl bug) or the output broke a site policy (air-gap)."""
+__all__ = ["RenderError", "RenderResult", "UnsafeOutput", "refuse_target", "render"]
 
 
 def render(site: Site, out: Path, check_only: bool = False) -> RenderResult:
+    """Render into `out`, replacing only a tree an earlier render wrote there (output.claim);
+    UnsafeOutput for a folder of someone else's."""
     import jinja2
 
     try:
@@ -23,6 +26,8 @@ def render(site: Site, out: Path, check_only: bool = False) -> RenderResult:
     except jinja2.TemplateError as e:
         where = f"{getattr(e, 'name', None) or '?'}:{getattr(e, 'lineno', None) or '?'}"
         raise RenderError(f"template {where}: {e}") from e
+    except UnsafeValue as e:
+        raise RenderError(str(e)) from e
     if site.factory.sovereignty.air_gapped:
         found = leaks(site.factory, files)
         if found:
@@ -31,9 +36,19 @@ def render(site: Site, out: Path, check_only: bool = False) -> RenderResult:
                 f"air-gapped site, but {len(found)} rendered reference(s) reach outside the declared "
                 f"registries, model stores and mirrors:\n{lines}"
             )
-    old = read_tree(Path(out))
-    changed, added, removed = compare(files, old)
-    result = RenderResult({k: "" for k in files}, Path(out), changed, added, removed)
-    if not check_only and result.differs:
-        write_tree(files, Path(out))
+    out = Path(out)
+    if check_only:
+        return _compared(files, out, claim(out))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(out.parent):
+        clean_leftovers(out)  # of a render killed mid-way: under the lock, none is alive
+        owned = claim(out)
+        result = _compared(files, out, owned)
+        if result.differs:
+            write_tree(files, out, owned)
     return result
+
+
+def _compared(files: dict[str, bytes], out: Path, owned: set[str]) -> RenderResult:
+    changed, added, removed = compare(files, read_owned(out, owned))
+    return RenderResult({k: "" for k in files}, out, changed, added, removed)

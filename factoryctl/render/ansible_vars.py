@@ -13,6 +13,7 @@ from typing import Any, get_args
 
 from .. import catalog
 from ..model.nodes import Role
+from .environment import config_word
 
 ROLE_GROUPS: tuple[str, ...] = tuple(r.replace("-", "_") for r in get_args(Role))
 DERIVED_GROUPS = ("gpu_nodes",)
@@ -61,14 +62,20 @@ def inventory(hosts: list[dict], groups: dict[str, dict]) -> dict[str, Any]:
     }
 
 
+def _words(values, where: str) -> list[str]:
+    return [config_word(v, where) for v in values]
+
+
 def _storage(s: dict) -> dict:
+    # Every field but clients lands in an /etc/fstab line or a command (roles/storage_client).
+    at = f"storage {s['name']!r}"
     return {
         "name": s["name"],
         "type": s["type"],
-        "mount": s["mount"],
-        "server": s["server"] or "",
-        "servers": list(s["servers"]),
-        "options": list(s["options"]),
+        "mount": config_word(s["mount"], f"{at} mount"),
+        "server": config_word(s["server"], f"{at} server") if s["server"] else "",
+        "servers": _words(s["servers"], f"{at} server"),
+        "options": _words(s["options"], f"{at} mount option"),
         "clients": list(s["clients"]),
     }
 
@@ -107,7 +114,7 @@ def group_vars(f: dict) -> dict[str, Any]:
         "common_description": f["metadata"]["description"] or "",
         "common_dns_domain": site["dns_domain"] or "",
         "common_dns_servers": list(site["dns_servers"]),
-        "common_ntp_servers": list(site["ntp_servers"]),
+        "common_ntp_servers": _words(site["ntp_servers"], "NTP server"),  # chrony.conf lines
         "common_time_sync": not lab,
         "common_manage_kernel": not lab,
         "common_apt_update_cache": not lab,
@@ -135,7 +142,7 @@ def group_vars(f: dict) -> dict[str, Any]:
         "slurm_mpi_default": slurm["mpi_default"],
         "slurm_pyxis": containers["pyxis"],
         "slurm_enroot": containers["enroot"] or containers["pyxis"],  # pyxis runs on enroot
-        "slurm_container_images": list(containers["images"]),
+        "slurm_container_images": _words(containers["images"], "container image"),
         "slurm_pyxis_repo": "https://github.com/NVIDIA/pyxis.git" if public and containers["pyxis"] else "",
         # kubernetes
         "kubernetes_enabled": k8s["enabled"],
@@ -144,7 +151,7 @@ def group_vars(f: dict) -> dict[str, Any]:
         "kubernetes_pod_cidr": k8s["pod_cidr"],
         "kubernetes_service_cidr": k8s["service_cidr"],
         "kubernetes_node_pod_prefix": k8s["node_pod_prefix"],
-        "kubernetes_image_repository": mirrors["containers"][0] if mirrors["containers"] else "",
+        "kubernetes_image_repository": config_word(mirrors["containers"][0], "container mirror") if mirrors["containers"] else "",
         "kubernetes_cluster_name": f["metadata"]["name"],
         # public package repository for kubeadm/kubelet/kubectl; air-gapped sites configure their mirror
         "kubernetes_apt_repo_url": f"https://pkgs.k8s.io/core:/stable:/v{k8s['version']}/deb/" if public and k8s["enabled"] else "",

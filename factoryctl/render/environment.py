@@ -109,6 +109,28 @@ def shell_quote(value) -> str:
     return shlex.quote(str(value))
 
 
+class UnsafeValue(ValueError):
+    """A value that would change the meaning of the config line or command it lands in."""
+
+
+# What a config-line word may never hold: a blank or control character ends the field or the
+# line (chrony.conf, fstab(5)), a quote ends a TOML/YAML string, ';', '`', '$', '\\' and '#'
+# start shell syntax or a comment, ',' splits a mount option list.
+_CONFIG_WORD_BAD = re.compile(r"[\s\x00-\x1f\x7f\"'`;$\\#,{}]")
+
+
+def config_word(value, where: str = "value") -> str:
+    """A value for one word of a config line on a host, refused (UnsafeValue, naming it)
+    when it holds anything that could end the word. validate refuses such values first; this
+    guards the render when a value reaches it by another way."""
+    text = str(value)
+    bad = _CONFIG_WORD_BAD.search(text)
+    if bad or not text:
+        raise UnsafeValue(f"{where} {text!r} cannot be written into a config line on the hosts"
+                          f" ({'it is empty' if not text else f'it holds {bad.group(0)!r}'})")
+    return text
+
+
 _SLURM_SAFE = re.compile(r"^[A-Za-z0-9_.,:/@%+=\-\[\]]*$")
 
 
@@ -117,7 +139,7 @@ def slurm_value(value) -> str:
     no quoting that survives every parser; names are RFC 1123 labels well before this)."""
     text = str(value)
     if not _SLURM_SAFE.match(text):
-        raise ValueError(f"value {text!r} is not safe in slurm.conf")
+        raise UnsafeValue(f"value {text!r} is not safe in slurm.conf")
     return text
 
 
@@ -141,5 +163,6 @@ def environment() -> jinja2.Environment:
         json_lines=to_json_lines,
         shell=shell_quote,
         slurm=slurm_value,
+        config_word=config_word,
     )
     return env

@@ -8,6 +8,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..safe_read import ReadRefused, read_text
+
+# One JSON line of ~1 kB per check and host: 256 MiB holds 100,000 hosts x 2,500 checks.
+MAX_RESULTS_BYTES = 256 * 1024 * 1024
 STATUSES = ("passed", "failed", "error", "skipped")  # factoryctl/runs.py reads the same four
 _RANK = {"error": 0, "failed": 1, "skipped": 2, "passed": 3}
 
@@ -90,7 +94,11 @@ def read_pytest_results(path: Path, expected: list[dict]) -> tuple[list[CheckRes
     line (pytest stopped early, a host never answered) is an error saying so."""
     problems: list[str] = []
     by_key: dict[tuple[str, str], CheckResult] = {}
-    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    try:
+        lines = read_text(path, MAX_RESULTS_BYTES).splitlines() if path.exists() else []
+    except ReadRefused as e:
+        problems.append(str(e))
+        lines = []
     for n, line in enumerate(lines, 1):
         try:
             d = json.loads(line)

@@ -221,14 +221,12 @@ def test_group_vars_match_the_model_switches():
 def test_hostile_text_stays_inert(tmp_path):
     doc = reference_doc()
     doc["metadata"]["description"] = HOSTILE
-    doc["inference"][0]["model_source"] = HOSTILE
-    doc["inference"][0]["model"] = "org/model-{{ 7 * 7 }}"
+    doc["inference"][0]["model_source"] = "s3://models.fra1.example.internal/x$(id)&;"
     c = render_source(write_doc(doc, tmp_path / "factory.yaml"), tmp_path / "build")
     inventory = tmp_path / "build" / "ansible" / "inventory"
     data = load_yaml(inventory / "group_vars" / "all.yml")
     assert data["common_description"] == HOSTILE
-    assert data["inference_deployments"][0]["model_source"] == HOSTILE
-    assert data["inference_deployments"][0]["model"] == "org/model-{{ 7 * 7 }}"
+    assert data["inference_deployments"][0]["model_source"] == "s3://models.fra1.example.internal/x$(id)&;"
     assert data == build(c.factory.model_dump(mode="json"), build_context(c.site)["hosts"],
                          build_context(c.site)["groups"])["group_vars"]
     # Ansible reads the variables and prints them without evaluating them (no 49, no `id`).

@@ -413,8 +413,8 @@ def test_hostile_text_is_inert(tmp_path):
     doc = reference_doc()
     doc["metadata"]["description"] = HOSTILE
     inf = doc["inference"][0]
-    inf["model"] = HOSTILE
-    inf["model_source"] = "s3://models.fra1.example.internal/bucket/" + HOSTILE
+    # model is typed (a model id) and refused with shell text; a URL may still hold $( ) & ;
+    inf["model_source"] = "s3://models.fra1.example.internal/bucket/x$(touch/tmp/pwned)$(HOME)&;"
     out = tmp_path / "build"
     c = render_to(write_doc(doc, tmp_path / "factory.yaml"), out)
     docs = manifests(out)
@@ -422,16 +422,15 @@ def test_hostile_text_is_inert(tmp_path):
     text = "".join(p.read_text() for p in (out / "kubernetes").rglob("*.yaml"))
     assert "49" not in text  # nothing was evaluated as a template
     (dep,) = [d for d in docs if d["kind"] == "Deployment"]
-    assert dep["metadata"]["annotations"]["factoryctl.io/model"] == HOSTILE  # parsed back intact
     assert dep["metadata"]["annotations"]["factoryctl.io/model-source"] == inf["model_source"]
     spec = dep["spec"]["template"]["spec"]
-    args = spec["containers"][0]["args"]
-    served, refs = k8s_expand(args[args.index("--served-model-name") + 1])
-    assert served == HOSTILE and refs == []  # Kubernetes passes it to the server as written
     for container in spec["initContainers"] + spec["containers"]:
         for s in container.get("command", []) + container.get("args", []):
             assert k8s_expand(s)[1] == [], s  # no $(VAR) reference reaches the kubelet
     assert spec["initContainers"][0]["command"] == ["aws"]  # an argv, never a shell string
+    hostile_model = reference_doc()
+    hostile_model["inference"][0]["model"] = HOSTILE
+    assert check(write_doc(hostile_model, tmp_path / "model.yaml")).site is None
     # names are refused by the model before anything renders
     bad = reference_doc()
     bad["inference"][0]["name"] = "chat$(id)"

@@ -108,7 +108,7 @@ def test_sov005_air_gapped_without_model_stores(tmp_path):
     (("site", "ntp_servers"), ["ntp1.fra1.example.internal", "0.de.pool.ntp.org"], "site.ntp_servers[1]"),
     (("site", "dns_servers"), ["10.20.0.2", "9.9.9.9"], "site.dns_servers[1]"),
     (("site", "mirrors"), {"apt": ["http://deb.debian.org/debian"]}, "site.mirrors.apt[0]"),
-    (("storage", 0, "options"), ["flock", "see https://downloads.whamcloud.com/public/lustre/"],
+    (("storage", 0, "options"), ["flock", "x-source=https://downloads.whamcloud.com/public/lustre/"],
      "storage[0].options[1]"),
     (("sovereignty", "registries"), ["registry.fra1.example.internal", "ghcr.io"], "sovereignty.registries[1]"),
 ])
@@ -137,7 +137,7 @@ def test_sov006_internal_endpoints_pass(tmp_path):
     doc["site"]["ntp_servers"] = ["10.20.0.5", "ntp.fra1.example.internal"]
     doc["site"]["mirrors"] = {"apt": ["https://apt.mirror.example-corp.de/debian"],
                               "pypi": ["https://pypi.mirror.example-corp.de/simple"]}
-    doc["storage"][0]["options"] = ["see https://apt.mirror.example-corp.de/lustre"]
+    doc["storage"][0]["options"] = ["x-source=https://apt.mirror.example-corp.de/lustre"]
     assert "SOV006" not in by_code(check_doc(doc, tmp_path))
 
 

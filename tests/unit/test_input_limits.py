@@ -319,7 +319,7 @@ def test_fork_set_with_a_value_yaml_cannot_take_is_a_usage_error(tmp_path, capsy
 
 
 def test_limits_doc_lists_every_bound():
-    doc = (ROOT / "docs" / "security-limits.md").read_text()
+    doc = (ROOT / "docs" / "security.md").read_text()
     for name, lim in vars(limits).items():
         if isinstance(lim, limits.Limit):
             assert f"{lim.most:,}" in doc or f"{lim.most:,.0f}" in doc, f"{name} ({lim.most:,}) not in the doc"

@@ -110,8 +110,8 @@ PLAN_CHILD = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
 from pathlib import Path
-from factoryctl.pipeline import check
-from factoryctl.plan import record, run_plan
+from factoryctl.session import check
+from factoryctl.ops.plan import record, run_plan
 from factoryctl.workspace import Workspace
 path = Path(sys.argv[1]); jobs = int(sys.argv[2]) or None
 t1 = time.perf_counter()

@@ -5,7 +5,7 @@ Regenerate with: python -m factoryctl.docsgen > docs/rules.md
 
 from __future__ import annotations
 
-from .diagnostics import SCHEMA_TITLES
+from .findings.formats import SCHEMA_TITLES
 from .rules import REGISTRY
 from .rules.base import AREAS
 

@@ -10,7 +10,7 @@ import yaml
 from ruamel.yaml import YAML
 
 from factoryctl.findings import Finding
-from factoryctl.pipeline import Checked, check
+from factoryctl.session import Checked, check
 
 _Dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 ROOT = Path(__file__).resolve().parent.parent

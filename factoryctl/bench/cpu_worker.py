@@ -17,7 +17,7 @@ lands here (or ``--backend tcp`` asks for it): the same result document
   the entry says so and the judge reports it as skipped.
 
 The file only needs the standard library and fallback_worker's helpers, so both can be
-copied onto a node and run with its system python3 (see factoryctl.verify.bench).
+copied onto a node and run with its system python3 (see factoryctl.bench.slurm_stage).
 """
 
 from __future__ import annotations

@@ -15,9 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from factoryctl import catalog
-from factoryctl.catalog import GPU
-from factoryctl.resolve import rack_scale_nvlink
+from .. import catalog
+from ..catalog import GPU
+from ..resolve import rack_scale_nvlink
 
 GIB = 1 << 30
 # Bandwidth is judged only on sizes that reach the large-message plateau: 8x H100 NVLS reads

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from factoryctl.bench.fallback_worker import SCHEMA
+from .fallback_worker import SCHEMA
 
 __all__ = ["SCHEMA", "FallbackResult", "LocalRun", "is_fallback", "load", "run_local", "torch_available"]
 

@@ -489,7 +489,7 @@ def _document(torch, args, env, backend, started, ranks, all_reduce) -> dict[str
 def _cpu_worker():
     """cpu_worker beside this file: as part of the package, or copied next to it."""
     try:
-        from factoryctl.bench import cpu_worker
+        from . import cpu_worker
     except ImportError:
         import cpu_worker  # run as a plain file: its folder is on sys.path
     return cpu_worker

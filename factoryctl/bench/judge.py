@@ -15,12 +15,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from factoryctl import catalog
-from factoryctl.bench import expect
-from factoryctl.bench.expect import JUDGE_MIN_BYTES, Context, Expectation
-from factoryctl.bench.fallback import FallbackResult
-from factoryctl.bench.nccl_parse import NcclResult
-from factoryctl.model.verify import Thresholds
+from .. import catalog
+from ..model.verify import Thresholds
+from . import expect
+from .expect import JUDGE_MIN_BYTES, Context, Expectation
+from .fallback import FallbackResult
+from .nccl_parse import NcclResult
 
 Verdict = Literal["pass", "warn", "fail", "skip"]
 VERDICTS: tuple[Verdict, ...] = ("fail", "warn", "pass", "skip")  # worst first

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from factoryctl.safe_read import read_text
+from ..files import read_text
 
 Status = Literal["ok", "data_errors", "crashed", "no_rows"]
 

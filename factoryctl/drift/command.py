@@ -9,8 +9,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..ops.hoststate import baseline, probe
 from ..workspace import Workspace, WorkspaceLocked, write_json
-from . import artifacts, baseline, config, infra, probe
+from . import artifacts, config, infra
 
 EXIT_IN_SYNC, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 
@@ -122,8 +123,8 @@ def _lab_guard(c, ws: Workspace, hosts: list[str]) -> tuple[str | None, set[str]
     """On a lab site: (why no host can be reached, hosts not running). Read from the lab's
     state and the kernel only: without the lab's bridge, packets to its addresses would leave
     through the machine's default route, so nothing is sent."""
-    from .. import labsite
-    from ..lab import LabError
+    from ..engines.lab import LabError
+    from ..engines.lab import site as labsite
 
     if not labsite.is_lab(c):
         return None, set()
@@ -150,9 +151,9 @@ def _playbook_tree(rep: DriftReport, tree: Path, ws: Workspace) -> Path:
 
 
 def check_hosts(c, ws: Workspace, rep: DriftReport, tree: Path, opts: Options, run_dir: Path, log) -> None:
-    from ..apply import MAX_FORKS, ansible_env
-    from ..inventory import read_connection
-    from ..remote import Remote
+    from ..engines.inventory import read_connection
+    from ..engines.ssh import Remote
+    from ..ops.apply import MAX_FORKS, ansible_env
 
     hosts = sorted(read_connection(ws.connection_inventory))
     if not hosts:
@@ -236,7 +237,7 @@ def check_runtime(c, ws: Workspace, rep: DriftReport, run_dir: Path) -> None:
 
 
 def run_drift(c, ws: Workspace, file: Path, opts: Options, log) -> DriftReport:
-    from ..plan import provider_env, provider_installation
+    from ..ops.plan import provider_env, provider_installation
 
     t0 = time.perf_counter()
     rep = DriftReport(c.factory.metadata.name, str(file), str(ws.root), "full" if opts.full else "probe")
@@ -280,8 +281,8 @@ def _host_positions(c):
 
 def drift_command(file: Path, opts: Options, out: Console, err: Console) -> int:
     from ..engines.terraform import TerraformError
-    from ..pipeline import check_or_refuse
     from ..render import RenderError
+    from ..session import check_or_refuse
     from . import report
 
     c = check_or_refuse(file, "drift not checked", err)

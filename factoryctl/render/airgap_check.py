@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ..airgap import external_reference
 from ..model import Factory
+from ..resolve.airgap import external_reference
 
 
 def leaks(f: Factory, files: dict[str, bytes]) -> list[tuple[str, int, str, str]]:

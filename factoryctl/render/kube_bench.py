@@ -1,7 +1,7 @@
 """The benchmark stage's Kubernetes manifests: kubernetes/bench/nccl-tests.yaml (one MPIJob per
 collective of verify.benchmarks.nccl) and kubernetes/bench/fallback-job.yaml (the built-in
 worker as an indexed Job). Built here as plain data for templates/kubernetes/bench/ and for
-factoryctl/verify/kube_bench.py, which applies the same documents at run time.
+factoryctl/bench/kube_stage.py, which applies the same documents at run time.
 
 Facts used (public docs):
 * MPI Operator v2 (kubeflow.org/v2beta1 MPIJob): spec.slotsPerWorker, runPolicy
@@ -187,7 +187,7 @@ def fallback_docs(site: Site, nodes: int | None = None) -> list[dict]:
 
 def worker_items() -> list[tuple[str, str]]:
     """(ConfigMap key, path under WORKER_ROOT) of the worker's package."""
-    from ..verify.bench import WORKER_FILES
+    from ..bench.slurm_stage import WORKER_FILES
 
     return [("factoryctl-init.py", "factoryctl/__init__.py"),
             ("bench-init.py", "factoryctl/bench/__init__.py"),

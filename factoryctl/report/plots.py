@@ -10,7 +10,7 @@ import io
 import re
 from typing import Any
 
-from ..cost import Cost
+from .cost import Cost
 
 GIB = 1 << 30
 

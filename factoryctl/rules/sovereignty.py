@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from ..airgap import MIRROR_HINT, external_reference, missing_provider_mirror
 from ..findings import Severity
 from ..model import Factory
 from ..model.common import countries
 from ..resolve import EAR_3A090_TPP, Site, gpu_tpp, jurisdiction_countries, sovereign_countries
+from ..resolve.airgap import MIRROR_HINT, external_reference, missing_provider_mirror
 from .base import Issue, Loc, rule
 
 

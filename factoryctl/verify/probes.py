@@ -253,7 +253,7 @@ def gpu_count(host, expect: dict) -> str:
 
 
 def gpu_model(host, expect: dict) -> str:
-    from factoryctl import catalog
+    from .. import catalog
 
     names = sorted({g["name"] for g in _smi(host)})
     if not names:

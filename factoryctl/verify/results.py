@@ -8,11 +8,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..safe_read import ReadRefused, read_text
+from ..files import ReadRefused, read_text
 
 # One JSON line of ~1 kB per check and host: 256 MiB holds 100,000 hosts x 2,500 checks.
 MAX_RESULTS_BYTES = 256 * 1024 * 1024
-STATUSES = ("passed", "failed", "error", "skipped")  # factoryctl/runs.py reads the same four
+STATUSES = ("passed", "failed", "error", "skipped")  # factoryctl/report/runs.py reads the same four
 _RANK = {"error": 0, "failed": 1, "skipped": 2, "passed": 3}
 
 

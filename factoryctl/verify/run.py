@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..inventory import read_connection
+from ..engines.inventory import read_connection
 from ..render import ansible_vars
 from ..resources import templates_dir
 from . import generate
@@ -73,7 +73,7 @@ def lab_not_up(site, workspace: Path) -> str | None:
     through the machine's default route, so nothing is sent to find out."""
     if site.factory.site.provider != "lab":
         return None
-    from ..lab import Lab
+    from ..engines.lab import Lab
 
     root = lab_dir(workspace)
     hosts = Lab(root).hosts() if (root / "lab.json").is_file() else {}
@@ -82,7 +82,7 @@ def lab_not_up(site, workspace: Path) -> str | None:
         return f"the lab of this site is not up (no lab in {root})"
     if missing := sorted(declared - hosts.keys()):
         return f"lab host(s) {', '.join(missing)} not running in {root}"
-    from ..labsite import bridge_down
+    from ..engines.lab.site import bridge_down
 
     return bridge_down(site.factory)
 
@@ -101,7 +101,7 @@ def inventory(site, workspace: Path) -> tuple[dict, Path | None]:
             hostvars[name].update(v or {})
     lab_root = lab_dir(workspace)
     if site.factory.site.provider == "lab" and (lab_root / "lab.json").is_file():
-        from ..lab import Lab
+        from ..engines.lab import Lab
 
         lab = Lab(lab_root)
         common = lab.connection_vars()

@@ -1,7 +1,7 @@
 """Writers of a verify run: the run folder (verify.json, bench.json), console tables, JSON and
 JUnit XML. Each one prints the same VerifyRun (results.py) and nothing else.
 
-The run folder files are the shapes factoryctl/runs.py reads (its docstring defines them):
+The run folder files are the shapes factoryctl/report/runs.py reads (its docstring defines them):
 ``verify.json`` holds ``checks: [{host, check, status, detail}]`` (plus the run's summary),
 ``bench.json`` holds ``nccl: [{rows: [{size_bytes, busbw_gbps}]}]`` and
 ``measurements: [judge.Measurement]`` (plus what ran, and the built-in worker's documents).

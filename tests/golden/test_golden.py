@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.pipeline import check
 from factoryctl.render import render
+from factoryctl.session import check
 from tests.helpers import ROOT
 
 GOLDEN = Path(__file__).resolve().parent

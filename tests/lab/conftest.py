@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from factoryctl.lab import HostSpec, Lab, RootfsSpec, plan
-from factoryctl.lab.preflight import namespace_support
-from factoryctl.lab.rootfs import ensure_rootfs
+from factoryctl.engines.lab import HostSpec, Lab, RootfsSpec, plan
+from factoryctl.engines.lab.preflight import namespace_support
+from factoryctl.engines.lab.rootfs import ensure_rootfs
 
 THREE = [HostSpec("head01"), HostSpec("gpu01", fake_gpus=2), HostSpec("gpu02", fake_gpus=2)]
 
@@ -139,7 +139,7 @@ def site_traces(path: Path, name: str, bridge: str, hosts: list[str]) -> dict[st
     (Ansible's SSH masters) naming the workspace."""
     ws = path.parent / ".factory" / name
     found = traces(Lab(ws / "lab", bridge=bridge), hosts)
-    from factoryctl.apply import control_dir
+    from factoryctl.ops.apply import control_dir
     from factoryctl.workspace import Workspace
 
     marks = (str(ws), str(control_dir(Workspace(ws))))
@@ -159,7 +159,7 @@ def teardown_site(path: Path, name: str, bridge: str) -> None:
     try:
         fctl("destroy", str(path), "--auto-approve", timeout=300)
     finally:
-        from factoryctl.apply import close_connections
+        from factoryctl.ops.apply import close_connections
         from factoryctl.workspace import Workspace
 
         ws = Workspace(path.parent / ".factory" / name)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.lab import Lab
+from factoryctl.engines.lab import Lab
 from tests.lab.conftest import fctl, kill_sshd, site_traces, teardown_site, write_lab_site
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from factoryctl.lab import HostSpec
-from factoryctl.lab.rootfs import SEED_PACKAGES
+from factoryctl.engines.lab import HostSpec
+from factoryctl.engines.lab.rootfs import SEED_PACKAGES
 from tests.lab.conftest import THREE, traces
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
@@ -147,7 +147,7 @@ def test_down_cleans_up_after_a_lost_state_file(make_lab):
 def test_cli_round_trip(make_lab):
     from typer.testing import CliRunner
 
-    from factoryctl.commands.lab import app
+    from factoryctl.cli.lab import app
 
     lab = make_lab()
     common = ["--dir", str(lab.root), "--bridge", lab._bridge, "--subnet", lab._subnet]

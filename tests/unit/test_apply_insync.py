@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from factoryctl.drift import baseline, coverage, insync
+from factoryctl.ops.hoststate import baseline, coverage, insync
 from factoryctl.workspace import Workspace
 
 ROLES = Path(__file__).resolve().parents[2] / "templates" / "ansible" / "project" / "roles"
@@ -154,9 +154,9 @@ def test_a_failed_run_forgets_the_baselines_of_the_hosts_it_touched(tmp_path):
 def test_apply_probes_only_when_nothing_moved_since_the_last_full_apply(tmp_path):
     from rich.console import Console
 
-    from factoryctl.apply import Apply, Options
-    from factoryctl.pipeline import check
+    from factoryctl.ops.apply import Apply, Options
     from factoryctl.render import render
+    from factoryctl.session import check
     from tests.helpers import reference_doc, write_doc
 
     path = write_doc(reference_doc(), tmp_path / "factory.yaml")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from factoryctl.commands.bench import app
+from factoryctl.cli.bench import app
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "nccl"
 OK_LOG = str(FIX / "a100-1n-all_reduce-oracle-japan.log")

@@ -18,8 +18,8 @@ import pytest
 
 from factoryctl.bench import cpu_worker, fallback
 from factoryctl.bench.judge import judge_fallback
+from factoryctl.bench.slurm_stage import worker_tar
 from factoryctl.model.verify import Thresholds
-from factoryctl.verify.bench import worker_tar
 
 SMALL = ["--backend", "tcp", "--tests", "hbm,all_reduce", "--hbm-bytes", "1M", "--min-bytes", "8K",
          "--max-bytes", "256K", "--step-factor", "4", "--warmup", "1", "--iters", "3"]

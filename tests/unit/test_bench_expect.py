@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from factoryctl import catalog
 from factoryctl.bench import expect
 from factoryctl.bench.expect import Context, nccl_busbw
-from factoryctl.commands.bench import app
+from factoryctl.cli.bench import app
 from factoryctl.model import Factory
 from factoryctl.resolve import resolve
 from tests.helpers import reference_doc, write_doc

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from factoryctl.bench import fallback
 from factoryctl.bench import fallback_worker as w
-from factoryctl.commands.bench import app
+from factoryctl.cli.bench import app
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch not installed (pip install 'factoryctl[bench]')")
@@ -27,7 +27,7 @@ SMALL = ["--dtypes=fp32", "--gemm-size=256", "--hbm-bytes=8M", "--min-bytes=4K",
 
 def test_package_imports_without_torch() -> None:
     code = ("import sys; sys.modules['torch'] = None\n"
-            "import factoryctl.bench.fallback, factoryctl.bench.judge, factoryctl.commands.bench\n"
+            "import factoryctl.bench.fallback, factoryctl.bench.judge, factoryctl.cli.bench\n"
             "import factoryctl.bench.fallback_worker as w\n"
             "sys.exit(w.main(['--mode', 'gpu']))")  # --mode cpu falls back to the stdlib path
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

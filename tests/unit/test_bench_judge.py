@@ -14,7 +14,7 @@ from factoryctl.bench import fallback
 from factoryctl.bench.expect import Context
 from factoryctl.bench.judge import judge_fallback, judge_nccl, pick_context, verdict, worst
 from factoryctl.bench.nccl_parse import Half, NcclResult, Row, parse_file
-from factoryctl.commands.bench import app
+from factoryctl.cli.bench import app
 from factoryctl.model.verify import Thresholds
 from tests.helpers import reference_doc, write_doc
 

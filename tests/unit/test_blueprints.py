@@ -15,8 +15,8 @@ from ruamel.yaml import YAML
 
 from factoryctl.cli import run
 from factoryctl.findings import Severity
-from factoryctl.pipeline import Checked, check
 from factoryctl.resources import blueprints_dir
+from factoryctl.session import Checked, check
 
 ROOT = Path(__file__).resolve().parents[2]
 BLUEPRINTS = sorted(p.name for p in blueprints_dir().iterdir() if (p / "factory.yaml").is_file())

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from factoryctl.bom import bom, inband_switches
 from factoryctl.cli import run
-from factoryctl.pipeline import check
+from factoryctl.report.bom import bom, inband_switches
+from factoryctl.session import check
 from tests.helpers import ROOT, assert_clean, check_doc
 
 SPOD = ROOT / "blueprints" / "superpod-h100-1su" / "factory.yaml"

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.bom import bom
 from factoryctl.cli import run
-from factoryctl.cost import (
+from factoryctl.report.bom import bom
+from factoryctl.report.cost import (
     HOURS_PER_YEAR,
     break_even_utilisation,
     capex_per_gpu_hour,
@@ -17,7 +17,7 @@ from factoryctl.cost import (
     cost_per_million_tokens,
     energy_mwh_per_year,
 )
-from factoryctl.runs import latest_run, measured_throughput, runs
+from factoryctl.report.runs import latest_run, measured_throughput, runs
 from tests.helpers import assert_finding, check_doc, reference_doc, write_doc
 
 # --- the worked examples of refarch.md section 6 ---------------------------------------------

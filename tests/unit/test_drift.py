@@ -10,11 +10,12 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from factoryctl.drift import config, probe, resources
+from factoryctl.drift import config
 from factoryctl.drift.artifacts import ArtifactDrift, FileChange, compare
 from factoryctl.drift.command import DriftReport, HostDrift
 from factoryctl.drift.infra import InfraDrift, StackDrift
 from factoryctl.drift.report import write_junit, write_sarif
+from factoryctl.ops.hoststate import probe, resources
 
 # --- what Ansible manages ----------------------------------------------------------------------
 

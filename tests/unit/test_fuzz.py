@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from factoryctl.cli import run
 from factoryctl.load import load_text
-from factoryctl.pipeline import check
+from factoryctl.session import check
 from tests.helpers import reference_doc, write_doc
 
 scalars = st.one_of(
@@ -97,7 +97,7 @@ def test_garbage_documents_through_the_cli_exit_cleanly(tmp_path, doc, capsys):
 @settings(max_examples=500, deadline=None)
 @given(text=st.text(max_size=80), scheme=st.sampled_from(["http", "https", "oci", "s3", "hf", "git+ssh"]))
 def test_airgap_scan_never_raises_on_any_text(text, scheme):
-    from factoryctl.airgap import external_reference
+    from factoryctl.resolve.airgap import external_reference
     from tests.helpers import REFERENCE
 
     f = check(REFERENCE).factory

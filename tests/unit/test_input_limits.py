@@ -14,9 +14,9 @@ import pytest
 
 from factoryctl import catalog
 from factoryctl.cli import run
+from factoryctl.files import ReadRefused, read_bytes
 from factoryctl.load import MAX_BYTES, LoadError, load_text
 from factoryctl.model import limits
-from factoryctl.safe_read import ReadRefused, read_bytes
 from tests.helpers import ROOT, check_doc, check_text, reference_doc, write_doc
 
 

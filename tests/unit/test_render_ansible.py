@@ -24,10 +24,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from factoryctl.pipeline import check
 from factoryctl.render import render
 from factoryctl.render.ansible_vars import ROLE_GROUPS, build, ident
 from factoryctl.render.context import build as build_context
+from factoryctl.session import check
 from tests.helpers import reference_doc, write_doc
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -22,9 +22,9 @@ import pytest
 import yaml
 from kubernetes_validate.utils import SchemaNotFoundError, all_versions, major_minor
 
-from factoryctl.airgap import external_reference
-from factoryctl.pipeline import check
 from factoryctl.render import RenderError, render
+from factoryctl.resolve.airgap import external_reference
+from factoryctl.session import check
 from tests.helpers import reference_doc, write_doc
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,10 +25,10 @@ import pytest
 from ruamel.yaml import YAML
 
 from factoryctl import catalog
-from factoryctl.pipeline import check
 from factoryctl.render import render
 from factoryctl.render.environment import slurm_value
 from factoryctl.render.slurm import gres_type, hostlist
+from factoryctl.session import check
 from tests.helpers import reference_doc, write_doc
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,10 +18,10 @@ import pytest
 import yaml
 
 from factoryctl.cli import run
-from factoryctl.pipeline import check
-from factoryctl.report import REPORT_FILE, render, write_report
+from factoryctl.report.html import REPORT_FILE, render, write_report
 from factoryctl.report.racks import racks_svg
 from factoryctl.report.topology import MAX_NODES, build, topology_svg
+from factoryctl.session import check
 from tests.helpers import ROOT, check_doc
 
 PILOT = ROOT / "blueprints" / "enterprise-pilot-h100-4n" / "factory.yaml"

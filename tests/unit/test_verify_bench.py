@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from factoryctl.bench import slurm_stage as bench
+from factoryctl.bench.slurm_stage import Out
 from factoryctl.cli import app
-from factoryctl.pipeline import check
-from factoryctl.verify import bench
-from factoryctl.verify.bench import Out
+from factoryctl.session import check
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "examples" / "lab.yaml"

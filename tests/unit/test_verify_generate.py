@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from factoryctl.blueprints import all_blueprints
-from factoryctl.pipeline import check
 from factoryctl.render import render
+from factoryctl.session import check
 from factoryctl.verify.generate import SCHEMA, build
 from factoryctl.verify.probes import PROBES
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from factoryctl.pipeline import check
-from factoryctl.report import write_report
-from factoryctl.runs import latest_run, read_run
+from factoryctl.report.html import write_report
+from factoryctl.report.runs import latest_run, read_run
+from factoryctl.session import check
 from factoryctl.verify import writers
 from factoryctl.verify.results import BenchResult, CheckResult, VerifyRun, read_pytest_results
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from factoryctl.pipeline import check
+from factoryctl.session import check
 from factoryctl.verify import run as hostchecks
 from factoryctl.verify.generate import build
 from factoryctl.verify.plugin import select

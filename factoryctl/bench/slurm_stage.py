@@ -1,0 +1,252 @@
+"""The benchmark stage, through the site's own scheduler (Slurm ``srun``).
+
+Which benchmark runs, per the partition benchmarked (``--partition``, default the factory's
+default partition):
+
+* GPU nodes with nccl-tests installed (the cuda_nccl role builds them into
+  /opt/nccl-tests/build): each collective of ``verify.benchmarks.nccl`` as one job step,
+  ``srun -N<n> --ntasks-per-node=<gpus> --gpus-per-node=<gpus> <collective>_perf -b -e -f -g 1``,
+  parsed by bench/nccl_parse.py and judged against the catalog and fabric expectations.
+* GPU nodes without nccl-tests: the built-in worker (PyTorch on the nodes), one rank per GPU.
+* CPU-only nodes (the lab): the built-in worker's standard-library CPU path (memory copy and
+  an all_reduce sweep over TCP between the nodes), one rank per node. Its figures are real
+  but there is no expectation for CPUs: the judge reports them as skipped, saying so.
+
+The worker is copied onto the submit host and the nodes (a few KB, one tar through SSH) into
+/var/tmp/factoryctl-bench/<digest>/, so nodes need only python3, not factoryctl. Commands run
+on the submit host (the first login host, else the first Slurm controller) wrapped in
+``timeout``, so a hung job step never hangs verify.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import shlex
+import tarfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..verify.results import BenchResult
+
+NCCL_TESTS_DIR = "/opt/nccl-tests/build"  # cuda_nccl_tests_dir + /build (roles/cuda_nccl defaults)
+STAGE_ROOT = "/var/tmp/factoryctl-bench"
+WORKER_FILES = ("fallback_worker.py", "cpu_worker.py")
+# The lab's CPU run: small enough for 2 shared cores, large enough to see the curve bend.
+CPU_ARGS = ["--tests", "hbm,all_reduce", "--hbm-bytes", "64M", "--min-bytes", "32K",
+            "--max-bytes", "4M", "--warmup", "2", "--iters", "10"]
+
+
+@dataclass
+class Out:
+    rc: int
+    stdout: str
+    stderr: str
+
+
+Exec = Callable[[str, str], Out]  # (host, shell command) -> result
+
+
+@dataclass
+class Plan:
+    """What the stage will run, decided from the model before anything is contacted."""
+
+    submit: str
+    partition: str
+    nodes: list[str]
+    gpus_per_node: int
+    collectives: list[str]
+    min_bytes: str
+    max_bytes: str
+    step_factor: int
+    gemm_dtype: str
+
+
+def plan(factory, site, partition: str | None = None, nodes: int | None = None) -> Plan | str:
+    """The Plan, or why the stage cannot run (a sentence)."""
+    s = factory.slurm
+    if not s.enabled:
+        return "no scheduler to run through: slurm.enabled is false"
+    submit = next((h.name for h in site.hosts if "login" in h.roles), None) or next(
+        (h.name for h in site.hosts if "slurm-controller" in h.roles), None)
+    if submit is None:
+        return "no login host or Slurm controller to submit from"
+    parts = {p.name: p for p in s.partitions}
+    if partition and partition not in parts:
+        return f"no partition {partition!r} in slurm.partitions ({', '.join(parts) or 'none'})"
+    p = parts.get(partition) if partition else next((p for p in s.partitions if p.default), None) or (
+        s.partitions[0] if s.partitions else None)
+    if p is None:
+        return "slurm.partitions is empty: nothing to benchmark"
+    groups = [p.nodes] if isinstance(p.nodes, str) else list(p.nodes)
+    members = [n for g in groups for n in site.groups[g].hostnames]
+    gpus = min((site.groups[g].gpus_per_node for g in groups), default=0)
+    chosen = members[: nodes or len(members)]
+    if not chosen:
+        return f"partition {p.name} has no nodes"
+    b = factory.verify.benchmarks
+    nccl = b.nccl
+    return Plan(submit, p.name, chosen, gpus, list(nccl.collectives) if nccl else ["all_reduce"],
+                str(nccl.min_bytes) if nccl else "8M", str(nccl.max_bytes) if nccl else "8G",
+                nccl.step_factor if nccl else 2, b.gemm.dtype if b.gemm else "bf16")
+
+
+def worker_tar() -> tuple[str, str]:
+    """(digest, base64 of a tar.gz) of the worker as a tiny `factoryctl.bench` package."""
+    here = Path(__file__).resolve().parent.parent / "bench"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+        def add(name: str, data: bytes) -> None:
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+        add("factoryctl/__init__.py", b"")
+        add("factoryctl/bench/__init__.py", b"")
+        for f in WORKER_FILES:
+            add(f"factoryctl/bench/{f}", (here / f).read_bytes())
+    data = buf.getvalue()
+    return hashlib.sha256(data).hexdigest()[:12], base64.b64encode(data).decode()
+
+
+def stage(run: Exec, hosts: list[str], root: str = STAGE_ROOT) -> tuple[str, list[str]]:
+    """Copy the worker onto hosts under root; (the folder, errors)."""
+    digest, b64 = worker_tar()
+    folder = f"{root}/{digest}"
+    cmd = (f"test -f {folder}/factoryctl/bench/cpu_worker.py || (mkdir -p {folder} && "
+           f"printf %s {b64} | base64 -d | tar -xzf - -C {folder})")
+    with ThreadPoolExecutor(max_workers=min(8, len(hosts)) or 1) as pool:
+        outs = list(pool.map(lambda h: run(h, cmd), hosts))
+    errors = [f"{h}: staging the worker failed (exit {o.rc}): {(o.stderr or o.stdout).strip()[:200]}"
+              for h, o in zip(hosts, outs, strict=True) if o.rc != 0]
+    return folder, errors
+
+
+def _srun(p: Plan, per_node: int, gpus: bool, minutes: int) -> str:
+    argv = ["srun", "-p", p.partition, "-N", str(len(p.nodes)), "-w", ",".join(p.nodes),
+            f"--ntasks-per-node={per_node}", "--job-name=factoryctl-bench", "-t", str(minutes)]
+    if gpus:
+        argv.append(f"--gpus-per-node={per_node}")
+    return shlex.join(argv)
+
+
+def _json_doc(text: str) -> dict | None:
+    start = text.find("{")
+    if start < 0:
+        return None
+    try:
+        doc, _ = json.JSONDecoder().raw_decode(text[start:])
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def run_stage(factory, site, run: Exec, *, partition: str | None = None, nodes: int | None = None,
+              timeout: int = 900, log: Callable[[str], None] | None = None,
+              stage_root: str | None = None, scheduler: str | None = None) -> BenchResult:
+    """Run the benchmark through Slurm and judge it. stage_root: where the worker is copied
+    (default /var/tmp/factoryctl-bench on each host; a shared folder with --connection local).
+    scheduler "kubernetes" (or Slurm off and Kubernetes on): verify/kube_bench.py instead."""
+    from .expect import contexts
+
+    if scheduler == "kubernetes" or (scheduler is None and not factory.slurm.enabled
+                                     and factory.kubernetes.enabled):
+        from . import kube_stage as kube_bench
+
+        return kube_bench.run_stage(factory, site, nodes=nodes, timeout=timeout, log=log)
+
+    say = log or (lambda _m: None)
+    t0 = time.monotonic()
+    p = plan(factory, site, partition, nodes)
+    if isinstance(p, str):
+        return BenchResult(path="none", skipped=p)
+    ctxs, th = contexts(factory, site), factory.verify.thresholds
+    minutes = max(1, -(-timeout // 60))
+    wrap = f"timeout --kill-after=10 {timeout}"
+    which = run(p.submit, "command -v srun")
+    if which.rc != 0:
+        return BenchResult(path="none", scheduler="slurm", hosts=p.nodes, errors=[
+            f"{p.submit}: srun not found (slurm-client missing?)"], duration_s=time.monotonic() - t0)
+    if p.gpus_per_node:
+        probe = run(p.nodes[0], f"test -x {NCCL_TESTS_DIR}/all_reduce_perf")
+        if probe.rc == 0:
+            res = _nccl_tests(p, run, wrap, minutes, ctxs, th, say)
+            res.duration_s = time.monotonic() - t0
+            return res
+    mode = "gpu" if p.gpus_per_node else "cpu"
+    res = _builtin(p, run, wrap, minutes, mode, ctxs, th, say, stage_root or STAGE_ROOT)
+    res.duration_s = time.monotonic() - t0
+    return res
+
+
+def _nccl_tests(p: Plan, run: Exec, wrap: str, minutes: int, ctxs, th, say) -> BenchResult:
+    from .expect import nccl_busbw
+    from .judge import judge_nccl, pick_context
+    from .nccl_parse import parse_text
+
+    res = BenchResult(path="nccl-tests", scheduler="slurm", hosts=p.nodes)
+    for coll in p.collectives:
+        binary = f"{NCCL_TESTS_DIR}/{coll}_perf"
+        cmd = (f"cd /tmp && {wrap} {_srun(p, p.gpus_per_node, True, minutes)} {binary} "
+               f"-b {shlex.quote(p.min_bytes)} -e {shlex.quote(p.max_bytes)} -f {p.step_factor} -g 1")
+        say(f"benchmark: {coll} on {len(p.nodes)} node(s) of partition {p.partition} through srun")
+        res.commands.append(cmd)
+        out = run(p.submit, cmd)
+        parsed = parse_text(out.stdout, source=f"srun {coll}_perf ({len(p.nodes)} nodes)")
+        if out.rc != 0 and not parsed.rows:
+            res.errors.append(f"{coll}_perf exited {out.rc}: {(out.stderr or out.stdout).strip()[-300:]}")
+            continue
+        ms = judge_nccl(parsed, ctxs, th)
+        res.measurements += [m.to_dict() for m in ms]
+        entry = parsed.to_dict()
+        gpu = next((d.gpu for d in parsed.devices if d.gpu), None)
+        ctx, _ = pick_context(ctxs, gpu)
+        if ctx is not None:
+            exp = nccl_busbw(ctx, coll, p.gpus_per_node, len(p.nodes))
+            if exp is not None and exp.value is not None:
+                entry["expected_busbw_gbps"] = exp.value
+        res.nccl.append(entry)
+    return res
+
+
+def _builtin(p: Plan, run: Exec, wrap: str, minutes: int, mode: str, ctxs, th, say, root: str) -> BenchResult:
+    from . import fallback
+    from .judge import judge_fallback
+
+    res = BenchResult(path=f"built-in ({mode}{', tcp' if mode == 'cpu' else ''})", scheduler="slurm",
+                      hosts=p.nodes)
+    say(f"benchmark: staging the built-in worker on {p.submit} and {len(p.nodes)} node(s)")
+    folder, errors = stage(run, sorted({p.submit, *p.nodes}), root)
+    if errors:
+        res.errors += errors
+        return res
+    per_node = p.gpus_per_node if mode == "gpu" else 1
+    args = CPU_ARGS if mode == "cpu" else ["--dtypes", p.gemm_dtype, "--min-bytes", "1M", "--max-bytes", p.max_bytes]
+    cmd = (f"cd {folder} && PYTHONPATH={folder} {wrap} {_srun(p, per_node, mode == 'gpu', minutes)} "
+           f"python3 -m factoryctl.bench.fallback_worker --mode {mode} {shlex.join(args)}")
+    res.commands.append(cmd)
+    say(f"benchmark: built-in {mode} worker on {len(p.nodes)} node(s) of partition {p.partition} through srun")
+    out = run(p.submit, cmd)
+    doc = _json_doc(out.stdout)
+    if doc is None:
+        res.errors.append(f"the worker gave no result (exit {out.rc}): {(out.stderr or out.stdout).strip()[-400:]}")
+        return res
+    try:
+        result = fallback.load(doc, source=f"srun fallback_worker --mode {mode} ({len(p.nodes)} nodes)")
+    except ValueError as exc:
+        res.errors.append(str(exc))
+        return res
+    if out.rc != 0:
+        res.errors.append(f"srun exited {out.rc}: {out.stderr.strip()[-300:]}")
+    res.documents.append(result.to_dict())
+    res.measurements += [m.to_dict() for m in judge_fallback(result, ctxs, th)]
+    ar = result.all_reduce
+    if ar is not None and ar.rows:
+        res.nccl.append({"name": f"built-in all_reduce ({result.mode}, {result.backend})",
+                         "ranks": result.world_size, "source": result.source,
+                         "rows": [r.model_dump(mode="json") for r in ar.rows]})
+    return res

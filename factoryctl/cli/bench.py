@@ -1,0 +1,345 @@
+"""`factoryctl bench ...`: read benchmark outputs (nccl-tests logs and -J JSON reports)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from ..bench.nccl_parse import Half, NcclResult, parse_file
+from ..files import ReadRefused
+
+app = typer.Typer(help="Parse and summarise benchmark outputs (nccl-tests / rccl-tests).",
+                  no_args_is_help=True)
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+@app.callback()
+def _group() -> None:
+    """Benchmark tools."""  # keeps `parse` a sub-command even while it is the only one
+
+
+def _fmt(val: float | int | None) -> str:
+    # Six significant digits reproduces what nccl-tests printed (80646.8, 17.49, 233).
+    if val is None:
+        return "N/A"
+    return str(val) if isinstance(val, int) else f"{val:.6g}"
+
+
+def _human(size: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size / scale:g} {unit}"
+    return f"{size} B"
+
+
+def _half_cells(half: Half | None) -> list[str]:
+    if half is None:
+        return ["-"] * 4
+    return [_fmt(half.time_us), _fmt(half.algbw_gbps), _fmt(half.busbw_gbps), _fmt(half.wrong)]
+
+
+def _render(console: Console, res: NcclResult) -> None:
+    colour = "green" if res.status == "ok" else "red"
+    console.print(f"[bold]{escape(res.source)}[/bold]: collective={res.collective or '?'} "
+                  f"ranks={res.ranks if res.ranks is not None else '?'} rows={len(res.rows)} "
+                  f"status=[{colour}]{res.status}[/{colour}]")
+    if res.rows:
+        table = Table(show_edge=False, pad_edge=False)
+        for name in ("size", "count", "type", "redop", "root"):
+            table.add_column("size (B)" if name == "size" else name, justify="right" if name in ("size", "count", "root") else "left")
+        for side in ("oop", "ip"):
+            for name in ("time_us", "algbw", "busbw", "wrong"):
+                table.add_column(f"{side} {name}", justify="right")
+        for row in res.rows:
+            table.add_row(str(row.size_bytes), str(row.count), row.type or "-",
+                          row.redop or "-", "-" if row.root is None else str(row.root),
+                          *_half_cells(row.out_of_place), *_half_cells(row.in_place))
+        console.print(table)
+    if res.largest is not None:
+        console.print(f"avg busbw: {_fmt(res.avg_busbw_gbps)} GB/s   largest size "
+                      f"{_human(res.largest.size_bytes)} busbw: {_fmt(res.peak_busbw_gbps)} GB/s")
+    if res.out_of_bounds:
+        console.print(f"[red]out of bounds values: {res.out_of_bounds}[/red]")
+    if res.avg_busbw_check == "FAILED":
+        console.print("[red]average bus bandwidth below NCCL_TESTS_MIN_BW[/red]")
+    for line in res.errors[:10]:
+        console.print(f"[red]error:[/red] {escape(line)}")
+    if len(res.errors) > 10:
+        console.print(f"... {len(res.errors) - 10} more error lines")
+    for note in res.notes:
+        console.print(f"note: {escape(note)}")
+
+
+def _failed(res: NcclResult) -> bool:
+    # The run's own MIN_BW check failing is a failed run too, though not a parse status.
+    return res.status != "ok" or res.avg_busbw_check == "FAILED"
+
+
+@app.command("parse")
+def parse_cmd(
+    logs: list[Path] = typer.Argument(..., metavar="LOG", help="nccl-tests stdout logs or -J JSON files."),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text table or JSON list."),
+) -> None:
+    """Parse nccl-tests outputs; exit 1 on data errors, a crash, no rows or an unreadable file."""
+    results: list[NcclResult] = []
+    bad = False
+    for path in logs:
+        try:
+            results.append(parse_file(path))
+        except ReadRefused as exc:
+            typer.echo(f"error: {exc}", err=True)
+            bad = True
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        console = Console(width=None if Console().is_terminal else 200, highlight=False)
+        for res in results:
+            _render(console, res)
+    if bad or any(_failed(r) for r in results):
+        raise typer.Exit(code=1)
+
+
+# --- expectations, judging and the built-in benchmark -----------------------------------------
+
+_COLOURS = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
+
+
+def _console() -> Console:
+    return Console(width=None if Console().is_terminal else 200, highlight=False)
+
+
+def _factory(file: Path):
+    """(factory, contexts) of FILE; prints the findings and exits 1 when validate reports errors."""
+    from ..bench.expect import contexts
+    from ..findings import Severity, reaches
+    from ..findings.formats import text
+    from ..session import check
+
+    c = check(file)
+    if c.site is None or c.factory is None or reaches(c.sorted_findings, Severity.error):
+        typer.echo(text(c.sorted_findings, c.loaded.text if c.loaded else None), err=True, nl=False)
+        raise typer.Exit(code=1)
+    return c.factory, contexts(c.factory, c.site)
+
+
+@app.command("expect")
+def expect_cmd(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="factory.yaml"),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text table or JSON."),
+) -> None:
+    """What a healthy factory should measure: NCCL busbw per collective on one node and on all
+    nodes of each GPU group, GEMM TFLOPS, memory and host<->device copy GB/s, each with its source."""
+    from ..bench.expect import expectations
+
+    factory, ctxs = _factory(file)
+    groups = [{"group": c.group, "gpu": c.gpu.name, "gpus_per_node": c.gpus_per_node, "nodes": c.nodes,
+               "nic_ports": c.nic_ports, "port_gbps": c.port_gbps, "fabric": c.fabric,
+               "expectations": [e.to_dict() for e in expectations(c)]} for c in ctxs]
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps({"factory": factory.metadata.name, "groups": groups,
+                               "thresholds": factory.verify.thresholds.model_dump()}, indent=2))
+        return
+    console = _console()
+    if not groups:
+        console.print("no GPU node group with a GPU the catalog knows: nothing to expect")
+    for g in groups:
+        console.print(f"[bold]{g['group']}[/bold]: {g['nodes']} x {g['gpus_per_node']} {g['gpu']}, "
+                      f"{g['nic_ports']} x {g['port_gbps']}G {g['fabric'] or 'no compute fabric'}")
+        table = Table(show_edge=False, pad_edge=False)
+        for col in ("figure", "scope", "expected", "basis", "source"):
+            table.add_column(col, justify="right" if col == "expected" else "left",
+                             overflow="fold")
+        for e in g["expectations"]:
+            val = "-" if e["value"] is None else f"{e['value']:g} {e['unit']}"
+            table.add_row(e["name"], e["scope"], val, e["basis"], escape(e["source"]))
+        console.print(table)
+
+
+def _judge_file(path: Path, ctxs, th):
+    from ..bench import fallback
+    from ..bench.judge import Measurement, judge_fallback, judge_nccl
+    from ..bench.nccl_parse import MAX_LOG_BYTES, parse_json, parse_text
+    from ..files import read_text
+
+    try:
+        text = read_text(path, MAX_LOG_BYTES)
+    except ReadRefused as exc:
+        return "unreadable", [Measurement(name="read", value=None, unit="", verdict="fail",
+                                          result=str(path), reason=str(exc))]
+    if text.lstrip().startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            return "json", [Measurement(name="read", value=None, unit="", verdict="fail",
+                                        result=str(path), reason=f"not valid JSON: {exc}")]
+        if fallback.is_fallback(data):
+            try:
+                doc = fallback.load(data, source=str(path))
+            except ValueError as exc:
+                return "fallback", [Measurement(name="read", value=None, unit="", verdict="fail",
+                                                result=str(path), reason=str(exc))]
+            return "fallback", judge_fallback(doc, ctxs, th)
+        return "nccl-tests", judge_nccl(parse_json(data, source=str(path)), ctxs, th)
+    return "nccl-tests", judge_nccl(parse_text(text, source=str(path)), ctxs, th)
+
+
+def _print_judged(console: Console, judged: list[tuple[str, str, list]]) -> None:
+    from ..bench.judge import worst
+
+    for source, kind, ms in judged:
+        v = worst(ms)
+        console.print(f"[bold]{escape(source)}[/bold] ({kind}): [{_COLOURS[v]}]{v}[/{_COLOURS[v]}]")
+        table = Table(show_edge=False, pad_edge=False)
+        for col in ("figure", "measured", "expected", "fraction", "verdict", "reason"):
+            table.add_column(col, justify="right" if col in ("measured", "expected", "fraction") else "left",
+                             overflow="fold")
+        for m in ms:
+            c = _COLOURS[m.verdict]
+            table.add_row(m.name, "-" if m.value is None else f"{m.value:.4g} {m.unit}",
+                          "-" if m.expected is None else f"{m.expected:g}",
+                          "-" if m.fraction is None else f"{m.fraction:.0%}",
+                          f"[{c}]{m.verdict}[/{c}]", escape(m.reason))
+        console.print(table)
+    counts = {v: sum(m.verdict == v for _, _, ms in judged for m in ms) for v in _COLOURS}
+    console.print(", ".join(f"{n} {v}" for v, n in counts.items()))
+
+
+def _emit_judged(judged, fmt: OutputFormat, extra: dict | None = None) -> bool:
+    """Print judged results; True when anything failed."""
+    from ..bench.judge import worst
+
+    every = [m for _, _, ms in judged for m in ms]
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps((extra or {}) | {
+            "verdict": worst(every),
+            "results": [{"result": s, "kind": k, "verdict": worst(ms),
+                         "measurements": [m.to_dict() for m in ms]} for s, k, ms in judged]},
+            indent=2))
+    else:
+        _print_judged(_console(), judged)
+    return any(m.verdict == "fail" for m in every)
+
+
+@app.command("judge")
+def judge_cmd(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="factory.yaml"),
+    results: list[Path] = typer.Argument(..., metavar="RESULT...",
+                                         help="nccl-tests logs or -J JSON, built-in benchmark JSON."),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text table or JSON."),
+) -> None:
+    """Judge results against FILE's expectations and verify.thresholds; exit 1 on any fail.
+
+    Bandwidth is judged at the largest size of at least 1 GiB; wrong data or a crash fails
+    whatever the numbers."""
+    factory, ctxs = _factory(file)
+    th = factory.verify.thresholds
+    judged = [(str(p), *_judge_file(p, ctxs, th)) for p in results]
+    if _emit_judged(judged, fmt):
+        raise typer.Exit(code=1)
+
+
+def _local_gpus() -> int:
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return 1
+    return max(1, sum(1 for line in out.stdout.splitlines() if line.startswith("GPU ")))
+
+
+class Mode(StrEnum):
+    cpu = "cpu"
+    gpu = "gpu"
+
+
+@app.command("run-local")
+def run_local_cmd(
+    mode: Mode = typer.Option(Mode.cpu, "--mode", help="cpu: gloo on CPU tensors (lab); gpu: NCCL, one rank per GPU."),
+    world_size: int | None = typer.Option(None, "--world-size", "-n", min=1,
+                                          help="Ranks to start (cpu: 2; gpu: every GPU nvidia-smi lists)."),
+    tests: str | None = typer.Option(None, "--tests", help="Comma list of gemm, hbm, host, all_reduce."),
+    dtypes: str | None = typer.Option(None, "--dtypes", help="GEMM dtypes (gpu: bf16,fp16,fp8; cpu: fp32)."),
+    min_bytes: str | None = typer.Option(None, "--min-bytes", help="all_reduce sweep start (gpu 1M, cpu 32K)."),
+    max_bytes: str | None = typer.Option(None, "--max-bytes", help="all_reduce sweep end (gpu 4G, cpu 16M)."),
+    iters: int | None = typer.Option(None, "--iters", min=1, help="Timed iterations (20)."),
+    factory: Path | None = typer.Option(None, "--factory", exists=True, dir_okay=False,
+                                        help="Judge against this factory.yaml (default: the catalog entry of the GPU found)."),
+    out: Path | None = typer.Option(None, "--out", help="Also write the result JSON here."),
+    timeout: int = typer.Option(900, "--timeout", min=10, help="Seconds before every rank is stopped."),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text or JSON."),
+) -> None:
+    """Run the built-in benchmark on this machine (no nccl-tests needed) and judge it.
+
+    Starts one worker process per rank with the torchrun environment (RANK, WORLD_SIZE,
+    MASTER_ADDR, MASTER_PORT); exit 1 when a rank fails or a figure fails its threshold."""
+    from ..bench import expect, fallback
+    from ..bench.judge import judge_fallback
+    from ..model.verify import Thresholds
+
+    if not fallback.torch_available():
+        typer.echo("error: PyTorch is not installed; the built-in benchmark needs it: "
+                   "pip install 'factoryctl[bench]'", err=True)
+        raise typer.Exit(code=1)
+    n = world_size or (2 if mode is Mode.cpu else _local_gpus())
+    args = [f"--{k.replace('_', '-')}={v}" for k, v in (("tests", tests), ("dtypes", dtypes),
+            ("min_bytes", min_bytes), ("max_bytes", max_bytes), ("iters", iters)) if v is not None]
+    run = fallback.run_local(mode.value, n, args, timeout=timeout)
+    if run.stderr:
+        typer.echo(run.stderr, err=True)
+    if run.result is None:
+        typer.echo(f"error: the benchmark produced no result (exit {run.returncode})", err=True)
+        raise typer.Exit(code=1)
+    doc = run.result
+    if out is not None:
+        out.write_text(json.dumps(doc.to_dict(), indent=2) + "\n", encoding="utf-8")
+    if factory is not None:
+        fac, ctxs = _factory(factory)
+        th = fac.verify.thresholds
+    else:
+        found = expect.for_gpu(doc.device_name, gpus_per_node=doc.world_size // max(1, doc.nodes))
+        ctxs, th = ([found] if found else []), Thresholds()
+    judged = [(doc.source, "fallback", judge_fallback(doc, ctxs, th))]
+    extra = {"run": doc.to_dict()} if fmt is OutputFormat.json else None
+    if fmt is OutputFormat.text:
+        v = doc.versions
+        _console().print(f"{doc.mode} run: {doc.world_size} ranks ({doc.backend}) on {', '.join(doc.hosts)}; "
+                         + ", ".join(f"{k} {v[k]}" for k in ("torch", "cuda", "nccl", "driver") if v.get(k)))
+    failed = _emit_judged(judged, fmt, extra)
+    if failed or run.returncode != 0:
+        raise typer.Exit(code=1)
+
+
+@app.command("run")
+def run_cmd(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="factory.yaml"),
+    connection: str = typer.Option("ssh", "--connection", "-c", help="ssh (through the inventory) or local."),
+    ssh_config: Path | None = typer.Option(None, "--ssh-config", exists=True, dir_okay=False,
+                                           help="ssh_config for reaching the hosts."),
+    local_name: str | None = typer.Option(None, "--local-name", help="With --connection local: this machine's host name."),
+    partition: str | None = typer.Option(None, "--partition", help="Slurm partition (default: the default one)."),
+    nodes: int | None = typer.Option(None, "--nodes", min=1, help="Nodes to run on (default: the whole partition)."),
+    timeout: int = typer.Option(900, "--timeout", min=30, help="Seconds for each job step."),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text or JSON."),
+) -> None:
+    """Run only the benchmark stage through the site's scheduler (srun): nccl-tests where the
+    nodes have them, else the built-in worker (the CPU path on nodes without GPUs), judge it
+    and write .factory/<name>/runs/<id>/bench.json. Exit 1 on a failed figure or run."""
+    from . import verify as verify_commands
+
+    if connection not in ("ssh", "local"):
+        raise typer.BadParameter("--connection must be ssh or local")
+    opts = verify_commands.Options(connection, ssh_config, local_name, partition=partition, nodes=nodes,
+                                   timeout=timeout)
+    raise typer.Exit(verify_commands.bench_run_cmd(file, opts, fmt.value, _console(),
+                                                   Console(stderr=True, highlight=False)))

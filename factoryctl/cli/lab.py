@@ -1,0 +1,184 @@
+"""`factoryctl lab ...`: local lab hosts (network-namespace machines reachable over SSH).
+
+Non-interactive and idempotent, so Terraform's local-exec can call `up` and `down` as
+often as it likes. Errors are one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+from functools import wraps
+from pathlib import Path
+
+import typer
+
+from ..engines.lab import HostInfo, HostSpec, Lab, LabError
+
+app = typer.Typer(
+    help="Local lab hosts: test machines in network namespaces on this one, reachable over "
+    "SSH. Needs root.",
+    no_args_is_help=True,
+)
+
+DIR_OPTION = typer.Option(Path(".lab"), "--dir", "-d", help="Lab directory: state, keys, overlays.")
+
+
+class OutputFormat(StrEnum):
+    text = "text"
+    json = "json"
+
+
+def _fail_cleanly(fn: Callable) -> Callable:
+    # Engine failures are expected outcomes here: one line, exit 1, never a traceback.
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except LabError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def parse_host(token: str, default_gpus: int = 0) -> HostSpec:
+    """NAME[=ADDRESS][,gpus=N] -> HostSpec."""
+    head, *opts = token.split(",")
+    name, _, address = head.partition("=")
+    gpus = default_gpus
+    for opt in opts:
+        key, _, value = opt.partition("=")
+        if key != "gpus" or not value.isdigit():
+            raise typer.BadParameter(f"{token!r}: expected NAME[=ADDRESS][,gpus=N]")
+        gpus = int(value)
+    if not name:
+        raise typer.BadParameter(f"{token!r}: host name missing")
+    return HostSpec(name=name, address=address or None, fake_gpus=gpus)
+
+
+def _logger(quiet: bool) -> Callable[[str], None]:
+    return (lambda _m: None) if quiet else (lambda m: typer.echo(m, err=True))
+
+
+def _emit(lab: Lab, infos: list[HostInfo], fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.json:
+        doc = {
+            "dir": str(lab.root),
+            "hosts": [i.to_dict() for i in infos],
+            "ssh_config": str(lab.ssh_config_path),
+            "private_key": str(lab.private_key),
+            "known_hosts": str(lab.known_hosts),
+        }
+        sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+        return
+    if not infos:
+        typer.echo(f"no lab hosts in {lab.root}")
+        return
+    width = max(len(i.name) for i in infos)
+    for i in infos:
+        state = "up" if i.alive else "DOWN"
+        gpus = f"  fake_gpus={i.fake_gpus}" if i.fake_gpus else ""
+        typer.echo(f"{i.name:<{width}}  {i.address:<15}  {state:<4}  pid={i.pid}{gpus}")
+
+
+@app.command()
+@_fail_cleanly
+def up(
+    lab_dir: Path = DIR_OPTION,
+    host: list[str] = typer.Option(
+        [], "--host", "-H", help="NAME[=ADDRESS][,gpus=N]; repeat for more hosts."
+    ),
+    count: int = typer.Option(0, "--count", "-n", min=0, help="Add COUNT hosts PREFIX01...."),
+    prefix: str = typer.Option("node", "--prefix", help="Name prefix for --count hosts."),
+    fake_gpus: int = typer.Option(
+        0, "--fake-gpus", min=0, help="Fake /dev/nvidiaN nodes per host unless ,gpus=N says."
+    ),
+    subnet: str | None = typer.Option(None, "--subnet", help="IPv4 subnet [10.199.0.0/24]."),
+    bridge: str | None = typer.Option(None, "--bridge", help="Bridge name [fclab0]."),
+    prune: bool = typer.Option(False, "--prune", help="Take down recorded hosts not listed."),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress messages."),
+) -> None:
+    """Start lab hosts; hosts already running are left alone (safe to repeat)."""
+    specs = [parse_host(t, fake_gpus) for t in host]
+    specs += [HostSpec(f"{prefix}{i:02d}", fake_gpus=fake_gpus) for i in range(1, count + 1)]
+    if not specs:
+        raise typer.BadParameter("give --host NAME (repeatable) or --count N")
+    lab = Lab(lab_dir, subnet=subnet, bridge=bridge, log=_logger(quiet))
+    _emit(lab, lab.up(specs, prune=prune), fmt)
+
+
+@app.command()
+@_fail_cleanly
+def down(
+    lab_dir: Path = DIR_OPTION,
+    host: list[str] = typer.Option([], "--host", "-H", help="Only these hosts (default: all)."),
+    bridge: str | None = typer.Option(None, "--bridge", help="Bridge, if the state is lost."),
+) -> None:
+    """Stop hosts and remove every trace (processes, mounts, namespaces, links). Safe to
+    repeat, and works from what the kernel shows even when the state file is stale."""
+    Lab(lab_dir, bridge=bridge).down(host or None)
+
+
+@app.command()
+@_fail_cleanly
+def status(
+    lab_dir: Path = DIR_OPTION,
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
+) -> None:
+    """Show each recorded host and whether its sshd answers. Exit 1 if any is down."""
+    lab = Lab(lab_dir)
+    infos = lab.status()
+    _emit(lab, infos, fmt)
+    if any(not i.alive for i in infos):
+        raise typer.Exit(1)
+
+
+def _site_lab_dir(file: Path) -> Path:
+    from ..load import LoadError, load_file
+
+    try:
+        data = load_file(file).data
+    except LoadError as exc:
+        raise LabError(f"cannot read {file}: {exc}") from None
+    name = ((data or {}).get("metadata") or {}).get("name")
+    if not isinstance(name, str) or not name:
+        raise LabError(f"{file} has no metadata.name")
+    from ..workspace import Workspace
+
+    return Workspace.beside(Path(file), name).lab_dir
+
+
+@app.command("ssh-config")
+@_fail_cleanly
+def ssh_config(lab_dir: Path = DIR_OPTION) -> None:
+    """Print the path of the lab's ssh_config (for ssh -F, testinfra --ssh-config)."""
+    typer.echo(str(Lab(lab_dir).ssh_config()))
+
+
+@app.command(context_settings={"allow_interspersed_args": False})
+@_fail_cleanly
+def ssh(
+    name: str = typer.Argument(..., metavar="HOST"),
+    command: list[str] | None = typer.Argument(None, metavar="[CMD]..."),
+    lab_dir: Path = DIR_OPTION,
+    file: Path | None = typer.Option(
+        None, "--file", help="A lab site's factory.yaml: use its lab (.factory/<name>/lab)."
+    ),
+) -> None:
+    """Open a shell on HOST, or run CMD there and exit with its status.
+    Options go before HOST: `factoryctl lab ssh --dir .lab gpu01 ls -l /dev`, or
+    `factoryctl lab ssh --file examples/lab.yaml head01 -- sinfo`."""
+    if command and command[0] == "--":  # `ssh HOST -- CMD`: the separator is not the command
+        command = command[1:]
+    if file is not None:
+        lab_dir = _site_lab_dir(file)
+    argv = Lab(lab_dir).ssh_argv(name, command or None)
+    if not command:
+        os.execvp(argv[0], argv)  # hand the terminal to ssh
+    raise typer.Exit(subprocess.run(argv).returncode)

@@ -1,1 +1,0 @@
-"""Typer sub-applications mounted by factoryctl.cli."""

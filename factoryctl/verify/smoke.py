@@ -1,0 +1,192 @@
+"""The checks `factoryctl up` runs after apply, over SSH, until the full verify stage exists:
+every host answers; munge encodes and decodes on every Slurm host and across hosts; each
+controller's sinfo shows every declared partition with exactly its nodes, all idle; srun
+runs on every compute node. Each check reports pass or fail with what it saw.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from ..engines.ssh import Remote
+from ..workspace import Workspace
+
+IDLE_WAIT = 60.0  # slurmd registers within seconds of starting; nodes may show "unk" first
+
+
+@dataclass
+class Check:
+    name: str
+    host: str
+    ok: bool
+    detail: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _why(r: subprocess.CompletedProcess) -> str:
+    text = (r.stderr or r.stdout or "").strip().splitlines()
+    return f"exit {r.returncode}" + (f": {text[-1][:200]}" if text else "")
+
+
+def with_role(checked, role: str) -> list[str]:
+    return [h.name for h in checked.site.hosts if role in h.roles]
+
+
+def expected_partitions(checked) -> dict[str, list[str]]:
+    groups = checked.site.groups
+    out = {}
+    for p in checked.factory.slurm.partitions:
+        names = [p.nodes] if isinstance(p.nodes, str) else list(p.nodes)
+        out[p.name] = sorted(h for n in dict.fromkeys(names) if n in groups for h in groups[n].hostnames)
+    return out
+
+
+def check_reachable(remote: Remote, hosts: list[str]) -> list[Check]:
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(hosts)))) as pool:
+        results = list(pool.map(lambda h: remote.run(h, ["hostname"], timeout=20), hosts))
+    checks = []
+    for h, r in zip(hosts, results, strict=True):
+        ok = r.returncode == 0 and r.stdout.strip() == h
+        checks.append(Check("reachable", h, ok, "ssh ok, hostname matches" if ok
+                            else (f"answers as {r.stdout.strip()!r}" if r.returncode == 0 else _why(r))))
+    return checks
+
+
+def check_munge(remote: Remote, controller: str, hosts: list[str]) -> list[Check]:
+    cred = remote.run(controller, ["munge", "-n"], timeout=20)
+    checks = []
+    for h in hosts:
+        local = remote.run(h, ["sh", "-c", "munge -n | unmunge"], timeout=20)
+        if local.returncode != 0:
+            checks.append(Check("munge", h, False, f"munge -n | unmunge: {_why(local)}"))
+            continue
+        if cred.returncode != 0:
+            checks.append(Check("munge", h, False, f"munge -n on {controller}: {_why(cred)}"))
+            continue
+        cross = remote.run(h, ["unmunge"], input=cred.stdout, timeout=20)
+        checks.append(Check("munge", h, cross.returncode == 0,
+                            f"decodes its own and {controller}'s credentials" if cross.returncode == 0
+                            else f"cannot decode {controller}'s credential: {_why(cross)}"))
+    return checks
+
+
+def sinfo_nodes(remote: Remote, controller: str) -> dict[str, dict[str, str]] | str:
+    """partition -> {node: state}, or why sinfo failed."""
+    r = remote.run(controller, ["sinfo", "-h", "-N", "-o", "%P|%N|%t"], timeout=20)
+    if r.returncode != 0:
+        return _why(r)
+    parts: dict[str, dict[str, str]] = {}
+    for line in r.stdout.splitlines():
+        bits = line.strip().split("|")
+        if len(bits) == 3:
+            parts.setdefault(bits[0].rstrip("*"), {})[bits[1]] = bits[2]
+    return parts
+
+
+def check_sinfo(remote: Remote, controller: str, expected: dict[str, list[str]],
+                wait: float = IDLE_WAIT) -> list[Check]:
+    deadline = time.monotonic() + wait
+    while True:
+        seen = sinfo_nodes(remote, controller)
+        ready = isinstance(seen, dict) and all(
+            sorted(seen.get(p, {})) == nodes and all(s == "idle" for s in seen[p].values())
+            for p, nodes in expected.items())
+        if ready or time.monotonic() >= deadline:
+            break
+        time.sleep(2)
+    if isinstance(seen, str):
+        return [Check("sinfo", controller, False, seen)]
+    checks = []
+    for p, nodes in expected.items():
+        got = seen.get(p)
+        if got is None:
+            checks.append(Check(f"sinfo {p}", controller, False, f"partition {p} missing (sinfo shows: "
+                                f"{', '.join(sorted(seen)) or 'none'})"))
+            continue
+        states = ", ".join(f"{n} {s}" for n, s in sorted(got.items()))
+        ok = sorted(got) == nodes and all(s == "idle" for s in got.values())
+        detail = states if sorted(got) == nodes else f"nodes {', '.join(sorted(got))}, expected {', '.join(nodes)}"
+        checks.append(Check(f"sinfo {p}", controller, ok, detail))
+    return checks
+
+
+def check_srun(remote: Remote, controller: str, compute: list[str], expected: dict[str, list[str]]) -> list[Check]:
+    """srun -N<all compute nodes> hostname, in a partition holding them all (else per partition)."""
+    whole = [p for p, nodes in expected.items() if nodes == sorted(compute)]
+    runs = [(whole[0], compute)] if whole else [(p, n) for p, n in expected.items() if n]
+    if not expected:
+        runs = [(None, compute)]
+    checks = []
+    for part, nodes in runs:
+        argv = ["srun", f"-N{len(nodes)}"] + ([f"--partition={part}"] if part else []) + ["hostname"]
+        r = remote.run(controller, argv, timeout=90)
+        got = sorted(r.stdout.split())
+        ok = r.returncode == 0 and got == sorted(nodes)
+        detail = " ".join(got) if r.returncode == 0 else _why(r)
+        checks.append(Check(" ".join(argv), controller, ok, detail if ok or r.returncode else
+                            f"returned {detail or 'nothing'}, expected {' '.join(sorted(nodes))}"))
+    return checks
+
+
+def run_checks(checked, ws: Workspace) -> list[Check]:
+    remote = Remote(checked, ws)
+    hosts = [h.name for h in checked.site.hosts]
+    checks = check_reachable(remote, hosts)
+    down = {c.host for c in checks if not c.ok}
+    slurm = checked.factory.slurm
+    if slurm and slurm.enabled:
+        controllers = with_role(checked, "slurm-controller")
+        compute = with_role(checked, "slurm-compute")
+        slurm_hosts = sorted(set(controllers) | set(compute) | set(with_role(checked, "login")))
+        expected = expected_partitions(checked)
+        for ctl in controllers:
+            if ctl in down:
+                checks.append(Check("slurm", ctl, False, "controller unreachable: Slurm checks not run"))
+                continue
+            checks += check_munge(remote, ctl, [h for h in slurm_hosts if h not in down])
+            checks += check_sinfo(remote, ctl, expected)
+            if compute:
+                checks += check_srun(remote, ctl, compute, expected)
+            break  # one controller runs the cluster checks; the others are backups
+    return checks
+
+
+def print_checks(checks: list[Check], out: Console) -> None:
+    t = Table(title="Verification", title_justify="left")
+    for col in ("check", "host", "result", "detail"):
+        t.add_column(col)
+    for c in checks:
+        t.add_row(c.name, c.host, "[green]pass[/]" if c.ok else "[red]FAIL[/]", c.detail)
+    out.print(t)
+    failed = [c for c in checks if not c.ok]
+    out.print(f"{len(checks) - len(failed)} of {len(checks)} checks passed"
+              + (f"; failed: {', '.join(sorted({f'{c.name} ({c.host})' for c in failed}))}" if failed else ""))
+
+
+def cluster_status(checked, ws: Workspace, hosts: dict[str, str]) -> dict:
+    """Whether the Kubernetes API answers on the first control-plane host (where the roles
+    apply the rendered manifests)."""
+    planes = with_role(checked, "kube-control-plane")
+    if not planes:
+        return {"status": "skipped", "reason": "no host has the kube-control-plane role"}
+    remote = Remote(checked, ws)
+    r = remote.run(planes[0], ["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf", "get", "--raw", "/readyz"],
+                   timeout=30)
+    if r.returncode == 0 and r.stdout.strip() == "ok":
+        return {"status": "ok", "reason": f"API ready on {planes[0]}; manifests applied by the Ansible roles"}
+    return {"status": "skipped", "reason": f"no cluster reachable from {planes[0]} ({_why(r)})"}
+
+
+def write_results(checks: list[Check], path: Path) -> None:
+    from ..workspace import write_json
+
+    write_json(path, {"checks": [c.to_dict() for c in checks], "passed": all(c.ok for c in checks)})

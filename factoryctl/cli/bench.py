@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..bench.nccl_parse import Half, NcclResult, parse_file
 from ..files import ReadRefused
+from .app import app as root_app
 
 app = typer.Typer(help="Parse and summarise benchmark outputs (nccl-tests / rccl-tests).",
                   no_args_is_help=True)
@@ -343,3 +344,6 @@ def run_cmd(
                                    timeout=timeout)
     raise typer.Exit(verify_commands.bench_run_cmd(file, opts, fmt.value, _console(),
                                                    Console(stderr=True, highlight=False)))
+
+
+root_app.add_typer(app, name="bench", help="Benchmarks: parse nccl-tests logs, expectations, judge results, run the built-in fallback.")

@@ -23,8 +23,18 @@ from ..report.bom import Bom, bom
 from ..report.cost import Cost, Figure, cost
 from ..report.runs import measured_throughput, workspace_dir
 from ..session import Checked, check
-
-EXIT_OK, EXIT_FAIL = 0, 1
+from .app import (
+    EXIT_FAIL,
+    EXIT_OK,
+    BomFormat,
+    FileArg,
+    Format,
+    WorkspaceOpt,
+    _path,
+    app,
+    out,
+    typer,
+)
 
 
 def _checked(file: Path) -> Checked | None:
@@ -172,3 +182,25 @@ def report_cmd(file: Path, out_dir: Path | None, workspace: Path | None, console
     path = write_report(c, out_dir or ws / "report", ws)
     console.print(f"report written to {path}")
     return EXIT_OK
+
+
+@app.command("bom")
+def bom_command(file: Path = FileArg, fmt: BomFormat = typer.Option(BomFormat.text, "--format", "-f", help="text, json or csv.")) -> None:
+    """Bill of materials: nodes, GPUs, NICs, switches by tier, cables, transceivers, racks, PDUs."""
+    raise typer.Exit(bom_cmd(file, fmt.value, out))
+
+
+@app.command("cost")
+def cost_command(file: Path = FileArg, fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
+         workspace: Path | None = WorkspaceOpt) -> None:
+    """Power, capex, opex, cost per GPU-hour, break-even utilisation and cost per token, each with its inputs."""
+    raise typer.Exit(cost_cmd(file, fmt.value, workspace, out))
+
+
+@app.command("report")
+def report_command(file: Path = FileArg,
+           out_dir: Path | None = typer.Option(None, "--out", help="Folder for report.html (default .factory/<name>/report).",
+                                               parser=_path),
+           workspace: Path | None = WorkspaceOpt) -> None:
+    """Write one self-contained HTML report: topology, racks, BOM, cost, findings, last verify run."""
+    raise typer.Exit(report_cmd(file, out_dir, workspace, out))

@@ -18,6 +18,7 @@ from pathlib import Path
 import typer
 
 from ..engines.lab import HostInfo, HostSpec, Lab, LabError
+from .app import app as root_app
 
 app = typer.Typer(
     help="Local lab hosts: test machines in network namespaces on this one, reachable over "
@@ -182,3 +183,6 @@ def ssh(
     if not command:
         os.execvp(argv[0], argv)  # hand the terminal to ssh
     raise typer.Exit(subprocess.run(argv).returncode)
+
+
+root_app.add_typer(app, name="lab", help="Local test hosts (network namespaces) for the lab site.")

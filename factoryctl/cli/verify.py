@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import typer
 from rich.console import Console
 
 from ..session import Checked, check_or_refuse
 from ..workspace import Workspace
-
-EXIT_OK, EXIT_FAIL = 0, 1
+from .app import EXIT_FAIL, EXIT_OK, Connection, FileArg, Format, app, err, out
 
 
 @dataclass
@@ -156,3 +156,34 @@ def bench_run_cmd(file: Path, opts: Options, fmt: str, out: Console, err: Consol
         writers.console(res, out)
         out.print(f"results: {folder}")
     return EXIT_FAIL if res.failed else EXIT_OK
+
+
+@app.command()
+def verify(
+    file: Path = FileArg,
+    connection: Connection = typer.Option(Connection.ssh, "--connection", "-c",
+                                          help="ssh: every host through the inventory (lab: its key and ssh_config); "
+                                               "local: the checks of this machine only."),
+    bench: bool = typer.Option(False, "--bench", help="Also run the benchmark stage through the site's scheduler."),
+    fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
+    junit: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here (host checks + benchmark figures)."),
+    report: bool = typer.Option(False, "--report", help="Write the HTML report (.factory/<name>/report/report.html)."),
+    ssh_config: Path | None = typer.Option(None, "--ssh-config", exists=True, dir_okay=False,
+                                           help="ssh_config for reaching the hosts (aliases, jump hosts, keys)."),
+    limit: list[str] = typer.Option([], "--host", help="Check only this host (repeatable)."),
+    local_name: str | None = typer.Option(None, "--local-name", help="With --connection local: which declared host "
+                                          "this machine is (default: its hostname)."),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", min=1, help="Parallel pytest-xdist workers (default: 1 below 8 hosts, then one per 8 hosts, up to the CPUs)."),
+    partition: str | None = typer.Option(None, "--partition", help="Benchmark this Slurm partition (default: the default one)."),
+    nodes: int | None = typer.Option(None, "--nodes", min=1, help="Benchmark on this many nodes (default: the whole partition)."),
+    timeout: int = typer.Option(900, "--timeout", min=30, help="Seconds for the host checks, and for each benchmark step."),
+) -> None:
+    """Check the running site against factory.yaml: hostnames, packages, daemons and ports per
+    role, mounts, Slurm partitions and nodes, GPUs, NVLink, fabric ports, Kubernetes nodes,
+    inference endpoints; with --bench, nccl-tests (or the built-in benchmark) through srun.
+
+    Results go to .factory/<name>/runs/<id>/ (verify.json, bench.json). Checks whose hardware
+    is absent are skipped with the reason. Exit 1 on any failed check or benchmark figure."""
+    opts = Options(connection.value, ssh_config, local_name, jobs, limit or None, partition,
+                                   nodes, timeout)
+    raise typer.Exit(verify_cmd(file, opts, bench, fmt.value, junit, report, out, err))

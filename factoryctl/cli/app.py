@@ -1,0 +1,137 @@
+"""The command line's shared parts: the Typer app, its consoles, option types and exit codes.
+Each command lives in its own module beside this one and registers itself on `app`.
+
+Exit codes: 0 success; 1 invalid input, failed checks or engine failure; 2 changes or drift
+present; 64 usage error (so that 2 keeps one meaning).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ..findings import Severity, reaches
+from ..findings.formats import text
+from ..session import check
+
+EXIT_OK, EXIT_FAIL, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 64
+
+# Typer re-exports BadParameter but not its base, UsageError (click's, or the copy newer Typer
+# vendors); every usage error derives from it, so find it through the class hierarchy.
+UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+app = typer.Typer(
+    name="factoryctl",
+    help="Compile one factory.yaml into a running, verified AI factory.\n\n"
+    "Exit codes: 0 ok; 1 invalid input, failed checks or engine failure; "
+    "2 changes or drift present; 64 usage error.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class FindingFormat(str, Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+
+
+class FailLevel(str, Enum):
+    error = "error"
+    warning = "warning"
+    info = "info"
+
+
+def _debug() -> bool:
+    return os.environ.get("FACTORYCTL_DEBUG", "") not in ("", "0")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"factoryctl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on internal errors (env FACTORYCTL_DEBUG=1)."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                 callback=_print_version),
+) -> None:
+    if debug:
+        os.environ["FACTORYCTL_DEBUG"] = "1"
+
+
+def _path(value: str | Path) -> Path:
+    """A path argument: an empty one (which would mean the current folder) or one with a NUL
+    byte (which no system call accepts) is a usage error, not a surprise later."""
+    if isinstance(value, Path):
+        return value
+    if not value:
+        raise typer.BadParameter("is empty; give a path")
+    if "\0" in value:
+        raise typer.BadParameter("contains a NUL byte")
+    return Path(value)
+
+
+FileArg = typer.Argument(..., help="Path to factory.yaml.", metavar="FILE", parser=_path)
+
+
+AutoApproveOpt = typer.Option(False, "--auto-approve", help="Do not ask for confirmation (needed without a terminal).")
+TerraformBinOpt = typer.Option(None, "--terraform-bin", envvar="FACTORYCTL_TERRAFORM_BIN",
+                               help="A terraform/tofu binary instead of the embedded Terraform.")
+ConvergeOpt = typer.Option(False, "--converge",
+                           help="Run site.yml on every host, even where nothing moved since the last apply "
+                                "(by default such hosts are probed and left alone).")
+WorkspaceOpt = typer.Option(None, "--workspace", help="Workspace with verify runs (default .factory/<name>).",
+                            parser=_path)
+
+
+class Phase(str, Enum):
+    terraform = "terraform"
+    ansible = "ansible"
+    kubernetes = "kubernetes"
+
+
+class BomFormat(str, Enum):
+    text = "text"
+    json = "json"
+    csv = "csv"
+
+
+class Connection(str, Enum):
+    ssh = "ssh"
+    local = "local"
+
+
+def _checked_or_exit(file: Path):
+    """Validate; print findings; exit 1 when errors stop the pipeline."""
+    c = check(file)
+    findings = c.sorted_findings
+    if reaches(findings, Severity.error) or c.site is None:
+        sys.stderr.write(text(findings, c.loaded.text if c.loaded else None))
+        raise typer.Exit(EXIT_FAIL)
+    return c
+
+
+def workspace_dir(c) -> Path:
+    """The site's workspace: .factory/<name>/ beside factory.yaml (checked: Workspace.beside)."""
+    from ..workspace import Workspace
+
+    return Workspace.beside(Path(c.path), c.factory.metadata.name).root

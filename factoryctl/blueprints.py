@@ -16,11 +16,12 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from . import __version__
+from .errors import ExitCode, FactoryctlError
 from .load import LoadError, load_text
 from .resources import blueprints_dir
 
 
-class BlueprintError(Exception):
+class BlueprintError(FactoryctlError):
     pass
 
 
@@ -158,6 +159,8 @@ def _apply(doc, path: list[str | int], value, expr: str) -> None:
 
 class DestinationError(BlueprintError):
     """The fork's destination cannot be used as given (a usage error, not a failure)."""
+
+    exit_code = ExitCode.USAGE
 
 
 def _check_destination(dest: Path) -> None:

@@ -13,8 +13,10 @@ import os
 import stat
 from pathlib import Path
 
+from .errors import FactoryctlError
 
-class ReadRefused(OSError):
+
+class ReadRefused(FactoryctlError, OSError):
     """The path and why it cannot be read; str() is the whole message. `reason` is one of
     missing, unreadable, not-regular, too-large (for a caller's hint). An OSError, so callers
     that already handle unreadable files handle these too."""

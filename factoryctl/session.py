@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from .findings import Finding, Severity
+from .errors import InputRefused
+from .findings import Finding, Severity, reaches
 from .load import Loaded, LoadError, load_file
 from .load.schema_errors import findings_from
 from .model import Factory
 from .resolve import Site, resolve
 from .rules import run_rules
+from .workspace import Workspace
 
 
 @dataclass
@@ -68,3 +72,42 @@ def check_or_refuse(path: str | Path, refusal: str, err=None) -> Checked | None:
     if err is not None:
         err.print(f"error: factory.yaml has errors: {refusal}")
     return None
+
+
+@dataclass
+class SiteSession:
+    """A site opened for one command: its checked factory and its workspace (locked when the
+    command asked for the lock)."""
+
+    checked: Checked
+    workspace: Workspace
+
+    @property
+    def site(self) -> Site:
+        return self.checked.site
+
+    @property
+    def factory(self) -> Factory:
+        return self.checked.factory
+
+
+def refuse_on_errors(c: Checked, refusal: str) -> Checked:
+    """The checked factory, or InputRefused (findings first, then `refusal`) when it has
+    errors: every command that acts on a site stops on what validate reports."""
+    if reaches(c.sorted_findings, Severity.error) or c.site is None:
+        raise InputRefused(refusal, c.sorted_findings, c.loaded.text if c.loaded else None)
+    return c
+
+
+@contextmanager
+def open_site(path: str | Path, refusal: str, lock: str | None = None) -> Iterator[SiteSession]:
+    """Open a site for a command: load and check the file (InputRefused with the findings when
+    it has errors), find its workspace (the one place that computes it: Workspace.beside), and
+    hold the site's lock for the whole command when `lock` names the command."""
+    c = refuse_on_errors(check(path), refusal)
+    ws = Workspace.beside(Path(path), c.factory.metadata.name)
+    if lock is None:
+        yield SiteSession(c, ws)
+        return
+    with ws.lock(lock):
+        yield SiteSession(c, ws)

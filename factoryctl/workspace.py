@@ -46,6 +46,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .errors import FactoryctlError
+
 APPLIED = "applied.json"
 OWNER = "owner.json"
 WORKSPACES = ".factory"
@@ -55,11 +57,11 @@ LEFTOVER_DIRS = (".build.new-", ".build.old-", ".applied.new-", ".applied.old-",
 OWNER_LIMIT = 64 << 10
 
 
-class WorkspaceLocked(Exception):
+class WorkspaceLocked(FactoryctlError):
     """Another command holds the site's lock."""
 
 
-class WorkspaceError(Exception):
+class WorkspaceError(FactoryctlError):
     """The workspace cannot be used safely: a path in it is a link (or not what it should
     be), or it belongs to another factory file."""
 

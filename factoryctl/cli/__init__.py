@@ -14,7 +14,8 @@ import sys
 
 import typer
 
-from ..workspace import WorkspaceError
+from ..errors import FactoryctlError, InputRefused
+from ..findings.formats import text
 from .app import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, _debug, app, err
 
 for _module in pkgutil.iter_modules(__path__):
@@ -48,9 +49,11 @@ def run(argv: list[str] | None = None) -> int:
         return 130
     except typer.Exit as e:
         return e.exit_code
-    except WorkspaceError as e:  # any command: a workspace path is a link, or another file's
+    except FactoryctlError as e:  # every failure the user can act on carries its exit code
+        if isinstance(e, InputRefused):
+            sys.stderr.write(text(e.findings, e.source))
         err.print(f"error: {e}", markup=False)
-        return EXIT_FAIL
+        return int(e.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")
         return 130

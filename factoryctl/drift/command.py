@@ -151,9 +151,9 @@ def _playbook_tree(rep: DriftReport, tree: Path, ws: Workspace) -> Path:
 
 
 def check_hosts(c, ws: Workspace, rep: DriftReport, tree: Path, opts: Options, run_dir: Path, log) -> None:
+    from ..engines.ansible import MAX_FORKS, ansible_env
     from ..engines.inventory import read_connection
     from ..engines.ssh import Remote
-    from ..ops.apply import MAX_FORKS, ansible_env
 
     hosts = sorted(read_connection(ws.connection_inventory))
     if not hosts:

@@ -1,20 +1,25 @@
 """Ansible through ansible-runner: run a playbook in a private data dir and stream its events.
 
-The engine knows nothing of factory.yaml: it runs the rendered artifacts, counts per host
+The engine knows nothing of factory.yaml (only the workspace, where Ansible keeps its files): it runs the rendered artifacts, counts per host
 (ok/changed/failed/unreachable/skipped) from the runner's event stream, keeps every event
 and the full stdout in the run's artifact folder, and stops cleanly when cancelled (Ctrl-C).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
+import subprocess
 import sys
+import tempfile
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..workspace import Workspace
 
 RUN_MARK = "FACTORYCTL_ANSIBLE_RUN"  # in the environment of every process of one playbook run
 
@@ -178,3 +183,73 @@ def stop_leftovers(mark: str) -> list[int]:
         except (OSError, ValueError):
             continue  # gone meanwhile, or not ours to read
     return killed
+
+
+# --- the environment every playbook run gets (apply, drift, destroy) -----------------------
+
+MAX_FORKS = 64
+
+
+def control_dir(ws: Workspace) -> Path:
+    """Ansible's SSH multiplexing sockets (<addr>-<user>): in the workspace when the path
+    fits a Unix socket name, else a short folder keyed by the workspace."""
+    inside = ws.root / "cp"
+    if len(str(inside)) + len("/255.255.255.255-root") + 20 <= 107:  # ssh adds a temp suffix
+        return inside
+    digest = hashlib.sha256(str(ws.root).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"factoryctl-cp-{digest}"
+
+
+def strategy_env() -> dict[str, str]:
+    """Mitogen's linear strategy where it is installed (a dependency), unless
+    FACTORYCTL_ANSIBLE_STRATEGY names another: it keeps one Python interpreter per host for
+    the whole run instead of starting one per task, which is most of a no-op apply's time
+    (measured on 3 lab hosts: 47 s -> 37 s; the copy of the Slurm files 8.4 s -> 1.0 s)."""
+    import os
+
+    wanted = os.environ.get("FACTORYCTL_ANSIBLE_STRATEGY", "mitogen_linear")
+    if not wanted.startswith("mitogen"):
+        return {"ANSIBLE_STRATEGY": wanted}
+    try:
+        import ansible_mitogen
+    except ImportError:
+        return {"ANSIBLE_STRATEGY": "linear"}
+    plugins = Path(ansible_mitogen.__file__).parent / "plugins" / "strategy"
+    return {"ANSIBLE_STRATEGY_PLUGINS": str(plugins), "ANSIBLE_STRATEGY": wanted}
+
+
+def ansible_env(ws: Workspace) -> dict[str, str]:
+    """Everything Ansible writes stays in the workspace; one SSH connection per host is kept
+    open (ControlPersist in ansible.cfg) and named by address so apply can close it."""
+    cp = control_dir(ws)
+    cp.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (ws.ansible_home / "tmp").mkdir(parents=True, exist_ok=True)
+    return {
+        **strategy_env(),
+        "ANSIBLE_HOME": str(ws.ansible_home),
+        "ANSIBLE_LOCAL_TEMP": str(ws.ansible_home / "tmp"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(cp),
+        "ANSIBLE_SSH_CONTROL_PATH": "%(directory)s/%%h-%%r",
+        "ANSIBLE_PERSISTENT_CONTROL_PATH_DIR": str(cp),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",  # runner turns it off unless told
+        "ANSIBLE_NOCOLOR": "1",
+    }
+
+
+def close_connections(ws: Workspace, addresses: list[str] | None = None) -> None:
+    """End Ansible's kept-open SSH connections (all, or to these addresses): a host that was
+    restarted or destroyed must not be reached through a dead master."""
+    cp = control_dir(ws)
+    if not cp.is_dir():
+        return
+    socks = [p for p in cp.iterdir() if addresses is None or p.name.rsplit("-", 1)[0] in addresses]
+    procs = [subprocess.Popen(["ssh", "-S", str(p), "-O", "exit", "x"], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in socks]
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    for s in socks:
+        s.unlink(missing_ok=True)

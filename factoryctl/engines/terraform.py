@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..errors import EngineFailure
+
 BIN_ENV = "FACTORYCTL_TERRAFORM_BIN"
 LOCK_FILE = ".terraform.lock.hcl"
 # Inherited variables that would change what our commands mean (extra CLI args, another
@@ -58,7 +60,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-class TerraformError(Exception):
+class TerraformError(EngineFailure):
     """A Terraform command failed: the stack, the command and Terraform's own diagnostics."""
 
     def __init__(self, message: str, stack: str | None = None, command: str | None = None,

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from ..errors import FactoryctlError
 from ..files import ReadRefused, read_bytes
 from ..findings import Finding, Severity
 
@@ -59,7 +60,7 @@ class Loaded:
         return self.positions.get((), (1, 1))
 
 
-class LoadError(Exception):
+class LoadError(FactoryctlError):
     def __init__(self, findings: list[Finding]):
         super().__init__("; ".join(f.message for f in findings))
         self.findings = findings

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from rich.console import Console
 
+from ..engines.ansible import close_connections
 from ..engines.lab import LabError
 from ..engines.lab import site as labsite
 from ..engines.terraform import Stack, TerraformError, make_engine
 from ..workspace import Workspace, WorkspaceLocked, write_json
-from .apply import ApplyError, Interrupted, close_connections, confirm, in_thread
+from .apply import ApplyError, Interrupted, confirm, in_thread
 from .plan import provider_env, provider_installation
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import FactoryctlError
 
-class RenderError(Exception):
+
+class RenderError(FactoryctlError):
     """A template failed (a factoryctl bug) or the output broke a site policy (air-gap)."""
 
 

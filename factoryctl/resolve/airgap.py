@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
+from ..errors import FactoryctlError
 from ..model import Factory
 
 # Public endpoints an air-gapped site must not reach, by what they serve (refarch.md 5.2,
@@ -153,7 +154,7 @@ TERRAFORM_PROVIDERS: dict[str, str] = {
 }
 
 
-class AirGapError(Exception):
+class AirGapError(FactoryctlError):
     """A command would have to reach the internet for a site that says it must not."""
 
 

@@ -139,7 +139,7 @@ def site_traces(path: Path, name: str, bridge: str, hosts: list[str]) -> dict[st
     (Ansible's SSH masters) naming the workspace."""
     ws = path.parent / ".factory" / name
     found = traces(Lab(ws / "lab", bridge=bridge), hosts)
-    from factoryctl.ops.apply import control_dir
+    from factoryctl.engines.ansible import control_dir
     from factoryctl.workspace import Workspace
 
     marks = (str(ws), str(control_dir(Workspace(ws))))
@@ -159,7 +159,7 @@ def teardown_site(path: Path, name: str, bridge: str) -> None:
     try:
         fctl("destroy", str(path), "--auto-approve", timeout=300)
     finally:
-        from factoryctl.ops.apply import close_connections
+        from factoryctl.engines.ansible import close_connections
         from factoryctl.workspace import Workspace
 
         ws = Workspace(path.parent / ".factory" / name)

@@ -16,13 +16,14 @@ import yaml
 from rich.console import Console
 
 from factoryctl.cli import run
+from factoryctl.engines.ansible import control_dir
 from factoryctl.engines.inventory import (
     Connection,
     reconcile,
     terraform_addresses,
     write_connection,
 )
-from factoryctl.ops.apply import Interrupted, control_dir, in_thread
+from factoryctl.ops.apply import Interrupted, in_thread
 from factoryctl.workspace import Workspace
 from tests.helpers import reference_doc, write_doc
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ...errors import EngineFailure
 
-class LabError(Exception):
+
+class LabError(EngineFailure):
     """A lab operation failed. str() is one line: the failure, then the fix when known."""
 
     def __init__(self, what: str, hint: str | None = None) -> None:

@@ -22,7 +22,19 @@ from .resources import blueprints_dir
 
 
 class BlueprintError(FactoryctlError):
-    pass
+    """A blueprint could not be forked (exit 1; its subclasses below are usage errors)."""
+
+
+class UnknownBlueprint(BlueprintError):
+    """No shipped blueprint has the name given on the command line."""
+
+    exit_code = ExitCode.USAGE
+
+
+class SetError(BlueprintError):
+    """A `--set key=value` that cannot be read or applied to the blueprint."""
+
+    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,7 @@ def get(name: str) -> Blueprint:
         if b.name == name:
             return b
     names = ", ".join(b.name for b in all_blueprints())
-    raise BlueprintError(f"no blueprint named {name!r}; available: {names}")
+    raise UnknownBlueprint(f"no blueprint named {name!r}; available: {names}")
 
 
 _SEG = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
@@ -79,19 +91,19 @@ _Parser = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def parse_set(expr: str) -> tuple[list[str | int], object]:
     """'nodes[1].count=8' -> (['nodes', 1, 'count'], 8); the value is read as YAML 1.2 data."""
     if "=" not in expr:
-        raise BlueprintError(f"--set {_shown(expr)}: expected key=value, e.g. metadata.name=fra2")
+        raise SetError(f"--set {_shown(expr)}: expected key=value, e.g. metadata.name=fra2")
     key, raw = expr.split("=", 1)
     path: list[str | int] = []
     pos = 0
     for m in _SEG.finditer(key):
         if m.start() != pos and key[pos:m.start()] != ".":
-            raise BlueprintError(f"--set {_shown(expr)}: cannot read the key path {_shown(key)}")
+            raise SetError(f"--set {_shown(expr)}: cannot read the key path {_shown(key)}")
         path.append(m.group(1) if m.group(1) is not None else int(m.group(2)))
         pos = m.end()
     if not path or pos != len(key) or any(c.isspace() or not c.isprintable() for c in key):
-        raise BlueprintError(f"--set {_shown(expr)}: cannot read the key path {_shown(key)}")
+        raise SetError(f"--set {_shown(expr)}: cannot read the key path {_shown(key)}")
     if len(path) > MAX_SET_DEPTH:
-        raise BlueprintError(f"--set {_shown(expr)}: the key path is deeper than {MAX_SET_DEPTH} levels")
+        raise SetError(f"--set {_shown(expr)}: the key path is deeper than {MAX_SET_DEPTH} levels")
     return path, _set_value(expr, raw)
 
 
@@ -107,27 +119,27 @@ def _set_value(expr: str, raw: str) -> object:
         # Parsing yields events without building anything, iteratively: safe on any depth.
         for ev in yaml.parse(raw, Loader=_Parser):
             if isinstance(ev, yaml.AliasEvent) or getattr(ev, "anchor", None):
-                raise BlueprintError(f"--set {_shown(expr)}: YAML anchors and aliases (&, *) are not accepted; "
+                raise SetError(f"--set {_shown(expr)}: YAML anchors and aliases (&, *) are not accepted; "
                                      "write the value out")
             tag = getattr(ev, "tag", None)
             if tag is not None and tag != _STR_TAG:
-                raise BlueprintError(f"--set {_shown(expr)}: YAML tags ({tag}) are not accepted; "
+                raise SetError(f"--set {_shown(expr)}: YAML tags ({tag}) are not accepted; "
                                      "write plain data, quoted if it must stay a string")
             if isinstance(ev, yaml.CollectionStartEvent):
                 depth += 1
                 if depth > MAX_SET_DEPTH:
-                    raise BlueprintError(f"--set {_shown(expr)}: the value nests deeper than {MAX_SET_DEPTH} levels")
+                    raise SetError(f"--set {_shown(expr)}: the value nests deeper than {MAX_SET_DEPTH} levels")
             elif isinstance(ev, yaml.CollectionEndEvent):
                 depth -= 1
     except yaml.YAMLError as e:
-        raise BlueprintError(f"--set {_shown(expr)}: the value is not valid YAML: {_first_line(str(e))}; "
+        raise SetError(f"--set {_shown(expr)}: the value is not valid YAML: {_first_line(str(e))}; "
                              "quote it if it is text") from None
     try:
         return load_text(raw, "--set").data
     except LoadError as e:
         if e.findings[0].code == "SCH004":
             return None  # only a comment: YAML's null, as `key:` with nothing after it
-        raise BlueprintError(f"--set {_shown(expr)}: {e}") from None
+        raise SetError(f"--set {_shown(expr)}: {e}") from None
 
 
 def _shown(expr: str, limit: int = 80) -> str:
@@ -146,9 +158,9 @@ def _apply(doc, path: list[str | int], value, expr: str) -> None:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[: i + 1]).lstrip(".")
         if isinstance(part, int):
             if not isinstance(cur, CommentedSeq) or not 0 <= part < len(cur):
-                raise BlueprintError(f"--set {_shown(expr)}: {where} does not exist in the blueprint")
+                raise SetError(f"--set {_shown(expr)}: {where} does not exist in the blueprint")
         elif not isinstance(cur, CommentedMap):
-            raise BlueprintError(f"--set {_shown(expr)}: {where} is not inside a mapping")
+            raise SetError(f"--set {_shown(expr)}: {where} is not inside a mapping")
         if last:
             cur[part] = value
         else:

@@ -131,29 +131,39 @@ class Workspace:
         self.owner = owner  # the factory file's name, recorded in owner.json
 
     @classmethod
-    def beside(cls, factory_file: Path, name: str) -> Workspace:
+    def beside(cls, factory_file: Path, name: str, adopt: bool = True) -> Workspace:
         """The workspace of a factory file: `.factory/<name>/` beside it. Every command finds
         its workspace here, so the checks are made once: no link on the way, and the workspace
-        is this file's (two files with one metadata.name in a folder would share state)."""
+        is this file's (two files with one metadata.name in a folder would share state).
+        `adopt=False` (Workspace.find) records no owner: nothing is written."""
         file = Path(factory_file).resolve()
         ws = cls(file.parent / WORKSPACES / name, base=file.parent, owner=file.name)
         refuse_links(ws.root, ws.base)
-        ws._check_owner(name)
+        ws._check_owner(name, adopt)
         return ws
+
+    @classmethod
+    def find(cls, factory_file: Path, name: str) -> Workspace:
+        """The workspace of a factory file for a command that only reads it (cost, report):
+        checked as `beside` checks it, but nothing is created or recorded, so that a site in a
+        read-only folder can be read."""
+        return cls.beside(factory_file, name, adopt=False)
 
     # --- safety ---------------------------------------------------------------------------
     def _path(self, *parts: str) -> Path:
         return refuse_links(self.root.joinpath(*parts), self.base)
 
-    def _check_owner(self, name: str) -> None:
+    def _check_owner(self, name: str, adopt: bool = True) -> None:
         """Refuse a workspace another factory file owns; adopt one without a record (written by
-        an older factoryctl) for this file."""
+        an older factoryctl) for this file (only when `adopt`: readers leave it as it is)."""
         if self.owner is None:
             return
         record = self._path(OWNER)
         if not self.root.is_dir():
             return  # made, with the record, by claim() when a command first writes
         raw = _read_nofollow(record)
+        if raw is None and not adopt:
+            return
         if raw is None:
             self._record_owner()
             raw = _read_nofollow(record)

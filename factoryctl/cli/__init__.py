@@ -16,7 +16,7 @@ import typer
 
 from ..errors import FactoryctlError, InputRefused
 from ..findings.formats import text
-from .app import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, _debug, app, err
+from .app import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, app, debug_enabled, err
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -60,13 +60,13 @@ def run(argv: list[str] | None = None) -> int:
     except OSError as e:
         # A file or folder the command needed could not be read or written (permissions, a
         # file where a folder belongs, a full disk): the user's to fix, so say which and why.
-        if _debug() or "--debug" in (argv if argv is not None else sys.argv):
+        if debug_enabled() or "--debug" in (argv if argv is not None else sys.argv):
             raise
         where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f)
         err.print(f"error: {e.strerror or e}{': ' + where if where else ''}")
         return EXIT_FAIL
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
-        if _debug() or "--debug" in (argv if argv is not None else sys.argv):
+        if debug_enabled() or "--debug" in (argv if argv is not None else sys.argv):
             raise
         err.print(f"internal error: {type(e).__name__}: {e}\n(run with --debug for a traceback; please report it)")
         return EXIT_FAIL

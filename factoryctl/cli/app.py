@@ -8,7 +8,6 @@ present; 64 usage error (so that 2 keeps one meaning).
 from __future__ import annotations
 
 import os
-import sys
 from enum import Enum
 from pathlib import Path
 
@@ -16,11 +15,10 @@ import typer
 from rich.console import Console
 
 from .. import __version__
-from ..findings import Severity, reaches
-from ..findings.formats import text
-from ..session import check
+from ..errors import ExitCode
 
-EXIT_OK, EXIT_FAIL, EXIT_CHANGES, EXIT_USAGE = 0, 1, 2, 64
+# The exit codes under their older names (errors.ExitCode is the one definition).
+EXIT_OK, EXIT_FAIL, EXIT_CHANGES, EXIT_USAGE = ExitCode.OK, ExitCode.FAILED, ExitCode.CHANGES, ExitCode.USAGE
 
 # Typer re-exports BadParameter but not its base, UsageError (click's, or the copy newer Typer
 # vendors); every usage error derives from it, so find it through the class hierarchy.
@@ -58,14 +56,15 @@ class FailLevel(str, Enum):
     info = "info"
 
 
-def _debug() -> bool:
+def debug_enabled() -> bool:
+    """Tracebacks wanted: --debug, or FACTORYCTL_DEBUG set to anything but empty or 0."""
     return os.environ.get("FACTORYCTL_DEBUG", "") not in ("", "0")
 
 
 def _print_version(value: bool) -> None:
     if value:
         out.print(f"factoryctl {__version__}")
-        raise typer.Exit(0)
+        raise typer.Exit(ExitCode.OK)
 
 
 @app.callback()
@@ -78,7 +77,7 @@ def _root(
         os.environ["FACTORYCTL_DEBUG"] = "1"
 
 
-def _path(value: str | Path) -> Path:
+def path_arg(value: str | Path) -> Path:
     """A path argument: an empty one (which would mean the current folder) or one with a NUL
     byte (which no system call accepts) is a usage error, not a surprise later."""
     if isinstance(value, Path):
@@ -90,7 +89,7 @@ def _path(value: str | Path) -> Path:
     return Path(value)
 
 
-FileArg = typer.Argument(..., help="Path to factory.yaml.", metavar="FILE", parser=_path)
+FileArg = typer.Argument(..., help="Path to factory.yaml.", metavar="FILE", parser=path_arg)
 
 
 AutoApproveOpt = typer.Option(False, "--auto-approve", help="Do not ask for confirmation (needed without a terminal).")
@@ -100,7 +99,7 @@ ConvergeOpt = typer.Option(False, "--converge",
                            help="Run site.yml on every host, even where nothing moved since the last apply "
                                 "(by default such hosts are probed and left alone).")
 WorkspaceOpt = typer.Option(None, "--workspace", help="Workspace with verify runs (default .factory/<name>).",
-                            parser=_path)
+                            parser=path_arg)
 
 
 class Phase(str, Enum):
@@ -118,20 +117,3 @@ class BomFormat(str, Enum):
 class Connection(str, Enum):
     ssh = "ssh"
     local = "local"
-
-
-def _checked_or_exit(file: Path):
-    """Validate; print findings; exit 1 when errors stop the pipeline."""
-    c = check(file)
-    findings = c.sorted_findings
-    if reaches(findings, Severity.error) or c.site is None:
-        sys.stderr.write(text(findings, c.loaded.text if c.loaded else None))
-        raise typer.Exit(EXIT_FAIL)
-    return c
-
-
-def workspace_dir(c) -> Path:
-    """The site's workspace: .factory/<name>/ beside factory.yaml (checked: Workspace.beside)."""
-    from ..workspace import Workspace
-
-    return Workspace.beside(Path(c.path), c.factory.metadata.name).root

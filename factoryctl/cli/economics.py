@@ -1,8 +1,10 @@
-"""`factoryctl bom`, `cost` and `report`: load the site, build the BOM/cost/report, write it.
+"""`factoryctl bom`, `cost` and `report`: check the site, build its BOM / cost / report (the
+stages in report/), and show the result.
 
-Each returns the exit code: 0, or 1 when validate would report errors: then nothing is built
-or written, so no figure is ever derived from a site validate refuses. Findings go to stderr so
-that json/csv on stdout stay machine-readable.
+A file validate reports errors in is refused (exit 1, the findings on stderr so that json/csv
+on stdout stay machine-readable): nothing is built or written, so no figure is ever derived
+from a site validate refuses. cost and report read the measured results of the site's
+workspace (`.factory/<name>/` beside FILE, read without creating it; --workspace overrides).
 """
 
 from __future__ import annotations
@@ -13,37 +15,22 @@ import json
 import sys
 from pathlib import Path
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..findings import Severity, reaches
-from ..findings.formats import text
 from ..report.bom import Bom, bom
-from ..report.cost import Cost, Figure, cost
-from ..report.runs import measured_throughput, workspace_dir
-from ..session import Checked, check
-from .app import (
-    EXIT_FAIL,
-    EXIT_OK,
-    BomFormat,
-    FileArg,
-    Format,
-    WorkspaceOpt,
-    _path,
-    app,
-    out,
-    typer,
-)
+from ..report.cost import Cost, Figure
+from ..report.runs import site_cost
+from ..session import Checked, check, refuse_on_errors
+from ..workspace import Workspace
+from .app import BomFormat, FileArg, Format, WorkspaceOpt, app, out, path_arg
 
 
-def _checked(file: Path) -> Checked | None:
-    """The checked site, or None after printing validate's findings when any is an error."""
-    c = check(file)
-    if c.site is None or reaches(c.sorted_findings, Severity.error):
-        sys.stderr.write(text(c.sorted_findings, c.loaded.text if c.loaded else None))
-        return None
-    return c
+def workspace_read(c: Checked, workspace: Path | None) -> Path:
+    """The workspace cost and report read: --workspace, else the site's own (not created)."""
+    return workspace or Workspace.find(Path(c.path), c.factory.metadata.name).root
 
 
 # --- bom -------------------------------------------------------------------------------------
@@ -71,20 +58,6 @@ def bom_table(b: Bom, console: Console) -> None:
     console.print(t)
     for n in b.notes:
         console.print(f"note: {escape(n)}")
-
-
-def bom_cmd(file: Path, fmt: str, console: Console) -> int:
-    c = _checked(file)
-    if c is None:
-        return EXIT_FAIL
-    b = bom(c.site)
-    if fmt == "json":
-        sys.stdout.write(json.dumps(b.to_dict(), indent=2) + "\n")
-    elif fmt == "csv":
-        sys.stdout.write(bom_csv(b))
-    else:
-        bom_table(b, console)
-    return EXIT_OK
 
 
 # --- cost ------------------------------------------------------------------------------------
@@ -152,55 +125,39 @@ def cost_table(co: Cost, console: Console) -> None:
         console.print(f"[{i}] {escape(origin)}", highlight=False)
 
 
-def site_cost(c: Checked, workspace: Path | None) -> Cost:
-    ws = workspace or workspace_dir(c.site.factory.metadata.name)
-    return cost(c.site, bom(c.site), measured_throughput(ws))
-
-
-def cost_cmd(file: Path, fmt: str, workspace: Path | None, console: Console) -> int:
-    c = _checked(file)
-    if c is None:
-        return EXIT_FAIL
-    co = site_cost(c, workspace)
-    if fmt == "json":
-        sys.stdout.write(json.dumps(co.to_dict(), indent=2) + "\n")
-    else:
-        cost_table(co, console)
-    return EXIT_OK
-
-
-# --- report ----------------------------------------------------------------------------------
-
-
-def report_cmd(file: Path, out_dir: Path | None, workspace: Path | None, console: Console) -> int:
-    from ..report.html import write_report
-
-    c = _checked(file)
-    if c is None:
-        return EXIT_FAIL
-    ws = workspace or workspace_dir(c.site.factory.metadata.name)
-    path = write_report(c, out_dir or ws / "report", ws)
-    console.print(f"report written to {path}")
-    return EXIT_OK
-
 
 @app.command("bom")
 def bom_command(file: Path = FileArg, fmt: BomFormat = typer.Option(BomFormat.text, "--format", "-f", help="text, json or csv.")) -> None:
     """Bill of materials: nodes, GPUs, NICs, switches by tier, cables, transceivers, racks, PDUs."""
-    raise typer.Exit(bom_cmd(file, fmt.value, out))
+    b = bom(refuse_on_errors(check(file), "no bill of materials built").site)
+    if fmt is BomFormat.json:
+        sys.stdout.write(json.dumps(b.to_dict(), indent=2) + "\n")
+    elif fmt is BomFormat.csv:
+        sys.stdout.write(bom_csv(b))
+    else:
+        bom_table(b, out)
 
 
 @app.command("cost")
 def cost_command(file: Path = FileArg, fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
-         workspace: Path | None = WorkspaceOpt) -> None:
+                 workspace: Path | None = WorkspaceOpt) -> None:
     """Power, capex, opex, cost per GPU-hour, break-even utilisation and cost per token, each with its inputs."""
-    raise typer.Exit(cost_cmd(file, fmt.value, workspace, out))
+    c = refuse_on_errors(check(file), "no cost figures computed")
+    co = site_cost(c.site, workspace_read(c, workspace))
+    if fmt is Format.json:
+        sys.stdout.write(json.dumps(co.to_dict(), indent=2) + "\n")
+    else:
+        cost_table(co, out)
 
 
 @app.command("report")
 def report_command(file: Path = FileArg,
-           out_dir: Path | None = typer.Option(None, "--out", help="Folder for report.html (default .factory/<name>/report).",
-                                               parser=_path),
-           workspace: Path | None = WorkspaceOpt) -> None:
+                   out_dir: Path | None = typer.Option(None, "--out", help="Folder for report.html (default .factory/<name>/report).",
+                                                       parser=path_arg),
+                   workspace: Path | None = WorkspaceOpt) -> None:
     """Write one self-contained HTML report: topology, racks, BOM, cost, findings, last verify run."""
-    raise typer.Exit(report_cmd(file, out_dir, workspace, out))
+    from ..report.html import write_report
+
+    c = refuse_on_errors(check(file), "no report written")
+    ws = workspace_read(c, workspace)
+    out.print(f"report written to {write_report(c, out_dir or ws / 'report', ws)}")

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import typer
 
+from ..errors import ExitCode, InputRefused
 from ..findings import Severity, reaches
 from ..findings.formats import text
 from ..session import check
-from .app import EXIT_FAIL, EXIT_OK, FileArg, Format, app, out
+from .app import FileArg, Format, app, out
 
 
 @app.command()
@@ -19,17 +20,15 @@ def inspect(
     file: Path = FileArg,
     fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
     all_hosts: bool = typer.Option(False, "--all-hosts", help="List every host in text output."),
-) -> None:
+) -> int:
     """Print the resolved facts: hosts, racks and power, fabric sizes, IP plan, inference memory.
 
     Prints them even when rules find errors (then exits 1); refuses only a file that cannot
     be loaded into the model."""
     c = check(file)
     findings = c.sorted_findings
-    failed = reaches(findings, Severity.error)
     if c.site is None:
-        sys.stderr.write(text(findings, c.loaded.text if c.loaded else None))
-        raise typer.Exit(EXIT_FAIL)
+        raise InputRefused("no facts to inspect", findings, c.loaded.text if c.loaded else None)
     if fmt is Format.json:
         doc = c.site.to_dict() | {"findings": [f.to_dict() for f in findings]}
         sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
@@ -39,4 +38,4 @@ def inspect(
         inspect_tables(c.site, out, all_hosts)
         if findings:
             sys.stdout.write(text(findings, c.loaded.text))
-    raise typer.Exit(EXIT_FAIL if failed else EXIT_OK)
+    return ExitCode.FAILED if reaches(findings, Severity.error) else ExitCode.OK

@@ -7,7 +7,8 @@ import sys
 
 import typer
 
-from .app import EXIT_USAGE, Format, app, err, out
+from ..errors import UsageProblem
+from .app import Format, app, out
 
 rules_app = typer.Typer(help="The semantic rules validate applies.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
@@ -35,6 +36,5 @@ def rules_explain(code: str = typer.Argument(..., help="Rule code, e.g. PWR001."
 
     r = REGISTRY.get(code.upper())
     if r is None:
-        err.print(f"error: no rule {code!r}; see `factoryctl rules list`")
-        raise typer.Exit(EXIT_USAGE)
+        raise UsageProblem(f"no rule {code!r}; see `factoryctl rules list`")
     out.print(f"{r.code} ({r.severity.value}, {r.area}): {r.title}\n\n{r.doc}")

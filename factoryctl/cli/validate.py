@@ -7,10 +7,11 @@ from pathlib import Path
 
 import typer
 
+from ..errors import ExitCode
 from ..findings import Severity, reaches
 from ..findings.formats import as_json, sarif, text
 from ..session import check
-from .app import EXIT_FAIL, EXIT_OK, FailLevel, FileArg, FindingFormat, app
+from .app import FailLevel, FileArg, FindingFormat, app
 
 
 @app.command()
@@ -19,7 +20,7 @@ def validate(
     fmt: FindingFormat = typer.Option(FindingFormat.text, "--format", "-f", help="text, json or sarif."),
     fail_level: FailLevel = typer.Option(FailLevel.error, "--fail-level", help="Lowest severity that fails the run."),
     skip: list[str] = typer.Option([], "--skip-rule", help="Rule code to skip (repeatable)."),
-) -> None:
+) -> int:
     """Check a factory.yaml: schema and semantic rules, every finding with its position and a hint."""
     from ..rules import REGISTRY
 
@@ -32,4 +33,4 @@ def validate(
         sys.stdout.write(sarif(findings, REGISTRY))
     else:
         sys.stdout.write(text(findings, c.loaded.text if c.loaded else None, fail_level.value))
-    raise typer.Exit(EXIT_FAIL if failed else EXIT_OK)
+    return ExitCode.FAILED if failed else ExitCode.OK

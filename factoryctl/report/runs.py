@@ -1,6 +1,7 @@
 """Read what the verify stage left in the workspace: host checks and benchmark results.
 
-The workspace of a factory is `.factory/<metadata.name>/`; each verify run writes one folder
+The workspace of a factory is `.factory/<metadata.name>/` beside it (Workspace.find, which
+reads without creating it); each verify run writes one folder
 `runs/<run-id>/`, and run ids sort by time (UTC timestamps such as 20260501T120000Z), so
 the last folder in name order is the latest run. The files read here, all JSON objects:
 
@@ -31,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from ..files import ReadRefused, read_bytes
-from .cost import Measured
+from .bom import bom
+from .cost import Cost, Measured, cost
 
 STATUSES = ("passed", "failed", "skipped", "error")
 VERDICTS = ("pass", "warn", "fail", "skip")
@@ -60,15 +62,6 @@ class Run:
     @property
     def empty(self) -> bool:
         return not (self.checks or self.nccl or self.inference or self.measurements)
-
-
-def workspace_dir(name: str, root: Path | None = None) -> Path:
-    """`.factory/<name>` under root (default: the current directory), refused when a link
-    leads elsewhere (the workspace of cost and report, which only read it)."""
-    from ..workspace import refuse_links
-
-    base = root or Path(".")
-    return refuse_links(base / ".factory" / name, base)
 
 
 def _load(path: Path, problems: list[str]) -> dict | None:
@@ -165,3 +158,9 @@ def measured_throughput(workspace: Path) -> dict[str, Measured]:
         for m in run.inference:
             out[m.deployment] = m
     return out
+
+
+def site_cost(site, workspace: Path) -> Cost:
+    """The cost of a site (`factoryctl cost`), with the newest tokens/s verify measured in
+    `workspace` in place of the stated figures."""
+    return cost(site, bom(site), measured_throughput(workspace))

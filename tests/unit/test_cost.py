@@ -192,7 +192,7 @@ def test_cli_cost(tmp_path, capsys, monkeypatch):
     doc["economics"] = ECON
     doc["inference"][0]["tokens_per_second"] = 1500.0
     path = write_doc(doc, tmp_path / "factory.yaml")
-    monkeypatch.chdir(tmp_path)  # the default workspace .factory/<name> is relative to here
+    monkeypatch.chdir(tmp_path)
     assert run(["cost", str(path), "--format", "json"]) == 0
     out = json.loads(capsys.readouterr().out)
     keys = {f["key"]: f for sec in ("power", "capex", "opex", "unit_cost") for f in out[sec]}
@@ -202,3 +202,34 @@ def test_cli_cost(tmp_path, capsys, monkeypatch):
     text = capsys.readouterr().out
     assert "Owned cost per GPU-hour" in text and "Break-even" in text and "chat" in text
     assert run(["cost", str(path), "--format", "csv"]) == 64
+
+
+def test_cli_cost_reads_the_workspace_beside_the_file_from_any_folder(tmp_path, capsys, monkeypatch):
+    doc = reference_doc()
+    doc["economics"] = ECON
+    doc["inference"][0]["tokens_per_second"] = 1500.0
+    site = tmp_path / "site"
+    site.mkdir()
+    path = write_doc(doc, site / "factory.yaml")
+    ws = site / ".factory" / doc["metadata"]["name"]
+    measured = _bench(ws, "20260501T100000Z", {"inference": [{"deployment": "chat", "tokens_per_second": 2000.0}]})
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert run(["cost", str(path), "--format", "json"]) == 0
+    (d,) = json.loads(capsys.readouterr().out)["inference"]
+    assert d["source"] == "measured" and str(measured) in json.dumps(d)
+    assert not (tmp_path / "elsewhere" / ".factory").exists()
+    assert not (ws / "owner.json").exists(), "a workspace cost only reads gets no owner record"
+    # --workspace still wins: an empty one has no measurement
+    assert run(["cost", str(path), "--format", "json", "--workspace", str(tmp_path / "none")]) == 0
+    assert json.loads(capsys.readouterr().out)["inference"][0]["source"] == "stated"
+
+
+def test_cli_cost_refuses_a_workspace_another_file_owns(tmp_path, capsys):
+    doc = reference_doc()
+    path = write_doc(doc, tmp_path / "factory.yaml")
+    ws = tmp_path / ".factory" / doc["metadata"]["name"]
+    ws.mkdir(parents=True)
+    (ws / "owner.json").write_text(json.dumps({"factory": "other.yaml"}) + "\n")
+    assert run(["cost", str(path)]) == 1
+    assert "belongs to other.yaml" in capsys.readouterr().err

@@ -81,16 +81,39 @@ def test_report_shows_last_verify_run(tmp_path):
 
 
 def test_cli_report(tmp_path, capsys, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(PILOT, site / "factory.yaml")
     monkeypatch.chdir(tmp_path)
-    assert run(["report", str(PILOT)]) == 0
+    assert run(["report", str(site / "factory.yaml")]) == 0
     out = capsys.readouterr().out
-    default = tmp_path / ".factory" / "fra1-pilot" / "report" / REPORT_FILE
+    default = site / ".factory" / "fra1-pilot" / "report" / REPORT_FILE  # the workspace beside the file
     assert default.is_file() and str(default.relative_to(tmp_path)) in out
+    assert not (tmp_path / ".factory").exists()
     assert run(["report", str(PILOT), "--out", str(tmp_path / "elsewhere")]) == 0
     assert (tmp_path / "elsewhere" / REPORT_FILE).is_file()
+    assert not (PILOT.parent / ".factory").exists(), "reading a workspace creates none"
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: Factory\n")
     assert run(["report", str(bad)]) == 1
+    assert "factory.yaml has errors: no report written" in capsys.readouterr().err
+
+
+def test_cli_report_from_another_folder_shows_the_sites_last_run(tmp_path, capsys, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    shutil.copy(PILOT, site / "factory.yaml")
+    run_dir = site / ".factory" / "fra1-pilot" / "runs" / "20260501T120000Z"
+    run_dir.mkdir(parents=True)
+    (run_dir / "bench.json").write_text(json.dumps({"inference": [
+        {"deployment": "chat", "tokens_per_second": 1800.0, "gpus": 4}]}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert run(["report", str(site / "factory.yaml"), "--out", "out"]) == 0
+    text = (elsewhere / "out" / REPORT_FILE).read_text()
+    assert 'id="verify"' in text and "20260501T120000Z" in text
+    assert not (elsewhere / ".factory").exists()
 
 
 # --- the pictures as SVG -----------------------------------------------------------------------

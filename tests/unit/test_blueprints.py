@@ -139,3 +139,19 @@ def test_pilot_blueprint_keeps_every_reference_value() -> None:
     pilot = dict(_leaves(yaml.load((blueprints_dir() / "enterprise-pilot-h100-4n" / "factory.yaml").read_text())))
     changed = [(p, v, pilot.get(p)) for p, v in _leaves(reference) if pilot.get(p, object()) != v]
     assert changed == []
+
+
+def test_blueprint_errors_carry_their_exit_codes(tmp_path: Path, capsys) -> None:
+    from factoryctl import blueprints as bp
+    from factoryctl.errors import ExitCode
+
+    with pytest.raises(bp.UnknownBlueprint) as unknown:
+        bp.get("nope")
+    with pytest.raises(bp.SetError) as bad_set:
+        bp.parse_set("novalue")
+    with pytest.raises(bp.SetError) as missing:
+        bp.fork("lab", tmp_path / "site", ["nodes[99].count=1"])
+    assert {unknown.value.exit_code, bad_set.value.exit_code, missing.value.exit_code} == {ExitCode.USAGE}
+    assert bp.BlueprintError("cannot write").exit_code == ExitCode.FAILED
+    assert run(["blueprint", "show", "nope"]) == ExitCode.USAGE
+    assert "error: no blueprint named 'nope'" in capsys.readouterr().err

@@ -13,6 +13,22 @@ def pytest_addoption(parser):
                      help="rewrite tests/golden/*/expected from the current render")
 
 
+# --- markers: `lab` tests drive the whole pipeline on lab hosts, so they need everything ------------
+# (pyproject.toml registers the markers; `-m "not lab"` is the fast lane without root,
+# `-m "not lab and not terraform and not ansible and not root"` runs no engine at all).
+LAB_NEEDS = ("root", "terraform", "ansible")
+
+
+def pytest_collection_modifyitems(config, items):
+    import pytest
+
+    for item in items:
+        if item.get_closest_marker("lab"):
+            for name in LAB_NEEDS:
+                if not item.get_closest_marker(name):
+                    item.add_marker(getattr(pytest.mark, name))
+
+
 # --- the fuzz campaign's figures (tests/unit/test_fuzz_commands.py) ------------------------------
 # Each process (every xdist worker) writes its counts into one folder; the controller sums them
 # into one closing line the CI log keeps.

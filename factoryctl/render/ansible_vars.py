@@ -13,6 +13,7 @@ from typing import Any, get_args
 
 from .. import catalog
 from ..model.nodes import Role
+from . import versions
 from .environment import config_word
 
 ROLE_GROUPS: tuple[str, ...] = tuple(r.replace("-", "_") for r in get_args(Role))
@@ -121,7 +122,7 @@ def group_vars(f: dict) -> dict[str, Any]:
         # nvidia_driver / cuda_nccl: host drivers unless the GPU Operator brings its own
         "nvidia_driver_enabled": not operator_driver or slurm["enabled"],
         "cuda_nccl_enabled": not operator_driver or slurm["enabled"],
-        "cuda_nccl_tests_repo": "https://github.com/NVIDIA/nccl-tests.git" if public else "",
+        "cuda_nccl_tests_repo": versions.components()["nccl_tests"].repo if public else "",
         # fabric
         "fabric_compute_type": compute["type"] if compute else "",
         "fabric_compute_link_gbps": compute["link_gbps"] if compute else 0,
@@ -143,7 +144,7 @@ def group_vars(f: dict) -> dict[str, Any]:
         "slurm_pyxis": containers["pyxis"],
         "slurm_enroot": containers["enroot"] or containers["pyxis"],  # pyxis runs on enroot
         "slurm_container_images": _words(containers["images"], "container image"),
-        "slurm_pyxis_repo": "https://github.com/NVIDIA/pyxis.git" if public and containers["pyxis"] else "",
+        "slurm_pyxis_repo": versions.components()["pyxis"].repo if public and containers["pyxis"] else "",
         # kubernetes
         "kubernetes_enabled": k8s["enabled"],
         "kubernetes_version": k8s["version"],

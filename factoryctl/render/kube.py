@@ -26,6 +26,7 @@ import posixpath
 from urllib.parse import urlsplit
 
 from ..resolve import Site
+from . import versions
 
 MANAGED = {"app.kubernetes.io/managed-by": "factoryctl"}
 GPU_OPERATOR_NS = "gpu-operator"
@@ -33,22 +34,17 @@ NETWORK_OPERATOR_NS = "nvidia-network-operator"
 INFERENCE_NS = "inference"
 MODEL_ROOT = "/models"
 
-# Defaults used when inference[].image is not set; an air-gapped site gets the same path
-# under its first sovereignty.registries entry (registry.example/vllm/vllm-openai:v0.8.5).
-DEFAULT_IMAGES = {
-    "vllm": "docker.io/vllm/vllm-openai:v0.8.5",
-    "sglang": "docker.io/lmsysorg/sglang:v0.5.19-cu129",  # the last CUDA 12 tag (SGLang install docs)
-    "tgi": "ghcr.io/huggingface/text-generation-inference:3.0.0",
-    "nim": "nvcr.io/nim/nvidia/llm-nim:2.0.9",  # model-free NIM; pin the site's tested tag via image
-    "dynamo": "nvcr.io/nvidia/ai-dynamo/vllm-runtime:0.6.1",
-}
-SYNC_IMAGE = "docker.io/amazon/aws-cli:2.15.0"  # init container that copies weights from S3
+# Defaults used when inference[].image is not set (factoryctl/data/versions.yaml); an
+# air-gapped site gets the same path under its first sovereignty.registries entry
+# (registry.example/vllm/vllm-openai:v0.8.5).
+DEFAULT_IMAGES = {engine: versions.image(engine) for engine in ("vllm", "sglang", "tgi", "nim", "dynamo")}
+SYNC_IMAGE = versions.image("aws_cli")  # init container that copies weights from S3
 ENGINE_PORT = {"vllm": 8000, "sglang": 30000, "tgi": 8080, "nim": 8000, "dynamo": 8000}
 SERVICE_PORT = 8000
 
 # Network Operator release whose component images the NicClusterPolicy names.
-NETWORK_OPERATOR_RELEASE = "25.7.0"
-DOCA_DRIVER_VERSION = "doca3.1.0-25.07-0.9.7.0-0"  # the DOCA driver of that release's docs
+NETWORK_OPERATOR_RELEASE = versions.version("network_operator")
+DOCA_DRIVER_VERSION = versions.version("doca_driver")  # the DOCA driver of that release's docs
 MELLANOX_REPO = "nvcr.io/nvidia/mellanox"
 
 # GPU Operator chart: every component's public repository (chart values.yaml), mirrored

@@ -22,15 +22,16 @@ Facts used (public docs):
 from __future__ import annotations
 
 from ..resolve import Site
+from . import versions
 from .kube import MANAGED, _registry, literal, mirrored
 
 BENCH_NS = "factoryctl-bench"
 # Public default images (mirrored under the site's registry when air-gapped). The nccl-tests
 # image carries Open MPI, sshd and nccl-tests built with MPI=1 under NCCL_TESTS_BIN; a site
 # with its own image must keep that path or the MPIJob's command changes with it.
-NCCL_TESTS_IMAGE = "ghcr.io/coreweave/nccl-tests:12.8.1-devel-ubuntu22.04-nccl2.26.2-1-0708d2e"
+NCCL_TESTS_IMAGE = versions.image("nccl_tests_image")  # factoryctl/data/versions.yaml
 NCCL_TESTS_BIN = "/opt/nccl_tests/build"
-PYTORCH_IMAGE = "nvcr.io/nvidia/pytorch:25.01-py3"  # NGC PyTorch: torch + NCCL for the worker
+PYTORCH_IMAGE = versions.image("pytorch")  # NGC PyTorch: torch + NCCL for the worker
 WORKER_CONFIGMAP = "factoryctl-bench-worker"  # the worker's source; created by verify at run time
 WORKER_ROOT = "/opt/factoryctl"
 FALLBACK_JOB = "factoryctl-bench"

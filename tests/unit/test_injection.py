@@ -198,6 +198,7 @@ def _ansible(tmp_path: Path, module: str, args: dict, extra: dict) -> subprocess
         env=ansible_env(tmp_path), capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.ansible
 def test_containerd_mirror_is_a_toml_string(tmp_path):
     """containerd's config gets the mirror as a TOML string whatever it holds (Ansible renders it)."""
     dest = tmp_path / "config.toml"
@@ -217,6 +218,7 @@ def _assert_task(path: str, name_part: str) -> dict:
     return task["ansible.builtin.assert"]
 
 
+@pytest.mark.ansible
 @pytest.mark.parametrize(("servers", "ok"), [
     (["ntp1.fra1.example.internal", "10.20.0.5"], True),
     (["ntp1.fra1.example.internal\ncmdallow all"], False),
@@ -228,6 +230,7 @@ def test_chrony_role_refuses_ntp_servers_that_add_directives(tmp_path, servers, 
     assert (r.returncode == 0) == ok, r.stdout + r.stderr
 
 
+@pytest.mark.ansible
 @pytest.mark.parametrize(("item", "ok"), [
     ({"name": "scratch", "mount": "/lustre", "server": "", "servers": ["10.20.0.200@tcp"], "options": ["flock"]}, True),
     ({"name": "home", "mount": "/home", "server": "10.20.0.210:/export/home", "servers": [], "options": []}, True),
@@ -243,6 +246,7 @@ def test_storage_role_refuses_values_that_change_an_fstab_line(tmp_path, item, o
     assert (r.returncode == 0) == ok, r.stdout + r.stderr
 
 
+@pytest.mark.ansible
 @pytest.mark.parametrize(("user", "ok"), [
     ({"name": "alice", "ssh_keys": ["ssh-ed25519 AAAA alice@x"]}, True),
     ({"name": "alice ALL=(ALL) NOPASSWD: ALL\nbob", "ssh_keys": []}, False),

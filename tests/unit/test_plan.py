@@ -56,6 +56,7 @@ def site(tmp_path) -> Path:
     return write_doc(reference_doc(), tmp_path / "factory.yaml")
 
 
+@pytest.mark.terraform
 def test_first_plan_then_no_changes_after_apply_then_a_new_node(capsys, site):
     rc, doc, _ = _plan_json(capsys, site)
     assert rc == 2 and doc["changes"]
@@ -102,6 +103,7 @@ def test_first_plan_then_no_changes_after_apply_then_a_new_node(capsys, site):
     assert "terraform/existing/units/gpu-000/hosts.auto.tfvars.json" in changed_files
 
 
+@pytest.mark.terraform
 def test_removed_and_changed_hosts(capsys, site):
     rc, doc, _ = _plan_json(capsys, site)
     _apply(site, doc)
@@ -120,6 +122,7 @@ def test_removed_and_changed_hosts(capsys, site):
     assert "- gpu04" in out and "~ head01, head02, head03" in out and "Impact: destroy" in out
 
 
+@pytest.mark.terraform
 def test_a_unit_whose_hosts_all_left_is_planned_for_destruction(capsys, tmp_path):
     spec = importlib.util.spec_from_file_location("plan_scale", ROOT / "benchmarks" / "plan_scale.py")
     bench = importlib.util.module_from_spec(spec)
@@ -186,6 +189,8 @@ def test_terraform_never_phones_home():
     assert env["CHECKPOINT_DISABLE"] == "1" and env["TF_CLI_CONFIG_FILE"] == "/nonexistent/terraform.rc"
 
 
+@pytest.mark.root
+@pytest.mark.terraform
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")
 def test_plan_works_without_any_network(tmp_path):
     """The whole plan inside a network namespace with no interface up but loopback."""
@@ -212,6 +217,7 @@ sys.stdout.write(out); sys.stderr.write(err); sys.exit(rc)
 """
 
 
+@pytest.mark.terraform
 def test_a_users_binary_through_terraform_bin(capsys, site, tmp_path, monkeypatch):
     log = tmp_path / "calls.log"
     shim = tmp_path / "bin" / "terraform"
@@ -229,6 +235,7 @@ def test_a_users_binary_through_terraform_bin(capsys, site, tmp_path, monkeypatc
     assert rc == 1 and "missing" in err
 
 
+@pytest.mark.terraform
 def test_engine_reports_terraform_diagnostics(tmp_path):
     (tmp_path / "main.tf").write_text('resource "terraform_data" "x" {\n  inputt = 1\n}\n')
     from factoryctl.engines.terraform import Stack
@@ -285,6 +292,7 @@ def test_a_provider_without_stacks_is_refused(capsys, tmp_path):
     assert rc == 1 and "no Terraform stacks for provider 'gcp'" in err
 
 
+@pytest.mark.terraform
 def test_stacks_that_install_something_keep_it_outside_the_stack(tmp_path):
     """A stack with a module (or providers) is initialised with TF_DATA_DIR in the workspace:
     the rendered folder, which the next render replaces, receives nothing."""

@@ -85,6 +85,7 @@ def rendered(tmp_path_factory):
 # --- Ansible's own checks ----------------------------------------------------------------
 
 
+@pytest.mark.ansible
 @pytest.mark.parametrize("blueprint", BLUEPRINTS)
 def test_syntax_check(blueprint, rendered, tmp_path):
     out, _ = rendered(blueprint)
@@ -96,6 +97,7 @@ def test_syntax_check(blueprint, rendered, tmp_path):
     assert "[WARNING]" not in r.stderr, r.stderr  # e.g. a host pattern matching no group
 
 
+@pytest.mark.ansible
 @pytest.mark.slow
 def test_ansible_lint_production_profile(rendered, tmp_path):
     out, _ = rendered(LINTED)
@@ -218,6 +220,7 @@ def test_group_vars_match_the_model_switches():
 # --- hostile text ------------------------------------------------------------------------
 
 
+@pytest.mark.ansible
 def test_hostile_text_stays_inert(tmp_path):
     doc = reference_doc()
     doc["metadata"]["description"] = HOSTILE

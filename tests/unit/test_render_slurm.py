@@ -475,6 +475,7 @@ def _controller_run(source: Path, tmp_path: Path, rendered, slurmd: bool) -> str
 CONTROLLER_CASES = ["lab", "enterprise-pilot-h100-4n"]  # ~0.5 s and ~7 s (MariaDB + slurmdbd)
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("blueprint", CONTROLLER_CASES)
 def test_real_slurmctld_accepts_the_config(blueprint, slurm_daemons, rendered, tmp_path):
     lab = blueprint == "lab"  # its nodes have no GPUs: a real slurmd registers one and runs a job
@@ -512,6 +513,7 @@ slurmd -G 2>&1
 """
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("blueprint", ["enterprise-pilot-h100-4n", "hybrid-slurm-research"])
 def test_real_slurmd_reads_gres_conf(blueprint, slurm_daemons, rendered, tmp_path):
     """`slurmd -G` prints the GRES it would register, from slurm.conf and gres.conf, on a

@@ -125,6 +125,7 @@ def test_expand_names_each_unit_and_leaves_other_paths_alone():
     assert expand("slurm/slurm.conf", ctx) == [("slurm/slurm.conf", {})]
 
 
+@pytest.mark.terraform
 @pytest.mark.parametrize("provider", ["existing", "lab"])
 def test_builtin_stacks_validate_with_terraform(rendered, tf, provider):
     for unit in sorted(rendered[provider].iterdir()):
@@ -134,6 +135,7 @@ def test_builtin_stacks_validate_with_terraform(rendered, tf, provider):
         assert not (unit / "versions.tf").exists()
 
 
+@pytest.mark.terraform
 def test_every_stack_is_terraform_fmt_clean(rendered, tf):
     for provider, units in rendered.items():
         assert tf.fmt_check(units) == [], provider
@@ -194,6 +196,7 @@ def _plan_site(tf, tmp_path: Path, doc: dict) -> dict:
     return tf.show(stack, tmp_path / "p.tfplan")["planned_values"]["outputs"], unit
 
 
+@pytest.mark.terraform
 @pytest.mark.parametrize("text", HOSTILE, ids=range(len(HOSTILE)))
 def test_hostile_text_in_hcl_round_trips_through_terraform(tf, tmp_path, text):
     d = reference_doc()
@@ -214,6 +217,7 @@ def test_hostile_text_in_hcl_round_trips_through_terraform(tf, tmp_path, text):
     assert "${" not in raw.replace("$${", "") and "%{" not in raw.replace("%%{", "")
 
 
+@pytest.mark.terraform
 def test_hostile_control_characters_round_trip(tf, tmp_path):
     d = reference_doc()
     d["metadata"]["description"] = "bell \b form \f end"
@@ -221,6 +225,7 @@ def test_hostile_control_characters_round_trip(tf, tmp_path):
     assert outputs["site"]["value"]["description"] == "bell \b form \f end"
 
 
+@pytest.mark.terraform
 def test_host_facts_reach_terraform_exactly(tf, tmp_path):
     """Host facts travel as JSON variables: literal values, never templates; after apply the
     stack's `hosts` output (what the inventory reads) carries them."""
@@ -232,6 +237,7 @@ def test_host_facts_reach_terraform_exactly(tf, tmp_path):
         name: {"address": f["address"], "group": f["group"], "roles": f["roles"]} for name, f in facts.items()}
 
 
+@pytest.mark.terraform
 def test_lab_stack_plans_lab_hosts_without_running_anything(rendered, tf, tmp_path):
     """Planning the lab stack runs no provisioner: `factoryctl lab up` only runs on apply."""
     unit = rendered["lab"] / "gpu-000"

@@ -9,14 +9,13 @@ templates/report/report.html.j2; the file is written atomically (temp file + ren
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from .. import __version__
+from ..files import atomic_write
 from ..findings import counts
 from ..resources import templates_dir
 from ..session import Checked
@@ -124,21 +123,8 @@ def render(c: Checked, workspace: Path) -> str:
     return _env().get_template("report.html.j2").render(**context(c, workspace))
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_report(c: Checked, out_dir: Path, workspace: Path) -> Path:
     """Render the report of a checked factory into out_dir/report.html; returns its path."""
     path = Path(out_dir) / REPORT_FILE
-    write_atomic(path, render(c, Path(workspace)))
+    atomic_write(path, render(c, Path(workspace)))
     return path

@@ -48,6 +48,7 @@ from typing import Any
 
 from .errors import FactoryctlError
 from .files import WORKSPACES, WorkspaceError, atomic_write, refuse_links
+from .manifest import owned_files, read_owned
 
 APPLIED = "applied.json"
 OWNER = "owner.json"
@@ -272,8 +273,6 @@ class Workspace:
                 if p.suffix in (".yml", ".yaml") and p.is_file() and not p.is_symlink()}
 
     def _snapshot(self, build: Path) -> None:
-        from .render.output import owned_files, read_owned
-
         self.claim()
         # the files the render wrote (its manifest's), not what others left in build/
         owned = {rel for rel in owned_files(build) or () if not rel.startswith("terraform/")}

@@ -205,3 +205,10 @@ def test_no_backward_arrow():
 def test_every_allowed_backward_arrow_still_exists(pair):
     a, b = pair
     assert b in package_graph().get(a, {}), f"{a} -> {b} is gone: drop it from ALLOWED_BACKWARD"
+
+
+def test_the_checks_see_what_they_look_for():
+    assert cycles({"a": {"b": []}, "b": {"c": []}, "c": {"a": []}, "d": {"a": []}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b": []}}) == []
+    assert _private("_x") and not _private("__version__") and not _private("x")
+    assert top("factoryctl.render.kube") == "render" and top("factoryctl") == "factoryctl"

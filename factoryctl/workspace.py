@@ -47,10 +47,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FactoryctlError
+from .files import WORKSPACES, WorkspaceError, atomic_write, refuse_links
+from .manifest import owned_files, read_owned
 
 APPLIED = "applied.json"
 OWNER = "owner.json"
-WORKSPACES = ".factory"
 # Scratch names of the workspace's own swaps and writers, left behind only by a killed
 # command: render's build swap, apply's applied/ snapshot, drift's scratch render.
 LEFTOVER_DIRS = (".build.new-", ".build.old-", ".applied.new-", ".applied.old-", ".drift-")
@@ -59,60 +60,6 @@ OWNER_LIMIT = 64 << 10
 
 class WorkspaceLocked(FactoryctlError):
     """Another command holds the site's lock."""
-
-
-class WorkspaceError(FactoryctlError):
-    """The workspace cannot be used safely: a path in it is a link (or not what it should
-    be), or it belongs to another factory file."""
-
-
-def refuse_links(path: Path, below: Path) -> Path:
-    """`path`, after checking that neither it nor a folder between `below` (not included) and
-    it is a symbolic link; the part that does not exist yet is not checked (nothing to follow).
-    Paths are compared as written, never resolved: resolving is what following a link means."""
-    path, below = Path(os.path.abspath(path)), Path(os.path.abspath(below))
-    p = below
-    for part in path.relative_to(below).parts:
-        p = p / part
-        try:
-            st = os.lstat(p)
-        except FileNotFoundError:
-            break
-        if stat.S_ISLNK(st.st_mode):
-            raise WorkspaceError(f"{p} is a symbolic link; factoryctl does not read or write its workspace "
-                                 f"through links: remove the link (and move what it pointed to there, if "
-                                 f"that was a workspace of factoryctl's)")
-    return path
-
-
-def _refuse_workspace_links(path: Path) -> None:
-    """For a path inside a workspace (below a `.factory` folder): no link from `.factory` down."""
-    parts = Path(os.path.abspath(path)).parts
-    if WORKSPACES in parts:
-        top = len(parts) - 1 - parts[::-1].index(WORKSPACES)
-        refuse_links(Path(*parts), Path(*parts[:top]))
-
-
-def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> Path:
-    """Write a file so that readers see the old content or the new, never half of it. Inside
-    a workspace, a folder on the way that is a link is refused (the temporary file is made
-    with O_EXCL and os.replace swaps a link itself, so only the folders could lead elsewhere)."""
-    path = Path(path)
-    _refuse_workspace_links(path.parent)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_json(path: Path, doc: Any) -> Path:
@@ -336,8 +283,6 @@ class Workspace:
                 if p.suffix in (".yml", ".yaml") and p.is_file() and not p.is_symlink()}
 
     def _snapshot(self, build: Path) -> None:
-        from .render.output import owned_files, read_owned
-
         self.claim()
         # the files the render wrote (its manifest's), not what others left in build/
         owned = {rel for rel in owned_files(build) or () if not rel.startswith("terraform/")}

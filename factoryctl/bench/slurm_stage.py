@@ -32,11 +32,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..render.kube_bench import WORKER_FILES
 from ..verify.results import BenchResult
 
 NCCL_TESTS_DIR = "/opt/nccl-tests/build"  # cuda_nccl_tests_dir + /build (roles/cuda_nccl defaults)
 STAGE_ROOT = "/var/tmp/factoryctl-bench"
-WORKER_FILES = ("fallback_worker.py", "cpu_worker.py")
 # The lab's CPU run: small enough for 2 shared cores, large enough to see the curve bend.
 CPU_ARGS = ["--tests", "hbm,all_reduce", "--hbm-bytes", "64M", "--min-bytes", "32K",
             "--max-bytes", "4M", "--warmup", "2", "--iters", "10"]

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .. import __version__
-from ..workspace import atomic_write
+from ..files import atomic_write
 
 RULES = {
     "DRIFT001": ("artifact-drift", "factory.yaml or templates changed since the last apply", "warning"),

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import EngineFailure
+from ..files import atomic_write
 
 BIN_ENV = "FACTORYCTL_TERRAFORM_BIN"
 LOCK_FILE = ".terraform.lock.hcl"
@@ -177,9 +178,7 @@ def write_cli_config(path: Path, plugin_cache: Path | None = None, provider_mirr
     text += provider_installation(provider_mirrors, registry)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not path.is_file() or path.read_text() != text:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        atomic_write(path, text)
     return path
 
 

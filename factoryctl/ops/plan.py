@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from ..engines.terraform import PlanResult, Stack, Terraform, TerraformError, make_engine
+from ..files import atomic_write
 from ..render.writer import MANIFEST
 from ..resolve.airgap import (
     MIRROR_HINT,
@@ -35,7 +36,7 @@ from ..resolve.airgap import (
     provider_installation,
 )
 from ..session import Checked
-from ..workspace import Workspace, WorkspaceLocked, atomic_write
+from ..workspace import Workspace, WorkspaceLocked
 
 # Impact classes, least to most disruptive: what applying a change does to a running factory.
 IMPACTS = ("none", "add", "reload", "restart", "drain", "destroy")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from .. import __version__
 from ..resolve import Site
-from ..verify import generate as verify_checks
-from . import ansible_vars, kube
+from . import ansible_vars, hostchecks, kube
 from . import slurm as slurm_facts
 from .units import terraform_units
 
@@ -38,5 +37,5 @@ def build(site: Site) -> dict:
         "kube": kube_facts,
         "kube_inference": kube_facts["inference"],  # kubernetes/inference/<name>/manifests.yaml
         "terraform_units": terraform_units(f, hosts, gpu_groups),  # render/units.py
-        "verify": verify_checks.build(site),  # verify/checks.json: the host checks (verify/generate.py)
+        "verify": hostchecks.build(site),  # verify/checks.json: the host checks (render/hostchecks.py)
     }

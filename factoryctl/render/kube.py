@@ -77,7 +77,7 @@ def literal(text: str) -> str:
     return str(text).replace("$", "$$")
 
 
-def _registry(site: Site) -> str | None:
+def airgap_registry(site: Site) -> str | None:
     """The registry an air-gapped site pulls from; None when the site is not air-gapped."""
     f = site.factory
     s = f.sovereignty
@@ -176,7 +176,7 @@ def gpu_operator_values(site: Site) -> dict:
         # GPUDirect RDMA: the driver container loads nvidia-peermem against the host's or
         # the Network Operator's DOCA-OFED
         values["driver"]["rdma"] = {"enabled": True, "useHostMofed": not _ofed_container(site)}
-    registry = _registry(site)
+    registry = airgap_registry(site)
     if registry:
         for component, repo in GPU_OPERATOR_REPOS.items():
             _set(values, f"{component}.repository", mirrored(repo, registry))
@@ -199,7 +199,7 @@ def network_operator_values(site: Site) -> dict:
         "nfd": {"enabled": k.gpu_operator is None},  # never two NFD deployments
         "sriovNetworkOperator": {"enabled": net.sriov},
     }
-    registry = _registry(site)
+    registry = airgap_registry(site)
     if registry:
         values["operator"] = {"repository": mirrored("nvcr.io/nvidia/cloud-native", registry),
                               "ofedDriver": {"initContainer": {"repository": mirrored(MELLANOX_REPO, registry)}}}
@@ -213,7 +213,7 @@ def nic_cluster_policy(site: Site) -> dict | None:
     net = k.network_operator
     if not k.enabled or net is None or not net.enabled:
         return None
-    repo = mirrored(MELLANOX_REPO, _registry(site))
+    repo = mirrored(MELLANOX_REPO, airgap_registry(site))
     tag = f"network-operator-v{NETWORK_OPERATOR_RELEASE}"
     spec: dict = {}
     if _ofed_container(site):
@@ -259,7 +259,7 @@ def helm_releases(site: Site) -> list[dict]:
 
 
 def _image(site: Site, inf) -> str:
-    return inf.image.strip() if inf.image else mirrored(DEFAULT_IMAGES[inf.engine], _registry(site))
+    return inf.image.strip() if inf.image else mirrored(DEFAULT_IMAGES[inf.engine], airgap_registry(site))
 
 
 def model_volume(site: Site, inf) -> dict:
@@ -293,7 +293,7 @@ def model_volume(site: Site, inf) -> dict:
 
 
 def _sync_container(site: Site, inf, scheme: str, src: str, path: str) -> dict:
-    image = mirrored(SYNC_IMAGE, _registry(site))
+    image = mirrored(SYNC_IMAGE, airgap_registry(site))
     c: dict = {"name": "fetch-model", "image": image,
                "volumeMounts": [{"name": "model", "mountPath": path}]}
     if scheme == "s3":
@@ -608,7 +608,7 @@ def build(site: Site) -> dict:
 
     k = site.factory.kubernetes
     inference = inference_deployments(site)
-    registry = _registry(site)
+    registry = airgap_registry(site)
     out = {
         "enabled": k.enabled,
         "version": k.version,

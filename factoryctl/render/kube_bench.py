@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from ..resolve import Site
 from . import versions
-from .kube import MANAGED, _registry, literal, mirrored
+from .kube import MANAGED, airgap_registry, literal, mirrored
 
 BENCH_NS = "factoryctl-bench"
 # Public default images (mirrored under the site's registry when air-gapped). The nccl-tests
@@ -34,6 +34,9 @@ NCCL_TESTS_BIN = "/opt/nccl_tests/build"
 PYTORCH_IMAGE = versions.image("pytorch")  # NGC PyTorch: torch + NCCL for the worker
 WORKER_CONFIGMAP = "factoryctl-bench-worker"  # the worker's source; created by verify at run time
 WORKER_ROOT = "/opt/factoryctl"
+# The built-in benchmark worker: its files under factoryctl/bench/, shipped to the hosts (a
+# ConfigMap here, a tarball by the Slurm stage) and run there with python -m.
+WORKER_FILES = ("fallback_worker.py", "cpu_worker.py")
 FALLBACK_JOB = "factoryctl-bench"
 MASTER_PORT = 29500
 RDMA_RESOURCE = "rdma/rdma_shared_device_a"
@@ -106,7 +109,7 @@ def mpijobs(site: Site, nodes: int | None = None) -> list[dict]:
     if not hosts or not gpus:
         return []
     rdma = _rdma(site)
-    image = mirrored(NCCL_TESTS_IMAGE, _registry(site))
+    image = mirrored(NCCL_TESTS_IMAGE, airgap_registry(site))
     s = _settings(site)
     shm_vol, shm_mount = _shm()
     docs = []
@@ -159,7 +162,7 @@ def fallback_docs(site: Site, nodes: int | None = None) -> list[dict]:
             "--master-addr", f"{FALLBACK_JOB}-0.{FALLBACK_JOB}", "--master-port", str(MASTER_PORT),
             "-m", "factoryctl.bench.fallback_worker", "--mode", "gpu",
             "--dtypes", literal(s["dtype"]), "--min-bytes", "1M", "--max-bytes", literal(s["max_bytes"])]
-    container = {"name": "worker", "image": mirrored(PYTORCH_IMAGE, _registry(site)),
+    container = {"name": "worker", "image": mirrored(PYTORCH_IMAGE, airgap_registry(site)),
                  "command": ["torchrun"], "args": args,
                  "env": [{"name": "PYTHONPATH", "value": WORKER_ROOT}],
                  "resources": _gpu_resources(gpus, rdma),
@@ -188,8 +191,6 @@ def fallback_docs(site: Site, nodes: int | None = None) -> list[dict]:
 
 def worker_items() -> list[tuple[str, str]]:
     """(ConfigMap key, path under WORKER_ROOT) of the worker's package."""
-    from ..bench.slurm_stage import WORKER_FILES
-
     return [("factoryctl-init.py", "factoryctl/__init__.py"),
             ("bench-init.py", "factoryctl/bench/__init__.py"),
             *[(f.replace("_", "-"), f"factoryctl/bench/{f}") for f in WORKER_FILES]]

@@ -15,63 +15,22 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import shutil
-import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+# read_owned is re-exported: callers read a render's own files through this module.
+from ..manifest import MANIFEST, folders_of, owned_files, read_owned  # noqa: F401
 from .errors import UnsafeOutput
 
-MANIFEST = "manifest.json"
-GENERATOR = "factoryctl "
-# Rendered files are kilobytes; the bounds only stop a planted giant from being read whole.
-MANIFEST_LIMIT = 16 << 20
-FILE_LIMIT = 64 << 20
 # Names a render (and the workspace's other swaps) give their scratch trees beside the target.
 SCRATCH = (".new-", ".old-")
 LOCK_WAIT_S = 60.0
 
 _FIX = "pass an empty or new folder, or one factoryctl rendered"
-
-
-def _safe_rel(rel: object) -> bool:
-    """A manifest path that stays inside the tree (a planted manifest cannot name ../x)."""
-    if not isinstance(rel, str) or not rel or rel.startswith("/") or "\\" in rel or "\0" in rel:
-        return False
-    return all(part not in ("", ".", "..") for part in rel.split("/"))
-
-
-def _read_bounded(path: Path, limit: int) -> bytes | None:
-    """The bytes of a regular file, opened without following a link; None if it is not one.
-    At most limit+1 bytes are read: a larger file differs from anything rendered anyway."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        return fh.read(limit + 1)
-
-
-def owned_files(out: Path) -> set[str] | None:
-    """The files a factoryctl render wrote into `out` (the ones its manifest lists, and the
-    manifest); None when `out` holds no manifest of ours."""
-    raw = _read_bounded(Path(out) / MANIFEST, MANIFEST_LIMIT)
-    if raw is None or len(raw) > MANIFEST_LIMIT:
-        return None
-    try:
-        doc = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not (isinstance(doc, dict) and isinstance(doc.get("generator"), str)
-            and doc["generator"].startswith(GENERATOR) and isinstance(doc.get("files"), dict)):
-        return None
-    return {rel for rel in doc["files"] if _safe_rel(rel)} | {MANIFEST}
 
 
 def claim(out: Path) -> set[str]:
@@ -95,42 +54,13 @@ def claim(out: Path) -> set[str]:
     return set()
 
 
-def _dirs_of(files: set[str]) -> set[str]:
-    return {"/".join(rel.split("/")[:i]) for rel in files for i in range(1, rel.count("/") + 1)}
-
-
-def read_owned(out: Path, owned: set[str]) -> dict[str, bytes]:
-    """The files of `owned` as they are on disk (relative path -> bytes). Only folders that
-    hold owned files are entered, and links are never followed: a file a link replaced
-    counts as missing."""
-    found: dict[str, bytes] = {}
-    dirs = _dirs_of(owned)
-
-    def walk(folder: Path, prefix: str) -> None:
-        with os.scandir(folder) as it:
-            entries = list(it)
-        for entry in entries:
-            rel = prefix + entry.name
-            if entry.is_dir(follow_symlinks=False):
-                if rel in dirs:
-                    walk(Path(entry.path), rel + "/")
-            elif rel in owned and entry.is_file(follow_symlinks=False):
-                data = _read_bounded(Path(entry.path), FILE_LIMIT)
-                if data is not None:
-                    found[rel] = data
-
-    if owned and Path(out).is_dir() and not Path(out).is_symlink():
-        walk(Path(out), "")
-    return found
-
-
 def carry_foreign(old: Path, new: Path, owned: set[str]) -> None:
     """Give the new tree every entry of the old one that is not ours, as hard links (the old
     names go with the old tree, the data stays): engines' dot-files, a README, a `.git/`.
     A folder of ours that the new render no longer has goes whole, with what engines left in
     it: a removed unit's folder must not linger as a stack of its own. Raises UnsafeOutput,
     before anything is swapped, when a file of someone else sits where the render writes."""
-    dirs = _dirs_of(owned)
+    dirs = folders_of(owned)
 
     def walk(src: Path, dst: Path, prefix: str) -> None:
         with os.scandir(src) as it:

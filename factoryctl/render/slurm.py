@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 
 from .. import catalog
-from ..resolve import Site, rack_scale_nvlink
+from ..resolve import Site, rack_scale_nvlink, recommended_topology
 
 # Memory the OS and firmware keep: slurmd drains a node whose RealMemory exceeds what it
 # detects, and the detected figure is always below the nominal DIMM size.
@@ -234,9 +234,7 @@ def _blocks(site: Site, groups: list[dict]) -> tuple[list[dict], list[int], list
 
 
 def topology_plugin(site: Site) -> str | None:
-    """tree, block or None: slurm.topology, with `auto` taking the rules' recommendation."""
-    from ..rules.slurm import recommended_topology
-
+    """tree, block or None: slurm.topology, with `auto` taking the recommendation resolve derives."""
     want = site.factory.slurm.topology
     if want == "auto":
         want = recommended_topology(site.factory, site)[0]

@@ -15,6 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from .. import __version__
+from ..files import atomic_write
 from ..findings import counts
 from ..resources import templates_dir
 from ..session import Checked

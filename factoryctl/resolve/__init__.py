@@ -460,6 +460,22 @@ FP4_FAMILIES = frozenset({"B200", "B300", "GB200", "GB300", "MI350X", "MI355X"})
 EAR_3A090_TPP = 4800  # ECCN 3A090.a: total processing performance >= 4800 (refarch.md 5.1)
 
 
+def recommended_topology(f: Factory, site: Site) -> tuple[str | None, str]:
+    """Topology plugin for the Slurm GPU nodes, and why: block for multi-node NVLink domains
+    (NVL72), tree for a switched compute fabric with more than one node, else None."""
+    gpu_groups = [
+        g for ng in f.nodes if "slurm-compute" in ng.roles
+        for g in [site.groups.get(ng.group)] if g is not None and g.gpus_per_node
+    ]
+    for g in gpu_groups:
+        spec = catalog.gpu(g.gpu_model) if g.gpu_model else None
+        if spec is not None and rack_scale_nvlink(spec.nvlink_domain) and spec.nvlink_domain > g.gpus_per_node:
+            return "block", f"{g.gpu_model} forms {spec.nvlink_domain}-GPU NVLink domains across nodes"
+    if f.fabric.compute is not None and sum(g.count for g in gpu_groups) > 1:
+        return "tree", f"the {f.fabric.compute.topology} {f.fabric.compute.type} compute fabric is a switch tree"
+    return None, ""
+
+
 def _family(spec) -> str:
     return spec.name.split("-")[0].upper()
 

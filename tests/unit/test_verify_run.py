@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from factoryctl.render.hostchecks import build
 from factoryctl.session import check
 from factoryctl.verify import run as hostchecks
-from factoryctl.verify.generate import build
 from factoryctl.verify.plugin import select
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from factoryctl.cli import run
+from factoryctl.files import atomic_write
 from factoryctl.render import output
-from factoryctl.workspace import Workspace, WorkspaceError, atomic_write
+from factoryctl.workspace import Workspace, WorkspaceError
 from tests.helpers import REFERENCE, ROOT
 
 LAB = ROOT / "examples" / "lab.yaml"

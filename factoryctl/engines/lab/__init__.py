@@ -21,10 +21,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from . import host, keys, net, plan, preflight, probe, sshconf, state
+from . import addresses as address_plan
+from . import host, keys, net, preflight, reachability, sshconf, state
+from .addresses import DEFAULT_BRIDGE, DEFAULT_SUBNET, HostSpec
 from .errors import LabError
 from .mounts import mount_overlay, mounts_under, safe_rmtree, unmount_all
-from .plan import DEFAULT_BRIDGE, DEFAULT_SUBNET, HostSpec
 from .rootfs import RootfsSpec, ensure_rootfs
 from .state import HostRecord, LabState
 
@@ -72,9 +73,9 @@ class Lab:
         # (units/<unit>/../../../../../lab), and records must not depend on that folder.
         self.root = Path(os.path.abspath(root))
         if subnet:
-            plan.parse_subnet(subnet)  # fail early, with the one-line reason
+            address_plan.parse_subnet(subnet)  # fail early, with the one-line reason
         self._subnet = subnet
-        self._bridge = plan.check_bridge(bridge) if bridge else None
+        self._bridge = address_plan.check_bridge(bridge) if bridge else None
         self.rootfs = rootfs or RootfsSpec()
         self.cache_dir = cache_dir
         self._log = log or (lambda _msg: None)
@@ -129,8 +130,8 @@ class Lab:
         return HostRecord(
             name=spec.name,
             address=address,
-            netns=plan.netns_name(st.bridge, spec.name),
-            veth=plan.veth_name(st.bridge, spec.name),
+            netns=address_plan.netns_name(st.bridge, spec.name),
+            veth=address_plan.veth_name(st.bridge, spec.name),
             dir=str(self._host_dir(spec.name)),
             rootfs=str(rootfs),
             fake_gpus=spec.fake_gpus,
@@ -155,8 +156,8 @@ class Lab:
         preflight.require_tools()
         specs = list(hosts)
         for spec in specs:
-            plan.check_name(spec.name)
-            plan.check_fake_gpus(spec)
+            address_plan.check_name(spec.name)
+            address_plan.check_fake_gpus(spec)
         with self._locked():
             st = self._state_for_change()
             net.check_subnet_free(st.subnet, st.bridge)  # before anything is written
@@ -164,7 +165,7 @@ class Lab:
                 gone = sorted(set(st.hosts) - {s.name for s in specs})
                 if gone:
                     self._teardown(st, gone)
-            addresses = plan.assign_addresses(
+            addresses = address_plan.assign_addresses(
                 specs, st.subnet, {n: r.address for n, r in st.hosts.items()}
             )
             todo = self._needing_start(st, specs)
@@ -175,7 +176,7 @@ class Lab:
 
     def _needing_start(self, st: LabState, specs: list[HostSpec]) -> set[str]:
         recorded = [st.hosts[s.name] for s in specs if s.name in st.hosts]
-        answers = probe.answering([r.address for r in recorded])
+        answers = reachability.answering([r.address for r in recorded])
         todo = set()
         for spec in specs:
             rec = st.hosts.get(spec.name)
@@ -194,7 +195,7 @@ class Lab:
         keys.ensure_key(self.private_key, f"factoryctl-lab@{self.root.name}")
         for spec in specs:
             keys.ensure_key(self._host_key(spec.name), f"root@{spec.name}")
-        iface = plan.bridge_interface(st.subnet)
+        iface = address_plan.bridge_interface(st.subnet)
         net.ensure_bridge(st.bridge, iface)
 
         # Stale pieces of a crashed or dead host go first; its disk (upper layer) stays,
@@ -223,7 +224,7 @@ class Lab:
         prefix = iface.network.prefixlen
         links = [
             net.HostLink(
-                r.netns, r.veth, plan.mac_address(st.bridge, r.name), f"{r.address}/{prefix}"
+                r.netns, r.veth, address_plan.mac_address(st.bridge, r.name), f"{r.address}/{prefix}"
             )
             for r in records
         ]
@@ -234,7 +235,7 @@ class Lab:
             rec.pid = proc.pid
         state.save(self.state_path, st)
 
-        silent = probe.wait_answering([r.address for r in records], self.ready_timeout)
+        silent = reachability.wait_answering([r.address for r in records], self.ready_timeout)
         for rec in records:
             rec.init_pid = host.init_pid(rec)
         state.save(self.state_path, st)
@@ -258,7 +259,7 @@ class Lab:
             if names is None:
                 targets = sorted(set(st.hosts) | self._discover(st.bridge))
             else:
-                targets = [plan.check_name(n) for n in names]
+                targets = [address_plan.check_name(n) for n in names]
             self._teardown(st, targets)
             if st.hosts:
                 state.save(self.state_path, st)
@@ -319,7 +320,7 @@ class Lab:
             found |= {p.name for p in hosts_dir.iterdir() if p.is_dir()}
         for mp in mounts_under(hosts_dir):
             found.add(Path(mp).relative_to(hosts_dir).parts[0])
-        return {n for n in found if plan._HOSTNAME.match(n)}
+        return {n for n in found if address_plan.HOSTNAME.match(n)}
 
     def _remove_lab_network(self, bridge: str) -> None:
         net.delete_bridge(bridge)
@@ -348,7 +349,7 @@ class Lab:
         if st is None:
             return []
         recs = [st.hosts[n] for n in sorted(st.hosts)]
-        answers = probe.answering([r.address for r in recs])
+        answers = reachability.answering([r.address for r in recs])
         return [self._info(r, alive=host.is_running(r) and answers[r.address]) for r in recs]
 
     def hosts(self) -> dict[str, str]:

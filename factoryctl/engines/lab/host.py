@@ -9,13 +9,12 @@ process, which is how teardown finds a host's processes even without a state fil
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import subprocess
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from ...files import atomic_write
 from . import procs
 from .errors import LabError
 from .net import netns_path
@@ -57,13 +56,7 @@ def hosts_file(addresses: Mapping[str, str]) -> str:
 
 def _put(root: Path, rel: str, data: str | bytes, mode: int = 0o644) -> None:
     # Write through the overlay (lands in the host's upper layer), atomically.
-    path = root / rel
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data.encode() if isinstance(data, str) else data)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    atomic_write(root / rel, data, mode)
 
 
 def with_block(current: str, block: str) -> str:

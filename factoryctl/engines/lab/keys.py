@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
+from ...files import atomic_write
 from .errors import LabError
 
 
@@ -19,21 +21,22 @@ def _keygen(path: Path, comment: str) -> None:
         raise LabError("ssh-keygen missing", "apt-get install openssh-client")
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    for p in (tmp, tmp.with_name(tmp.name + ".pub")):
-        p.unlink(missing_ok=True)
-    res = subprocess.run(
-        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(tmp)],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    if res.returncode != 0:
-        raise LabError(f"ssh-keygen failed for {path} ({res.stderr.strip()})")
-    # Public half first: a private key on disk always has its public key beside it.
-    os.replace(tmp.with_name(tmp.name + ".pub"), path.with_name(path.name + ".pub"))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{path.name}.keygen-", dir=path.parent))  # 0700
+    try:
+        tmp = scratch / "key"
+        res = subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(tmp)],
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        if res.returncode != 0:
+            raise LabError(f"ssh-keygen failed for {path} ({res.stderr.strip()})")
+        # Public half first: a private key on disk always has its public key beside it.
+        atomic_write(path.with_name(path.name + ".pub"), tmp.with_name("key.pub").read_bytes(), 0o644)
+        atomic_write(path, tmp.read_bytes(), 0o600)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def ensure_key(path: Path, comment: str) -> Path:

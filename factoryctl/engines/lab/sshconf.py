@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from ...files import atomic_write
+
 _SUN_PATH_MAX = 107  # AF_UNIX path limit; ssh appends a 17-byte temp suffix while binding
 
 
@@ -23,14 +25,6 @@ def control_dir(root: Path) -> Path:
         return inside
     digest = hashlib.sha256(str(root).encode()).hexdigest()[:12]
     return Path(tempfile.gettempdir()) / f"factoryctl-cm-{digest}"
-
-
-def _write(path: Path, text: str, mode: int = 0o644) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def _quote(value: str) -> str:
@@ -46,7 +40,7 @@ def write_known_hosts(path: Path, host_keys: Mapping[str, tuple[str, str]]) -> N
     for name, (address, pub) in sorted(host_keys.items()):
         keytype, blob = pub.split()[:2]
         lines.append(f"{name},{address} {keytype} {blob}")
-    _write(path, "\n".join(lines) + ("\n" if lines else ""))
+    atomic_write(path, "\n".join(lines) + ("\n" if lines else ""))
 
 
 def render_config(
@@ -85,7 +79,7 @@ def write_config(
 ) -> Path:
     control.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(control, 0o700)
-    _write(path, render_config(addresses, identity, known_hosts, control))
+    atomic_write(path, render_config(addresses, identity, known_hosts, control))
     return path
 
 

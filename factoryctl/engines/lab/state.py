@@ -8,11 +8,10 @@ cleanup find more, never less.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ...files import atomic_write
 from .errors import LabError
 
 STATE_VERSION = 1
@@ -82,18 +81,7 @@ def load_lenient(path: Path) -> LabState | None:
 
 
 def save(path: Path, state: LabState) -> None:
-    # Temp file in the same directory + fsync + rename: readers see old or new, never half.
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(state.to_json())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, state.to_json(), mode=0o600)  # readers see old or new, never half
 
 
 def remove(path: Path) -> None:

@@ -25,9 +25,9 @@ from typing import Any
 import yaml
 
 from .. import catalog
-from ..render import ansible_vars
-from ..render import slurm as slurm_facts
 from ..resources import templates_dir
+from . import ansible_vars
+from . import slurm as slurm_facts
 
 SCHEMA = "factoryctl.verify.checks/v1"
 FAMILIES = ("Debian", "RedHat")

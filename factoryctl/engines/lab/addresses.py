@@ -21,7 +21,7 @@ DEFAULT_BRIDGE = "fclab0"
 HOST_OFFSET = 10  # .1 is the bridge; leave a few low addresses free for humans
 MAX_FAKE_GPUS = 64
 
-_HOSTNAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
+HOSTNAME = re.compile(r"^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$")
 # IFNAMSIZ caps it at 15; no "-", so "<bridge>-<host>" netns names split unambiguously.
 _IFNAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,14}$")
 
@@ -37,7 +37,7 @@ class HostSpec:
 
 def check_name(name: str) -> str:
     # Slurm, /etc/hosts and ssh all need a plain DNS label; upper case breaks Slurm lookups.
-    if not _HOSTNAME.match(name):
+    if not HOSTNAME.match(name):
         raise LabError(
             f"invalid host name {name!r}",
             "use lower-case letters, digits and '-', starting with a letter (max 63)",

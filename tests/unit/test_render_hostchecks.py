@@ -10,8 +10,8 @@ import pytest
 
 from factoryctl.blueprints import all_blueprints
 from factoryctl.render import render
+from factoryctl.render.hostchecks import SCHEMA, build
 from factoryctl.session import check
-from factoryctl.verify.generate import SCHEMA, build
 from factoryctl.verify.probes import PROBES
 
 ROOT = Path(__file__).resolve().parents[2]

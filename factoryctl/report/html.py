@@ -19,7 +19,6 @@ from ..files import atomic_write
 from ..findings import counts
 from ..resources import templates_dir
 from ..session import Checked
-from ..workspace import atomic_write
 from . import plots
 from .bom import bom
 from .cost import cost

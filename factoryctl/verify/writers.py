@@ -10,27 +10,19 @@ The run folder files are the shapes factoryctl/report/runs.py reads (its docstri
 from __future__ import annotations
 
 import json
-import re
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..workspace import atomic_write, write_json
+from ..findings import junit
+from ..workspace import write_json
 from .results import VerifyRun
 
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "dim"}
 VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
 ALL_ROWS = 200  # up to this many checks every one is listed; above, only those not passed
-# XML 1.0 allows tab, newline, carriage return and text from U+0020 on; command output may
-# carry escape sequences or NULs, which would make the file unreadable to every JUnit consumer.
-_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-
-
-def _x(text: str) -> str:
-    return _XML_BAD.sub("\ufffd", text)
 
 
 def write_run_folder(run: VerifyRun, folder: Path) -> list[Path]:
@@ -101,55 +93,36 @@ def console(run: VerifyRun, out: Console) -> None:
               f"{n['skipped']} skipped{bench} ({run.duration_s:.1f} s)")
 
 
-def junit(run: VerifyRun) -> str:
-    """JUnit XML: one suite of host checks (class = host), one of benchmark figures."""
-    root = ET.Element("testsuites", name=f"factoryctl verify {run.site}")
-    suite = ET.SubElement(root, "testsuite", name="host checks", timestamp=run.started)
-    n = run.counts()
-    suite.set("tests", str(len(run.checks)))
-    suite.set("failures", str(n["failed"]))
-    suite.set("errors", str(n["error"]))
-    suite.set("skipped", str(n["skipped"]))
-    suite.set("time", f"{sum(c.duration_s for c in run.checks):.3f}")
+def junit_report(run: VerifyRun) -> junit.Report:
+    """JUnit: one suite of host checks (class = host), one of benchmark figures."""
+    outcome = {"failed": "failure", "error": "error", "skipped": "skipped"}
+    kind = {"failed": "check", "error": "error"}
+    checks = junit.Suite("host checks", timestamp=run.started, time=f"{sum(c.duration_s for c in run.checks):.3f}")
     for c in run.checks:
-        case = ET.SubElement(suite, "testcase", classname=_x(c.host), name=_x(c.check), time=f"{c.duration_s:.3f}")
-        detail = _x(c.detail)
-        if c.status == "failed":
-            ET.SubElement(case, "failure", message=detail, type="check").text = detail
-        elif c.status == "error":
-            ET.SubElement(case, "error", message=detail, type="error").text = detail
-        elif c.status == "skipped":
-            ET.SubElement(case, "skipped", message=detail)
-        elif detail:
-            ET.SubElement(case, "system-out").text = detail
+        o = outcome.get(c.status, "passed")
+        checks.cases.append(junit.Case(c.host, c.check, o, c.detail, kind.get(c.status, ""),
+                                       c.detail if o in ("failure", "error") else None,
+                                       output=c.detail, time=f"{c.duration_s:.3f}"))
+    suites = [checks]
     b = run.bench
     if b is not None:
-        bs = ET.SubElement(root, "testsuite", name=f"benchmark {b.path}", timestamp=run.started)
-        cases = [(_x(m["name"]), m["verdict"], _x(m.get("reason", ""))) for m in b.measurements]
-        cases += [("stage", "error", _x(e)) for e in b.errors]
+        verdict = {"fail": ("failure", "threshold"), "error": ("error", "error"), "skip": ("skipped", "")}
+        cases = [(m["name"], m["verdict"], m.get("reason", "")) for m in b.measurements]
+        cases += [("stage", "error", e) for e in b.errors]
         if b.skipped:
-            cases.append(("stage", "skip", _x(b.skipped)))
-        bs.set("tests", str(len(cases)))
-        bs.set("failures", str(sum(v == "fail" for _, v, _ in cases)))
-        bs.set("errors", str(sum(v == "error" for _, v, _ in cases)))
-        bs.set("skipped", str(sum(v == "skip" for _, v, _ in cases)))
-        bs.set("time", f"{b.duration_s:.3f}")
-        for name, verdict, reason in cases:
-            case = ET.SubElement(bs, "testcase", classname="benchmark", name=name, time="0")
-            if verdict == "fail":
-                ET.SubElement(case, "failure", message=reason, type="threshold").text = reason
-            elif verdict == "error":
-                ET.SubElement(case, "error", message=reason, type="error").text = reason
-            elif verdict == "skip":
-                ET.SubElement(case, "skipped", message=reason)
-            else:
-                ET.SubElement(case, "system-out").text = f"{verdict}: {reason}"
-    for key in ("tests", "failures", "errors", "skipped"):
-        root.set(key, str(sum(int(s.get(key, "0")) for s in root)))
-    root.set("time", f"{run.duration_s:.3f}")
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+            cases.append(("stage", "skip", b.skipped))
+        bench = junit.Suite(f"benchmark {b.path}", timestamp=run.started, time=f"{b.duration_s:.3f}")
+        for name, v, reason in cases:
+            o, t = verdict.get(v, ("passed", ""))
+            bench.cases.append(junit.Case("benchmark", name, o, reason, t, reason if o != "skipped" else None,
+                                          output=f"{v}: {reason}", time="0"))
+        suites.append(bench)
+    return junit.Report(f"factoryctl verify {run.site}", suites, time=f"{run.duration_s:.3f}")
+
+
+def junit_xml(run: VerifyRun) -> str:
+    return junit.to_xml(junit_report(run))
 
 
 def write_junit(run: VerifyRun, path: Path) -> Path:
-    return atomic_write(path, junit(run))
+    return junit.write(junit_report(run), path)

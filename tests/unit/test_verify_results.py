@@ -95,7 +95,7 @@ def test_report_shows_host_checks_and_the_benchmark_plot(tmp_path: Path) -> None
 
 
 def test_junit_is_well_formed_and_counts_add_up() -> None:
-    text = writers.junit(_run(_bench()))
+    text = writers.junit_xml(_run(_bench()))
     root = ET.fromstring(text.encode())
     assert root.tag == "testsuites"
     suites = list(root)
@@ -116,9 +116,9 @@ def test_junit_is_well_formed_and_counts_add_up() -> None:
 
 
 def test_junit_of_a_skipped_and_a_broken_benchmark() -> None:
-    root = ET.fromstring(writers.junit(_run(BenchResult(path="none", skipped="no scheduler"))))
+    root = ET.fromstring(writers.junit_xml(_run(BenchResult(path="none", skipped="no scheduler"))))
     assert root[1].find("testcase/skipped").get("message") == "no scheduler"
-    root = ET.fromstring(writers.junit(_run(BenchResult(path="none", errors=["head01: srun not found"]))))
+    root = ET.fromstring(writers.junit_xml(_run(BenchResult(path="none", errors=["head01: srun not found"]))))
     assert root[1].get("errors") == "1"
 
 

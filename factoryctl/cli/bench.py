@@ -336,14 +336,17 @@ def run_cmd(
     """Run only the benchmark stage through the site's scheduler (srun): nccl-tests where the
     nodes have them, else the built-in worker (the CPU path on nodes without GPUs), judge it
     and write .factory/<name>/runs/<id>/bench.json. Exit 1 on a failed figure or run."""
-    from . import verify as verify_commands
+    from ..session import open_site
+    from ..verify.hostchecks import HostCheckOptions, run_bench
+    from .verify import progress_ui, show
 
     if connection not in ("ssh", "local"):
         raise typer.BadParameter("--connection must be ssh or local")
-    opts = verify_commands.Options(connection, ssh_config, local_name, partition=partition, nodes=nodes,
-                                   timeout=timeout)
-    raise typer.Exit(verify_commands.bench_run_cmd(file, opts, fmt.value, _console(),
-                                                   Console(stderr=True, highlight=False)))
+    opts = HostCheckOptions(connection, ssh_config, local_name, partition=partition, nodes=nodes, timeout=timeout)
+    with open_site(file, "nothing verified") as s:
+        res = run_bench(s.checked, s.workspace, opts, progress_ui(fmt.value))
+    show(res, fmt.value, _console())
+    raise typer.Exit(res.exit_code)
 
 
 root_app.add_typer(app, name="bench", help="Benchmarks: parse nccl-tests logs, expectations, judge results, run the built-in fallback.")

@@ -1,11 +1,5 @@
-"""Writers of a verify run: the run folder (verify.json, bench.json), console tables, JSON and
-JUnit XML. Each one prints the same VerifyRun (results.py) and nothing else.
-
-The run folder files are the shapes factoryctl/report/runs.py reads (its docstring defines them):
-``verify.json`` holds ``checks: [{host, check, status, detail}]`` (plus the run's summary),
-``bench.json`` holds ``nccl: [{rows: [{size_bytes, busbw_gbps}]}]`` and
-``measurements: [judge.Measurement]`` (plus what ran, and the built-in worker's documents).
-"""
+"""How a verify run is shown: console tables, JSON and JUnit XML. Each one prints the same
+VerifyResult (results.py, which also writes the run folder) and nothing else."""
 
 from __future__ import annotations
 
@@ -17,29 +11,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..findings import junit
-from ..workspace import write_json
-from .results import VerifyRun
+from .results import VerifyResult
 
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "dim"}
 VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
 ALL_ROWS = 200  # up to this many checks every one is listed; above, only those not passed
 
 
-def write_run_folder(run: VerifyRun, folder: Path) -> list[Path]:
-    """verify.json (and bench.json when the benchmark stage ran) into runs/<id>/."""
-    doc = run.to_dict()
-    bench = doc.pop("bench")
-    paths = [write_json(folder / "verify.json", doc)]
-    if run.bench is not None:
-        paths.append(write_json(folder / "bench.json", bench))
-    return paths
-
-
-def to_json(run: VerifyRun) -> str:
+def to_json(run: VerifyResult) -> str:
     return json.dumps(run.to_dict(), indent=2, sort_keys=True) + "\n"
 
 
-def console(run: VerifyRun, out: Console) -> None:
+def console(run: VerifyResult, out: Console) -> None:
     """Host checks per host, then the benchmark judgements, then one summary line."""
     shown = run.checks if len(run.checks) <= ALL_ROWS else [c for c in run.checks if c.status != "passed"]
     if shown:
@@ -93,7 +76,7 @@ def console(run: VerifyRun, out: Console) -> None:
               f"{n['skipped']} skipped{bench} ({run.duration_s:.1f} s)")
 
 
-def junit_report(run: VerifyRun) -> junit.Report:
+def junit_report(run: VerifyResult) -> junit.Report:
     """JUnit: one suite of host checks (class = host), one of benchmark figures."""
     outcome = {"failed": "failure", "error": "error", "skipped": "skipped"}
     kind = {"failed": "check", "error": "error"}
@@ -120,9 +103,9 @@ def junit_report(run: VerifyRun) -> junit.Report:
     return junit.Report(f"factoryctl verify {run.site}", suites, time=f"{run.duration_s:.3f}")
 
 
-def junit_xml(run: VerifyRun) -> str:
+def junit_xml(run: VerifyResult) -> str:
     return junit.to_xml(junit_report(run))
 
 
-def write_junit(run: VerifyRun, path: Path) -> Path:
+def write_junit(run: VerifyResult, path: Path) -> Path:
     return junit.write(junit_report(run), path)

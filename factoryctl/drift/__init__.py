@@ -15,6 +15,6 @@ applied yet). 1 wins over 2: a pipeline must not read "some hosts drifted" as "a
 were checked". `--full` skips the probe and runs the check-mode playbook on every host.
 """
 
-from .command import drift_command
+from .stage import DriftOptions, DriftResult, HostDrift, host_positions, run_drift
 
-__all__ = ["drift_command"]
+__all__ = ["DriftOptions", "DriftResult", "HostDrift", "host_positions", "run_drift"]

@@ -42,5 +42,5 @@ def drift(
     if fmt is Format.json:
         sys.stdout.write(report.to_json(res))
     else:
-        report.console(res, out)
+        report.show_text(res, ConsoleUI(out, err))
     raise typer.Exit(res.exit_code)

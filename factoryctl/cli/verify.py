@@ -27,8 +27,9 @@ def show(res: VerifyResult, fmt: str, console: Console = out) -> None:
     if fmt == "json":
         sys.stdout.write(writers.to_json(res))
     else:
-        writers.console(res, console)
-        console.print(f"results: {res.folder}")
+        ui = ConsoleUI(console, err)
+        writers.show_text(res, ui)
+        ui.show(f"results: {res.folder}")
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""A drift report for people (console), programs (JSON) and CI (JUnit XML, SARIF 2.1.0).
+"""A drift report for people (text through the UI), programs (JSON) and CI (JUnit XML, SARIF 2.1.0).
 
 JUnit: one suite per kind of drift, one test case per file, stack and host; drift is a
 <failure>, could-not-check an <error>, so a CI test view tells them apart as exit 2 and 1 do.
@@ -12,10 +12,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 from ..findings import junit, sarif
+from ..ui import UI
 from ..workspace import atomic_write
 
 RULES = {
@@ -37,17 +38,22 @@ def _indent(text: str, n: int = 6) -> str:
     return "".join(" " * n + line + "\n" for line in text.rstrip("\n").splitlines())
 
 
-def console(rep, out: Console) -> None:
-    p = out.print
+def show_text(rep, ui: UI) -> None:
+    """The report for people, through ui.show (markup in strings; diffs as plain Text)."""
+    def p(line: str) -> None:
+        ui.show(line)
+
+    def raw(text: str) -> None:
+        ui.show(Text(text))
     word = {"in-sync": "[green]in sync[/]", "drift": "[yellow]DRIFT[/]", "error": "[red]COULD NOT CHECK[/]"}
     p(f"[bold]Drift of {escape(rep.factory)}[/] against the apply of {rep.applied or '-'} "
       f"(mode {rep.mode}; run {rep.run or '-'})")
     a = rep.artifacts
     p(f"  artifacts:      {'in sync' if not a.drifted else f'{len(a.files)} file(s) differ from the last apply'}")
     for f in a.files:
-        p(f"    {f.change:8} {escape(f.path)}", highlight=False)
+        p(f"    {f.change:8} {escape(f.path)}")
         if f.diff:
-            out.out(_indent(f.diff).rstrip("\n"), highlight=False)
+            raw(_indent(f.diff).rstrip("\n"))
     i = rep.infra
     if i.errors:
         p(f"  infrastructure: [red]could not plan[/] {len(i.errors)} stack(s)")
@@ -57,10 +63,10 @@ def console(rep, out: Console) -> None:
         p("  infrastructure: [yellow]drift[/]")
     for s in i.stacks:
         for d in s.drift:
-            p(f"    {s.unit}: {escape(d['address'])} changed outside Terraform ({d['action']})", highlight=False)
+            p(f"    {s.unit}: {escape(d['address'])} changed outside Terraform ({d['action']})")
         for ch in s.changes:
             p(f"    {s.unit}: apply would {ch['action']} {escape(ch['address'])}"
-              + (f" ({escape(ch['reason'])})" if ch.get("reason") else ""), highlight=False)
+              + (f" ({escape(ch['reason'])})" if ch.get("reason") else ""))
         if s.error:
             p(f"    {s.unit}: [red]{escape(s.error)}[/]")
     hosts = rep.hosts
@@ -73,20 +79,20 @@ def console(rep, out: Console) -> None:
     for name, h in sorted(hosts.items()):
         if h.status == "in-sync" and not h.note:
             continue
-        p(f"    {escape(name)}: {word[h.status]}" + (f" ({escape(h.error)})" if h.error else ""), highlight=False)
+        p(f"    {escape(name)}: {word[h.status]}" + (f" ({escape(h.error)})" if h.error else ""))
         for c in h.changes:
-            p(f"      {escape(c.what)}  [dim]task: {escape(c.task)}[/]", highlight=False)
+            p(f"      {escape(c.what)}  [dim]task: {escape(c.task)}[/]")
             if c.diff:
-                out.out(_indent(c.diff, 8).rstrip("\n"), highlight=False)
+                raw(_indent(c.diff, 8).rstrip("\n"))
         for r in h.runtime:
-            p(f"      runtime: {escape(r['check'])}: {escape(r['detail'][:200])}", highlight=False)
+            p(f"      runtime: {escape(r['check'])}: {escape(r['detail'][:200])}")
         if h.note:
             p(f"      [dim]{escape(h.note)}[/]")
     for e in rep.errors:
         p(f"  [red]error[/]: {escape(e)}")
     p(f"Result: {word[rep.status]} (exit {rep.exit_code}) in {rep.seconds.get('total', 0):.1f} s")
     for f in rep.fixes():
-        p(f"  fix: {escape(f)}", highlight=False)
+        p(f"  fix: {escape(f)}")
 
 
 # --- JUnit -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..findings import junit
+from ..ui import UI
 from .results import VerifyResult
 
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "dim"}
@@ -23,7 +24,17 @@ def to_json(run: VerifyResult) -> str:
 
 
 def console(run: VerifyResult, out: Console) -> None:
-    """Host checks per host, then the benchmark judgements, then one summary line."""
+    """show_text onto a Console, for ops/up.py until it reports through a UI."""
+    show_text(run, _ConsoleShow(out))
+
+
+class _ConsoleShow:
+    def __init__(self, out: Console):
+        self.show = out.print
+
+
+def show_text(run: VerifyResult, ui: UI) -> None:
+    """Host checks per host, then the benchmark judgements, then one summary line (ui.show)."""
     shown = run.checks if len(run.checks) <= ALL_ROWS else [c for c in run.checks if c.status != "passed"]
     if shown:
         t = Table(title=f"host checks: {run.site} (run {run.run_id}, {run.connection})", show_edge=False,
@@ -34,19 +45,19 @@ def console(run: VerifyResult, out: Console) -> None:
             st = STATUS_STYLE.get(c.status, "")
             where = f" (on {c.on})" if c.on and c.on != c.host else ""
             t.add_row(c.host, c.check + where, f"[{st}]{c.status}[/{st}]", escape(c.detail))
-        out.print(t)
+        ui.show(t)
     if len(shown) < len(run.checks):
-        out.print(f"({len(run.checks) - len(shown)} passed checks not listed)")
+        ui.show(f"({len(run.checks) - len(shown)} passed checks not listed)")
     b = run.bench
     if b is not None:
         head = f"benchmark: {b.path}" + (f" through {b.scheduler}" if b.scheduler else "")
         if b.hosts:
             head += f" on {', '.join(b.hosts)}"
-        out.print(f"\n[bold]{escape(head)}[/bold] ({b.duration_s:.1f} s)")
+        ui.show(f"\n[bold]{escape(head)}[/bold] ({b.duration_s:.1f} s)")
         if b.skipped:
-            out.print(f"  skipped: {escape(b.skipped)}")
+            ui.show(f"  skipped: {escape(b.skipped)}")
         for e in b.errors:
-            out.print(f"  [red]error:[/red] {escape(e)}")
+            ui.show(f"  [red]error:[/red] {escape(e)}")
         for doc in b.nccl:
             rows = doc.get("rows") or []
             if rows:
@@ -55,7 +66,7 @@ def console(run: VerifyResult, out: Console) -> None:
                 if bw is None:  # nccl-tests rows keep busbw per half
                     halves = [big.get(k) or {} for k in ("out_of_place", "in_place")]
                     bw = max((h.get("busbw_gbps") or 0 for h in halves), default=0)
-                out.print(f"  {escape(str(doc.get('name') or doc.get('collective') or 'all_reduce'))}: "
+                ui.show(f"  {escape(str(doc.get('name') or doc.get('collective') or 'all_reduce'))}: "
                           f"{len(rows)} sizes, busbw {bw:.4g} GB/s at {big.get('size_bytes')} B")
         if b.measurements:
             t = Table(show_edge=False, pad_edge=False)
@@ -66,13 +77,13 @@ def console(run: VerifyResult, out: Console) -> None:
                 val = "-" if m.get("value") is None else f"{m['value']:.4g} {m.get('unit', '')}"
                 exp = "-" if m.get("expected") is None else f"{m['expected']:g}"
                 t.add_row(m["name"], val, exp, f"[{v}]{m['verdict']}[/{v}]", escape(m.get("reason", "")))
-            out.print(t)
+            ui.show(t)
     for p in run.problems:
-        out.print(f"[red]problem:[/red] {escape(p)}")
+        ui.show(f"[red]problem:[/red] {escape(p)}")
     n = run.counts()
     verdict = "[red]FAILED[/red]" if run.failed else "[green]PASSED[/green]"
     bench = f"; benchmark: {run.bench.verdict}" if run.bench is not None else ""
-    out.print(f"\n{verdict}: {n['passed']} passed, {n['failed']} failed, {n['error']} errors, "
+    ui.show(f"\n{verdict}: {n['passed']} passed, {n['failed']} failed, {n['error']} errors, "
               f"{n['skipped']} skipped{bench} ({run.duration_s:.1f} s)")
 
 

@@ -129,8 +129,10 @@ def test_junit_of_a_skipped_and_a_broken_benchmark() -> None:
 
 
 def test_console_and_json() -> None:
+    from factoryctl.cli.console import ConsoleUI
+
     con = Console(record=True, width=160, color_system=None)
-    writers.console(_run(_bench()), con)
+    writers.show_text(_run(_bench()), ConsoleUI(con, con))
     out = con.export_text()
     assert "node02" in out and "service:slurmd" in out and "slurmd not running" in out
     assert "slurm-node (on head01)" in out

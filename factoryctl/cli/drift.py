@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 
 from ..session import open_site
-from ..ui import RecordingUI
 from .app import FileArg, Format, TerraformBinOpt, app, err, out
 from .console import ConsoleUI
+from .verify import progress_ui
 
 
 @app.command()
@@ -32,7 +32,7 @@ def drift(
     optionally runs the host checks (runtime). Exit 0 in sync, 2 drift, 1 could not check."""
     from ..drift import DriftOptions, host_positions, report, run_drift
 
-    ui = RecordingUI() if fmt is Format.json else ConsoleUI(err, err)  # progress on stderr
+    ui = progress_ui(fmt.value)
     with open_site(file, "drift not checked", lock="drift") as s:
         res = run_drift(s.checked, s.workspace, DriftOptions(verify, full, terraform_bin), ui)
     if junit:

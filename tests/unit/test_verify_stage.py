@@ -107,3 +107,36 @@ def test_one_record_path_reads_the_worker_document():
     assert record.json_document("no json [1]") is None and record.json_document("{broken") is None
     res = BenchResult(path="built-in (cpu, tcp)")
     assert record.load_worker(res, {"schema": "nope"}, "src") is None and res.errors
+
+
+def _fake_checks(monkeypatch, status: str = "passed"):
+    monkeypatch.setattr(hostcheck_runner, "run_checks", lambda site, conn, folder, **kw: hostcheck_runner.HostCheckRun(
+        [CheckResult("head01", "hostname", status, "detail")], [], 0, []))
+
+
+def test_verify_command_opens_the_site_calls_the_stage_and_shows_it(tmp_path, monkeypatch, capsys):
+    from factoryctl.cli import run
+
+    c, ws = _site(tmp_path)
+    _fake_checks(monkeypatch)
+    junit_path = tmp_path / "verify.xml"
+    assert run(["verify", c.path, "--connection", "local", "--format", "json", "--junit", str(junit_path)]) == 0
+    cap = capsys.readouterr()
+    doc = json.loads(cap.out)  # stdout is the document only: no progress in json mode
+    assert doc["result"] == "passed" and doc["checks"][0]["host"] == "head01" and cap.err == ""
+    assert ET.parse(junit_path).getroot().get("tests") == "1"
+    _fake_checks(monkeypatch, "failed")
+    assert run(["verify", c.path, "--connection", "local"]) == 1
+    cap = capsys.readouterr()
+    assert "host checks: lab over local" in cap.err and "results: " in cap.out and "FAILED" in cap.out
+
+
+def test_bench_run_command_shows_the_benchmark_only(tmp_path, monkeypatch, capsys):
+    from factoryctl.cli import run
+
+    c, _ = _site(tmp_path)
+    monkeypatch.setattr(hostchecks, "run_bench_stage",
+                        lambda *a: BenchResult(path="none", errors=["head01: srun not found"]))
+    assert run(["bench", "run", c.path, "--connection", "local", "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["checks"] == [] and doc["bench"]["errors"] == ["head01: srun not found"]

@@ -19,12 +19,13 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from ..render import kube_bench as kb
+from ..ui import UI
 from ..verify.results import BenchResult
-from .slurm_stage import WORKER_FILES, Out, _json_doc
+from .record import json_document, load_worker, record_nccl, record_worker
+from .slurm_stage import WORKER_FILES, Out
 
 SCHEDULER = "kubernetes"
 
@@ -105,11 +106,11 @@ def _delete(resource: str, res: BenchResult) -> None:
 
 
 def run_stage(factory, site, *, nodes: int | None = None, timeout: int = 900,
-              log: Callable[[str], None] | None = None) -> BenchResult:
+              ui: UI | None = None) -> BenchResult:
     """Run the benchmark as Kubernetes jobs and judge it."""
     from .expect import contexts
 
-    say = log or (lambda _m: None)
+    say = ui.info if ui is not None else (lambda _m: None)
     t0 = time.monotonic()
     hosts, gpus = kb.gpu_workers(site)
     hosts = hosts[: nodes or len(hosts)]
@@ -133,8 +134,6 @@ def run_stage(factory, site, *, nodes: int | None = None, timeout: int = 900,
 
 
 def _nccl_tests(site, hosts, gpus, nodes, timeout, ctxs, th, say) -> BenchResult:
-    from .expect import nccl_busbw
-    from .judge import judge_nccl, pick_context
     from .nccl_parse import parse_text
 
     res = BenchResult(path="nccl-tests", scheduler=SCHEDULER, hosts=hosts)
@@ -156,15 +155,7 @@ def _nccl_tests(site, hosts, gpus, nodes, timeout, ctxs, th, say) -> BenchResult
             if done:
                 res.errors.append(f"{coll}_perf: the launcher's log has no nccl-tests results")
             continue
-        res.measurements += [m.to_dict() for m in judge_nccl(parsed, ctxs, th)]
-        entry = parsed.to_dict()
-        gpu = next((d.gpu for d in parsed.devices if d.gpu), None)
-        ctx, _ = pick_context(ctxs, gpu)
-        if ctx is not None:
-            exp = nccl_busbw(ctx, coll, gpus, len(hosts))
-            if exp is not None and exp.value is not None:
-                entry["expected_busbw_gbps"] = exp.value
-        res.nccl.append(entry)
+        record_nccl(res, parsed, ctxs, th, coll, gpus, len(hosts))
     return res
 
 
@@ -180,9 +171,6 @@ def worker_configmap() -> dict:
 
 
 def _builtin(site, hosts, nodes, timeout, ctxs, th, say) -> BenchResult:
-    from . import fallback
-    from .judge import judge_fallback
-
     res = BenchResult(path="built-in (gpu)", scheduler=SCHEDULER, hosts=hosts)
     ns, service, job = kb.fallback_docs(site, nodes)
     name = job["metadata"]["name"]
@@ -196,20 +184,11 @@ def _builtin(site, hosts, nodes, timeout, ctxs, th, say) -> BenchResult:
     finally:
         _delete(f"job/{name}", res)
         _delete(f"service/{name}", res)
-    doc = _json_doc(text)
+    doc = json_document(text)
     if doc is None:
         res.errors.append(f"the worker gave no result: {text.strip()[-300:] or 'empty log'}")
         return res
-    try:
-        result = fallback.load(doc, source=f"Job {name} ({len(hosts)} nodes)")
-    except ValueError as exc:
-        res.errors.append(str(exc))
-        return res
-    res.documents.append(result.to_dict())
-    res.measurements += [m.to_dict() for m in judge_fallback(result, ctxs, th)]
-    ar = result.all_reduce
-    if ar is not None and ar.rows:
-        res.nccl.append({"name": f"built-in all_reduce ({result.mode}, {result.backend})",
-                         "ranks": result.world_size, "source": result.source,
-                         "rows": [r.model_dump(mode="json") for r in ar.rows]})
+    result = load_worker(res, doc, f"Job {name} ({len(hosts)} nodes)")
+    if result is not None:
+        record_worker(res, result, ctxs, th)
     return res

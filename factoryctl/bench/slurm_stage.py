@@ -23,7 +23,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
 import shlex
 import tarfile
 import time
@@ -33,7 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..render.kube_bench import WORKER_FILES
+from ..ui import UI
 from ..verify.results import BenchResult
+from .record import json_document, load_worker, record_nccl, record_worker
 
 NCCL_TESTS_DIR = "/opt/nccl-tests/build"  # cuda_nccl_tests_dir + /build (roles/cuda_nccl defaults)
 STAGE_ROOT = "/var/tmp/factoryctl-bench"
@@ -134,32 +135,21 @@ def _srun(p: Plan, per_node: int, gpus: bool, minutes: int) -> str:
     return shlex.join(argv)
 
 
-def _json_doc(text: str) -> dict | None:
-    start = text.find("{")
-    if start < 0:
-        return None
-    try:
-        doc, _ = json.JSONDecoder().raw_decode(text[start:])
-    except ValueError:
-        return None
-    return doc if isinstance(doc, dict) else None
-
-
 def run_stage(factory, site, run: Exec, *, partition: str | None = None, nodes: int | None = None,
-              timeout: int = 900, log: Callable[[str], None] | None = None,
+              timeout: int = 900, ui: UI | None = None,
               stage_root: str | None = None, scheduler: str | None = None) -> BenchResult:
     """Run the benchmark through Slurm and judge it. stage_root: where the worker is copied
     (default /var/tmp/factoryctl-bench on each host; a shared folder with --connection local).
-    scheduler "kubernetes" (or Slurm off and Kubernetes on): verify/kube_bench.py instead."""
+    scheduler "kubernetes" (or Slurm off and Kubernetes on): bench/kube_stage.py instead."""
     from .expect import contexts
 
     if scheduler == "kubernetes" or (scheduler is None and not factory.slurm.enabled
                                      and factory.kubernetes.enabled):
         from . import kube_stage as kube_bench
 
-        return kube_bench.run_stage(factory, site, nodes=nodes, timeout=timeout, log=log)
+        return kube_bench.run_stage(factory, site, nodes=nodes, timeout=timeout, ui=ui)
 
-    say = log or (lambda _m: None)
+    say = ui.info if ui is not None else (lambda _m: None)
     t0 = time.monotonic()
     p = plan(factory, site, partition, nodes)
     if isinstance(p, str):
@@ -184,8 +174,6 @@ def run_stage(factory, site, run: Exec, *, partition: str | None = None, nodes: 
 
 
 def _nccl_tests(p: Plan, run: Exec, wrap: str, minutes: int, ctxs, th, say) -> BenchResult:
-    from .expect import nccl_busbw
-    from .judge import judge_nccl, pick_context
     from .nccl_parse import parse_text
 
     res = BenchResult(path="nccl-tests", scheduler="slurm", hosts=p.nodes)
@@ -200,23 +188,11 @@ def _nccl_tests(p: Plan, run: Exec, wrap: str, minutes: int, ctxs, th, say) -> B
         if out.rc != 0 and not parsed.rows:
             res.errors.append(f"{coll}_perf exited {out.rc}: {(out.stderr or out.stdout).strip()[-300:]}")
             continue
-        ms = judge_nccl(parsed, ctxs, th)
-        res.measurements += [m.to_dict() for m in ms]
-        entry = parsed.to_dict()
-        gpu = next((d.gpu for d in parsed.devices if d.gpu), None)
-        ctx, _ = pick_context(ctxs, gpu)
-        if ctx is not None:
-            exp = nccl_busbw(ctx, coll, p.gpus_per_node, len(p.nodes))
-            if exp is not None and exp.value is not None:
-                entry["expected_busbw_gbps"] = exp.value
-        res.nccl.append(entry)
+        record_nccl(res, parsed, ctxs, th, coll, p.gpus_per_node, len(p.nodes))
     return res
 
 
 def _builtin(p: Plan, run: Exec, wrap: str, minutes: int, mode: str, ctxs, th, say, root: str) -> BenchResult:
-    from . import fallback
-    from .judge import judge_fallback
-
     res = BenchResult(path=f"built-in ({mode}{', tcp' if mode == 'cpu' else ''})", scheduler="slurm",
                       hosts=p.nodes)
     say(f"benchmark: staging the built-in worker on {p.submit} and {len(p.nodes)} node(s)")
@@ -231,22 +207,14 @@ def _builtin(p: Plan, run: Exec, wrap: str, minutes: int, mode: str, ctxs, th, s
     res.commands.append(cmd)
     say(f"benchmark: built-in {mode} worker on {len(p.nodes)} node(s) of partition {p.partition} through srun")
     out = run(p.submit, cmd)
-    doc = _json_doc(out.stdout)
+    doc = json_document(out.stdout)
     if doc is None:
         res.errors.append(f"the worker gave no result (exit {out.rc}): {(out.stderr or out.stdout).strip()[-400:]}")
         return res
-    try:
-        result = fallback.load(doc, source=f"srun fallback_worker --mode {mode} ({len(p.nodes)} nodes)")
-    except ValueError as exc:
-        res.errors.append(str(exc))
+    result = load_worker(res, doc, f"srun fallback_worker --mode {mode} ({len(p.nodes)} nodes)")
+    if result is None:
         return res
     if out.rc != 0:
         res.errors.append(f"srun exited {out.rc}: {out.stderr.strip()[-300:]}")
-    res.documents.append(result.to_dict())
-    res.measurements += [m.to_dict() for m in judge_fallback(result, ctxs, th)]
-    ar = result.all_reduce
-    if ar is not None and ar.rows:
-        res.nccl.append({"name": f"built-in all_reduce ({result.mode}, {result.backend})",
-                         "ranks": result.world_size, "source": result.source,
-                         "rows": [r.model_dump(mode="json") for r in ar.rows]})
+    record_worker(res, result, ctxs, th)
     return res

@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..bench.nccl_parse import Half, NcclResult, parse_file
+from ..errors import ExitCode
 from ..files import ReadRefused
 from .app import app as root_app
 
@@ -107,7 +108,7 @@ def parse_cmd(
         for res in results:
             _render(console, res)
     if bad or any(_failed(r) for r in results):
-        raise typer.Exit(code=1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 # --- expectations, judging and the built-in benchmark -----------------------------------------
@@ -129,7 +130,7 @@ def _factory(file: Path):
     c = check(file)
     if c.site is None or c.factory is None or reaches(c.sorted_findings, Severity.error):
         typer.echo(text(c.sorted_findings, c.loaded.text if c.loaded else None), err=True, nl=False)
-        raise typer.Exit(code=1)
+        raise typer.Exit(ExitCode.FAILED)
     return c.factory, contexts(c.factory, c.site)
 
 
@@ -246,7 +247,7 @@ def judge_cmd(
     th = factory.verify.thresholds
     judged = [(str(p), *_judge_file(p, ctxs, th)) for p in results]
     if _emit_judged(judged, fmt):
-        raise typer.Exit(code=1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def _local_gpus() -> int:
@@ -291,7 +292,7 @@ def run_local_cmd(
     if not fallback.torch_available():
         typer.echo("error: PyTorch is not installed; the built-in benchmark needs it: "
                    "pip install 'factoryctl[bench]'", err=True)
-        raise typer.Exit(code=1)
+        raise typer.Exit(ExitCode.FAILED)
     n = world_size or (2 if mode is Mode.cpu else _local_gpus())
     args = [f"--{k.replace('_', '-')}={v}" for k, v in (("tests", tests), ("dtypes", dtypes),
             ("min_bytes", min_bytes), ("max_bytes", max_bytes), ("iters", iters)) if v is not None]
@@ -300,7 +301,7 @@ def run_local_cmd(
         typer.echo(run.stderr, err=True)
     if run.result is None:
         typer.echo(f"error: the benchmark produced no result (exit {run.returncode})", err=True)
-        raise typer.Exit(code=1)
+        raise typer.Exit(ExitCode.FAILED)
     doc = run.result
     if out is not None:
         out.write_text(json.dumps(doc.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -318,7 +319,7 @@ def run_local_cmd(
                          + ", ".join(f"{k} {v[k]}" for k in ("torch", "cuda", "nccl", "driver") if v.get(k)))
     failed = _emit_judged(judged, fmt, extra)
     if failed or run.returncode != 0:
-        raise typer.Exit(code=1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 @app.command("run")
@@ -336,14 +337,17 @@ def run_cmd(
     """Run only the benchmark stage through the site's scheduler (srun): nccl-tests where the
     nodes have them, else the built-in worker (the CPU path on nodes without GPUs), judge it
     and write .factory/<name>/runs/<id>/bench.json. Exit 1 on a failed figure or run."""
-    from . import verify as verify_commands
+    from ..session import open_site
+    from ..verify.hostchecks import HostCheckOptions, run_bench
+    from .verify import progress_ui, show
 
     if connection not in ("ssh", "local"):
         raise typer.BadParameter("--connection must be ssh or local")
-    opts = verify_commands.Options(connection, ssh_config, local_name, partition=partition, nodes=nodes,
-                                   timeout=timeout)
-    raise typer.Exit(verify_commands.bench_run_cmd(file, opts, fmt.value, _console(),
-                                                   Console(stderr=True, highlight=False)))
+    opts = HostCheckOptions(connection, ssh_config, local_name, partition=partition, nodes=nodes, timeout=timeout)
+    with open_site(file, "nothing verified") as s:
+        res = run_bench(s.checked, s.workspace, opts, progress_ui(fmt.value))
+    show(res, fmt.value, _console())
+    raise typer.Exit(res.exit_code)
 
 
 root_app.add_typer(app, name="bench", help="Benchmarks: parse nccl-tests logs, expectations, judge results, run the built-in fallback.")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
 
+from ..session import open_site
 from .app import FileArg, Format, TerraformBinOpt, app, err, out
+from .console import ConsoleUI
+from .verify import progress_ui
 
 
 @app.command()
@@ -26,7 +30,17 @@ def drift(
     (artifacts), plans every Terraform stack with its state (infrastructure), probes every
     host over SSH and runs `ansible-playbook --check --diff` where it moved (configuration),
     optionally runs the host checks (runtime). Exit 0 in sync, 2 drift, 1 could not check."""
-    from ..drift import drift_command
-    from ..drift.command import Options as DriftOptions
+    from ..drift import DriftOptions, host_positions, report, run_drift
 
-    raise typer.Exit(drift_command(file, DriftOptions(fmt.value, junit, sarif, verify, full, terraform_bin), out, err))
+    ui = progress_ui(fmt.value)
+    with open_site(file, "drift not checked", lock="drift") as s:
+        res = run_drift(s.checked, s.workspace, DriftOptions(verify, full, terraform_bin), ui)
+    if junit:
+        report.write_junit(res, junit)
+    if sarif:
+        report.write_sarif(res, sarif, host_positions(s.checked))
+    if fmt is Format.json:
+        sys.stdout.write(report.to_json(res))
+    else:
+        report.show_text(res, ConsoleUI(out, err))
+    raise typer.Exit(res.exit_code)

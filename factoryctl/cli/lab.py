@@ -1,7 +1,8 @@
 """`factoryctl lab ...`: local lab hosts (network-namespace machines reachable over SSH).
 
 Non-interactive and idempotent, so Terraform's local-exec can call `up` and `down` as
-often as it likes. Errors are one line on stderr and exit code 1.
+often as it likes. Errors (LabError, an EngineFailure) are one line on stderr and exit code 1,
+through cli.run like every command's.
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import subprocess
 import sys
 from collections.abc import Callable
 from enum import StrEnum
-from functools import wraps
 from pathlib import Path
 
 import typer
 
 from ..engines.lab import HostInfo, HostSpec, Lab, LabError
+from ..errors import ExitCode
 from .app import app as root_app
 
 app = typer.Typer(
@@ -32,19 +33,6 @@ DIR_OPTION = typer.Option(Path(".lab"), "--dir", "-d", help="Lab directory: stat
 class OutputFormat(StrEnum):
     text = "text"
     json = "json"
-
-
-def _fail_cleanly(fn: Callable) -> Callable:
-    # Engine failures are expected outcomes here: one line, exit 1, never a traceback.
-    @wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except LabError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
 
 
 def parse_host(token: str, default_gpus: int = 0) -> HostSpec:
@@ -88,7 +76,6 @@ def _emit(lab: Lab, infos: list[HostInfo], fmt: OutputFormat) -> None:
 
 
 @app.command()
-@_fail_cleanly
 def up(
     lab_dir: Path = DIR_OPTION,
     host: list[str] = typer.Option(
@@ -115,7 +102,6 @@ def up(
 
 
 @app.command()
-@_fail_cleanly
 def down(
     lab_dir: Path = DIR_OPTION,
     host: list[str] = typer.Option([], "--host", "-H", help="Only these hosts (default: all)."),
@@ -127,7 +113,6 @@ def down(
 
 
 @app.command()
-@_fail_cleanly
 def status(
     lab_dir: Path = DIR_OPTION,
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
@@ -137,7 +122,7 @@ def status(
     infos = lab.status()
     _emit(lab, infos, fmt)
     if any(not i.alive for i in infos):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def _site_lab_dir(file: Path) -> Path:
@@ -156,14 +141,12 @@ def _site_lab_dir(file: Path) -> Path:
 
 
 @app.command("ssh-config")
-@_fail_cleanly
 def ssh_config(lab_dir: Path = DIR_OPTION) -> None:
     """Print the path of the lab's ssh_config (for ssh -F, testinfra --ssh-config)."""
     typer.echo(str(Lab(lab_dir).ssh_config()))
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
-@_fail_cleanly
 def ssh(
     name: str = typer.Argument(..., metavar="HOST"),
     command: list[str] | None = typer.Argument(None, metavar="[CMD]..."),

@@ -4,7 +4,7 @@ Four kinds of drift, each from a real engine, checked in this order:
 
     artifacts.py   factory.yaml or templates changed since the last apply (re-render, compare)
     infra.py       Terraform: changed outside it, or would change (plan with the saved state)
-    probe.py       hosts: one SSH probe per host of what Ansible manages (baseline.py keeps
+    ops/hoststate  hosts: one SSH probe per host of what Ansible manages (baseline.py keeps
                    the answer after each apply); hosts whose answer moved, or that have no
                    baseline, go on to
     config.py      `ansible-playbook --check --diff` of the applied playbook, per host and task
@@ -13,8 +13,11 @@ Four kinds of drift, each from a real engine, checked in this order:
 Exit 0 in sync, 2 drift, 1 could not check (an unreachable host, an engine failure, nothing
 applied yet). 1 wins over 2: a pipeline must not read "some hosts drifted" as "all others
 were checked". `--full` skips the probe and runs the check-mode playbook on every host.
+
+stage.py runs them in turn (run_drift -> DriftResult); report.py shows a DriftResult (console,
+JSON) and writes it for CI (JUnit and SARIF, through findings/junit.py and findings/sarif.py).
 """
 
-from .command import drift_command
+from .stage import DriftOptions, DriftResult, HostDrift, host_positions, run_drift
 
-__all__ = ["drift_command"]
+__all__ = ["DriftOptions", "DriftResult", "HostDrift", "host_positions", "run_drift"]

@@ -1,4 +1,4 @@
-"""A drift report for people (console), programs (JSON) and CI (JUnit XML, SARIF 2.1.0).
+"""A drift report for people (text through the UI), programs (JSON) and CI (JUnit XML, SARIF 2.1.0).
 
 JUnit: one suite per kind of drift, one test case per file, stack and host; drift is a
 <failure>, could-not-check an <error>, so a CI test view tells them apart as exit 2 and 1 do.
@@ -9,15 +9,15 @@ from), so code hosts can show it beside the file that owns the host.
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
-from .. import __version__
 from ..files import atomic_write
+from ..findings import junit, sarif
+from ..ui import UI
 
 RULES = {
     "DRIFT001": ("artifact-drift", "factory.yaml or templates changed since the last apply", "warning"),
@@ -38,17 +38,22 @@ def _indent(text: str, n: int = 6) -> str:
     return "".join(" " * n + line + "\n" for line in text.rstrip("\n").splitlines())
 
 
-def console(rep, out: Console) -> None:
-    p = out.print
+def show_text(rep, ui: UI) -> None:
+    """The report for people, through ui.show (markup in strings; diffs as plain Text)."""
+    def p(line: str) -> None:
+        ui.show(line)
+
+    def raw(text: str) -> None:
+        ui.show(Text(text))
     word = {"in-sync": "[green]in sync[/]", "drift": "[yellow]DRIFT[/]", "error": "[red]COULD NOT CHECK[/]"}
     p(f"[bold]Drift of {escape(rep.factory)}[/] against the apply of {rep.applied or '-'} "
       f"(mode {rep.mode}; run {rep.run or '-'})")
     a = rep.artifacts
     p(f"  artifacts:      {'in sync' if not a.drifted else f'{len(a.files)} file(s) differ from the last apply'}")
     for f in a.files:
-        p(f"    {f.change:8} {escape(f.path)}", highlight=False)
+        p(f"    {f.change:8} {escape(f.path)}")
         if f.diff:
-            out.out(_indent(f.diff).rstrip("\n"), highlight=False)
+            raw(_indent(f.diff).rstrip("\n"))
     i = rep.infra
     if i.errors:
         p(f"  infrastructure: [red]could not plan[/] {len(i.errors)} stack(s)")
@@ -58,10 +63,10 @@ def console(rep, out: Console) -> None:
         p("  infrastructure: [yellow]drift[/]")
     for s in i.stacks:
         for d in s.drift:
-            p(f"    {s.unit}: {escape(d['address'])} changed outside Terraform ({d['action']})", highlight=False)
+            p(f"    {s.unit}: {escape(d['address'])} changed outside Terraform ({d['action']})")
         for ch in s.changes:
             p(f"    {s.unit}: apply would {ch['action']} {escape(ch['address'])}"
-              + (f" ({escape(ch['reason'])})" if ch.get("reason") else ""), highlight=False)
+              + (f" ({escape(ch['reason'])})" if ch.get("reason") else ""))
         if s.error:
             p(f"    {s.unit}: [red]{escape(s.error)}[/]")
     hosts = rep.hosts
@@ -74,40 +79,34 @@ def console(rep, out: Console) -> None:
     for name, h in sorted(hosts.items()):
         if h.status == "in-sync" and not h.note:
             continue
-        p(f"    {escape(name)}: {word[h.status]}" + (f" ({escape(h.error)})" if h.error else ""), highlight=False)
+        p(f"    {escape(name)}: {word[h.status]}" + (f" ({escape(h.error)})" if h.error else ""))
         for c in h.changes:
-            p(f"      {escape(c.what)}  [dim]task: {escape(c.task)}[/]", highlight=False)
+            p(f"      {escape(c.what)}  [dim]task: {escape(c.task)}[/]")
             if c.diff:
-                out.out(_indent(c.diff, 8).rstrip("\n"), highlight=False)
+                raw(_indent(c.diff, 8).rstrip("\n"))
         for r in h.runtime:
-            p(f"      runtime: {escape(r['check'])}: {escape(r['detail'][:200])}", highlight=False)
+            p(f"      runtime: {escape(r['check'])}: {escape(r['detail'][:200])}")
         if h.note:
             p(f"      [dim]{escape(h.note)}[/]")
     for e in rep.errors:
         p(f"  [red]error[/]: {escape(e)}")
     p(f"Result: {word[rep.status]} (exit {rep.exit_code}) in {rep.seconds.get('total', 0):.1f} s")
     for f in rep.fixes():
-        p(f"  fix: {escape(f)}", highlight=False)
+        p(f"  fix: {escape(f)}")
 
 
 # --- JUnit -----------------------------------------------------------------------------------
 
-def _suite(root: ET.Element, name: str, cases: list[tuple[str, str, str, str]]) -> None:
+def _suite(name: str, cases: list[tuple[str, str, str, str]]) -> junit.Suite:
     """cases: (name, outcome: ok | failure | error, message, detail)."""
-    s = ET.SubElement(root, "testsuite", name=name, tests=str(len(cases)),
-                      failures=str(sum(1 for c in cases if c[1] == "failure")),
-                      errors=str(sum(1 for c in cases if c[1] == "error")), skipped="0")
-    for case, outcome, message, detail in cases:
-        tc = ET.SubElement(s, "testcase", classname=f"drift.{name}", name=case)
-        if outcome != "ok":
-            el = ET.SubElement(tc, outcome, message=message[:500], type=f"drift.{outcome}")
-            el.text = detail
+    return junit.Suite(name, [junit.Case(f"drift.{name}", case, "passed" if outcome == "ok" else outcome,
+                                         message[:500], f"drift.{outcome}", detail)
+                              for case, outcome, message, detail in cases])
 
 
-def write_junit(rep, path: Path) -> Path:
-    root = ET.Element("testsuites", name=f"factoryctl drift {rep.factory}")
+def junit_report(rep) -> junit.Report:
     art = [(f.path, "failure", f"{f.path} {f.change} since the last apply", f.diff) for f in rep.artifacts.files]
-    _suite(root, "artifacts", art or [("rendered tree matches the last apply", "ok", "", "")])
+    suites = [_suite("artifacts", art or [("rendered tree matches the last apply", "ok", "", "")])]
     infra = []
     for s in rep.infra.stacks:
         if s.error:
@@ -118,7 +117,7 @@ def write_junit(rep, path: Path) -> Path:
             infra.append((s.unit, "failure", lines[0], "\n".join(lines)))
         else:
             infra.append((s.unit, "ok", "", ""))
-    _suite(root, "infrastructure", infra)
+    suites.append(_suite("infrastructure", infra))
     hosts = []
     for name, h in sorted(rep.hosts.items()):
         if h.error:
@@ -130,23 +129,22 @@ def write_junit(rep, path: Path) -> Path:
             hosts.append((name, "failure", first, detail))
         else:
             hosts.append((name, "ok", "", ""))
-    _suite(root, "hosts", hosts + [(f"error {i}", "error", e, e) for i, e in enumerate(rep.errors, 1)])
-    ET.indent(root)
-    return atomic_write(path, ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n")
+    suites.append(_suite("hosts", hosts + [(f"error {i}", "error", e, e) for i, e in enumerate(rep.errors, 1)]))
+    return junit.Report(f"factoryctl drift {rep.factory}", suites)
+
+
+def write_junit(rep, path: Path) -> Path:
+    return junit.write(junit_report(rep), path)
 
 
 # --- SARIF -----------------------------------------------------------------------------------
 
-def write_sarif(rep, path: Path, where: Callable[[str], tuple[int, int] | None] | None = None) -> Path:
+def sarif_json(rep, where: Callable[[str], tuple[int, int] | None] | None = None) -> str:
     """where(host) -> (line, column) in factory.yaml of the node group the host comes from."""
-    results = []
+    results: list[sarif.Result] = []
 
     def add(rule: str, text: str, uri: str, logical: str, pos: tuple[int, int] | None = None) -> None:
-        loc: dict = {"physicalLocation": {"artifactLocation": {"uri": uri}},
-                     "logicalLocations": [{"fullyQualifiedName": logical}]}
-        if pos:
-            loc["physicalLocation"]["region"] = {"startLine": pos[0], "startColumn": pos[1]}
-        results.append({"ruleId": rule, "level": RULES[rule][2], "message": {"text": text}, "locations": [loc]})
+        results.append(sarif.Result(rule, RULES[rule][2], text, uri, logical, *(pos or (None, None))))
 
     factory = rep.file
     for f in rep.artifacts.files:
@@ -170,17 +168,10 @@ def write_sarif(rep, path: Path, where: Callable[[str], tuple[int, int] | None] 
             add("DRIFT900", f"{name}: not checked: {h.error}", factory, f"hosts/{name}", pos)
     for e in rep.errors:
         add("DRIFT900", e, factory, "drift")
-    used = sorted({r["ruleId"] for r in results})
-    for r in results:
-        r["ruleIndex"] = used.index(r["ruleId"])
-    doc = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "factoryctl-drift", "version": __version__, "rules": [
-                {"id": code, "name": RULES[code][0], "shortDescription": {"text": RULES[code][1]},
-                 "defaultConfiguration": {"level": RULES[code][2]}} for code in used]}},
-            "results": results,
-        }],
-    }
-    return atomic_write(path, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    rules = [sarif.Rule(code, RULES[code][0], RULES[code][1], RULES[code][2])
+             for code in sorted({r.rule for r in results})]
+    return sarif.to_json("factoryctl-drift", rules, results)
+
+
+def write_sarif(rep, path: Path, where: Callable[[str], tuple[int, int] | None] | None = None) -> Path:
+    return atomic_write(path, sarif_json(rep, where))

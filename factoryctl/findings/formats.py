@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from .. import __version__
 from . import Finding, counts
 
 SARIF_LEVEL = {"error": "error", "warning": "warning", "info": "note"}
@@ -44,42 +43,20 @@ def as_json(findings: list[Finding], fail_level: str, failed: bool) -> str:
 
 def sarif(findings: list[Finding], rules: dict) -> str:
     """SARIF 2.1.0 so code hosts can annotate factory.yaml in pull requests."""
-    used = sorted({f.code for f in findings})
+    from . import sarif as sarif_log
+
     driver_rules = []
-    for code in used:
+    for code in sorted({f.code for f in findings}):
         r = rules.get(code)
-        driver_rules.append({
-            "id": code,
-            "name": r.check.__name__ if r else code,
-            "shortDescription": {"text": r.title if r else _schema_title(code)},
-            "fullDescription": {"text": (r.doc if r else _schema_title(code)) or code},
-            "defaultConfiguration": {"level": SARIF_LEVEL[r.severity.value] if r else "error"},
-            "helpUri": f"docs/rules.md#{code.lower()}",
-        })
-    index = {code: i for i, code in enumerate(used)}
-    results = []
-    for f in findings:
-        loc: dict = {"physicalLocation": {"artifactLocation": {"uri": f.file or "factory.yaml"}}}
-        if f.line:
-            loc["physicalLocation"]["region"] = {"startLine": f.line, "startColumn": f.column or 1}
-        loc["logicalLocations"] = [{"fullyQualifiedName": f.path, "kind": "member"}]
-        msg = f.message + (f" (hint: {f.hint})" if f.hint else "")
-        results.append({
-            "ruleId": f.code,
-            "ruleIndex": index[f.code],
-            "level": SARIF_LEVEL[f.severity.value],
-            "message": {"text": msg},
-            "locations": [loc],
-        })
-    doc = {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {"name": "factoryctl", "version": __version__, "rules": driver_rules}},
-            "results": results,
-        }],
-    }
-    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+        driver_rules.append(sarif_log.Rule(
+            code, r.check.__name__ if r else code, r.title if r else schema_title(code),
+            SARIF_LEVEL[r.severity.value] if r else "error",
+            full=(r.doc if r else schema_title(code)) or code, help_uri=f"docs/rules.md#{code.lower()}"))
+    results = [sarif_log.Result(f.code, SARIF_LEVEL[f.severity.value],
+                                f.message + (f" (hint: {f.hint})" if f.hint else ""),
+                                f.file or "factory.yaml", f.path, f.line or None, f.column or 1, "member")
+               for f in findings]
+    return sarif_log.to_json("factoryctl", driver_rules, results)
 
 
 SCHEMA_TITLES = {
@@ -95,5 +72,5 @@ SCHEMA_TITLES = {
 }
 
 
-def _schema_title(code: str) -> str:
+def schema_title(code: str) -> str:
     return SCHEMA_TITLES.get(code, code)

@@ -15,12 +15,12 @@ from .apply import EXIT_FAIL, EXIT_OK, Options, apply_locked
 
 
 def up_command(file: Path, opts: Options, out: Console, err: Console) -> int:
-    from ..cli.verify import Options as VerifyOptions
-    from ..cli.verify import host_checks
     from ..engines.terraform import TerraformError
     from ..render import RenderError
     from ..session import check_or_refuse
+    from ..ui import RecordingUI
     from ..verify import writers
+    from ..verify.hostchecks import HostCheckOptions, run_host_checks
     from ..verify.smoke import print_checks, run_checks, write_results
     from .plan import exit_code, record, render_text, run_plan
 
@@ -52,7 +52,8 @@ def up_command(file: Path, opts: Options, out: Console, err: Console) -> int:
             out.print()
             out.print("[bold]3/3 verify[/]: the host checks factory.yaml implies (as `factoryctl verify`), "
                       "then munge across hosts, sinfo and srun over SSH")
-            res, folder = host_checks(c, ws, VerifyOptions(), lambda m: None)
+            res = run_host_checks(c, ws, HostCheckOptions(), RecordingUI())
+            folder = res.folder
             writers.console(res, out)
             checks = run_checks(c, ws)
             write_results(checks, folder / "checks.json")

@@ -5,7 +5,10 @@ stage through the site's own scheduler, one result model and its writers.
     probes.py     how each kind of check looks at a host (testinfra Host) and judges it
     plugin.py     pytest plugin: every check's outcome as one JSON line
     run.py        runs pytest (+ testinfra, xdist) as a subprocess; connection and inventory
-    bench.py      the benchmark stage: nccl-tests or the built-in worker through srun
-    results.py    the result model (host checks + benchmark) and reading pytest's output
-    writers.py    console tables, JSON, JUnit XML, the run folder (verify.json, bench.json)
+    hostchecks.py the stage: run_host_checks (verify, up), run_bench (bench run), HostCheckOptions
+    results.py    the result model (VerifyResult: host checks + benchmark), reading pytest's
+                  output, writing the run folder (verify.json, bench.json)
+    writers.py    console tables, JSON, JUnit XML (through findings/junit.py)
+
+The benchmark stage itself lives in factoryctl/bench/ (slurm_stage, kube_stage, record).
 """

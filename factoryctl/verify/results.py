@@ -1,5 +1,6 @@
 """The result model of a verify run: host checks and the benchmark stage, read from what
-pytest and the schedulers left behind. Writers (writers.py) only print this model."""
+pytest and the schedulers left behind, and the one writer of a run folder (verify.json,
+bench.json). writers.py only shows this model (console, JSON, JUnit)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import ExitCode
 from ..files import ReadRefused, read_text
+from ..workspace import write_json
 
 # One JSON line of ~1 kB per check and host: 256 MiB holds 100,000 hosts x 2,500 checks.
 MAX_RESULTS_BYTES = 256 * 1024 * 1024
@@ -62,7 +65,10 @@ class BenchResult:
 
 
 @dataclass
-class VerifyRun:
+class VerifyResult:
+    """One verify run: the host checks (when they ran) and the benchmark figures (when the
+    stage ran), and the runs/<id>/ folder they were written to."""
+
     site: str
     run_id: str
     connection: str
@@ -72,6 +78,8 @@ class VerifyRun:
     started: str = ""
     finished: str = ""
     duration_s: float = 0.0
+    host_checks: bool = True  # False: a benchmark-only run (`bench run`), no verify.json
+    folder: Path | None = None  # runs/<id>/, once written
 
     def counts(self) -> dict[str, int]:
         return {s: sum(c.status == s for c in self.checks) for s in STATUSES}
@@ -81,12 +89,31 @@ class VerifyRun:
         return (any(c.status in ("failed", "error") for c in self.checks) or bool(self.problems)
                 or bool(self.bench and self.bench.failed))
 
+    @property
+    def exit_code(self) -> ExitCode:
+        return ExitCode.FAILED if self.failed else ExitCode.OK
+
     def to_dict(self) -> dict[str, Any]:
         return {"site": self.site, "run": self.run_id, "connection": self.connection,
                 "started": self.started, "finished": self.finished, "duration_s": self.duration_s,
                 "result": "failed" if self.failed else "passed", "summary": self.counts(),
                 "checks": [c.to_dict() for c in self.checks],
                 "bench": self.bench.to_dict() if self.bench else None, "problems": self.problems}
+
+
+def write_run_folder(run: VerifyResult, folder: Path) -> list[Path]:
+    """The one writer of a run's records, the shapes factoryctl/report/runs.py reads (its
+    docstring defines them): verify.json (the host checks, when they ran) and bench.json (when
+    the benchmark stage ran) into runs/<id>/."""
+    doc = run.to_dict()
+    bench = doc.pop("bench")
+    paths = []
+    if run.host_checks:
+        paths.append(write_json(folder / "verify.json", doc))
+    if run.bench is not None:
+        paths.append(write_json(folder / "bench.json", bench))
+    run.folder = folder
+    return paths
 
 
 def read_pytest_results(path: Path, expected: list[dict]) -> tuple[list[CheckResult], list[str]]:

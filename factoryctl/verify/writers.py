@@ -1,55 +1,40 @@
-"""Writers of a verify run: the run folder (verify.json, bench.json), console tables, JSON and
-JUnit XML. Each one prints the same VerifyRun (results.py) and nothing else.
-
-The run folder files are the shapes factoryctl/report/runs.py reads (its docstring defines them):
-``verify.json`` holds ``checks: [{host, check, status, detail}]`` (plus the run's summary),
-``bench.json`` holds ``nccl: [{rows: [{size_bytes, busbw_gbps}]}]`` and
-``measurements: [judge.Measurement]`` (plus what ran, and the built-in worker's documents).
-"""
+"""How a verify run is shown: console tables, JSON and JUnit XML. Each one prints the same
+VerifyResult (results.py, which also writes the run folder) and nothing else."""
 
 from __future__ import annotations
 
 import json
-import re
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..files import atomic_write
-from ..workspace import write_json
-from .results import VerifyRun
+from ..findings import junit
+from ..ui import UI
+from .results import VerifyResult
 
 STATUS_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "dim"}
 VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
 ALL_ROWS = 200  # up to this many checks every one is listed; above, only those not passed
-# XML 1.0 allows tab, newline, carriage return and text from U+0020 on; command output may
-# carry escape sequences or NULs, which would make the file unreadable to every JUnit consumer.
-_XML_BAD = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def _x(text: str) -> str:
-    return _XML_BAD.sub("\ufffd", text)
-
-
-def write_run_folder(run: VerifyRun, folder: Path) -> list[Path]:
-    """verify.json (and bench.json when the benchmark stage ran) into runs/<id>/."""
-    doc = run.to_dict()
-    bench = doc.pop("bench")
-    paths = [write_json(folder / "verify.json", doc)]
-    if run.bench is not None:
-        paths.append(write_json(folder / "bench.json", bench))
-    return paths
-
-
-def to_json(run: VerifyRun) -> str:
+def to_json(run: VerifyResult) -> str:
     return json.dumps(run.to_dict(), indent=2, sort_keys=True) + "\n"
 
 
-def console(run: VerifyRun, out: Console) -> None:
-    """Host checks per host, then the benchmark judgements, then one summary line."""
+def console(run: VerifyResult, out: Console) -> None:
+    """show_text onto a Console, for ops/up.py until it reports through a UI."""
+    show_text(run, _ConsoleShow(out))
+
+
+class _ConsoleShow:
+    def __init__(self, out: Console):
+        self.show = out.print
+
+
+def show_text(run: VerifyResult, ui: UI) -> None:
+    """Host checks per host, then the benchmark judgements, then one summary line (ui.show)."""
     shown = run.checks if len(run.checks) <= ALL_ROWS else [c for c in run.checks if c.status != "passed"]
     if shown:
         t = Table(title=f"host checks: {run.site} (run {run.run_id}, {run.connection})", show_edge=False,
@@ -60,19 +45,19 @@ def console(run: VerifyRun, out: Console) -> None:
             st = STATUS_STYLE.get(c.status, "")
             where = f" (on {c.on})" if c.on and c.on != c.host else ""
             t.add_row(c.host, c.check + where, f"[{st}]{c.status}[/{st}]", escape(c.detail))
-        out.print(t)
+        ui.show(t)
     if len(shown) < len(run.checks):
-        out.print(f"({len(run.checks) - len(shown)} passed checks not listed)")
+        ui.show(f"({len(run.checks) - len(shown)} passed checks not listed)")
     b = run.bench
     if b is not None:
         head = f"benchmark: {b.path}" + (f" through {b.scheduler}" if b.scheduler else "")
         if b.hosts:
             head += f" on {', '.join(b.hosts)}"
-        out.print(f"\n[bold]{escape(head)}[/bold] ({b.duration_s:.1f} s)")
+        ui.show(f"\n[bold]{escape(head)}[/bold] ({b.duration_s:.1f} s)")
         if b.skipped:
-            out.print(f"  skipped: {escape(b.skipped)}")
+            ui.show(f"  skipped: {escape(b.skipped)}")
         for e in b.errors:
-            out.print(f"  [red]error:[/red] {escape(e)}")
+            ui.show(f"  [red]error:[/red] {escape(e)}")
         for doc in b.nccl:
             rows = doc.get("rows") or []
             if rows:
@@ -81,7 +66,7 @@ def console(run: VerifyRun, out: Console) -> None:
                 if bw is None:  # nccl-tests rows keep busbw per half
                     halves = [big.get(k) or {} for k in ("out_of_place", "in_place")]
                     bw = max((h.get("busbw_gbps") or 0 for h in halves), default=0)
-                out.print(f"  {escape(str(doc.get('name') or doc.get('collective') or 'all_reduce'))}: "
+                ui.show(f"  {escape(str(doc.get('name') or doc.get('collective') or 'all_reduce'))}: "
                           f"{len(rows)} sizes, busbw {bw:.4g} GB/s at {big.get('size_bytes')} B")
         if b.measurements:
             t = Table(show_edge=False, pad_edge=False)
@@ -92,65 +77,46 @@ def console(run: VerifyRun, out: Console) -> None:
                 val = "-" if m.get("value") is None else f"{m['value']:.4g} {m.get('unit', '')}"
                 exp = "-" if m.get("expected") is None else f"{m['expected']:g}"
                 t.add_row(m["name"], val, exp, f"[{v}]{m['verdict']}[/{v}]", escape(m.get("reason", "")))
-            out.print(t)
+            ui.show(t)
     for p in run.problems:
-        out.print(f"[red]problem:[/red] {escape(p)}")
+        ui.show(f"[red]problem:[/red] {escape(p)}")
     n = run.counts()
     verdict = "[red]FAILED[/red]" if run.failed else "[green]PASSED[/green]"
     bench = f"; benchmark: {run.bench.verdict}" if run.bench is not None else ""
-    out.print(f"\n{verdict}: {n['passed']} passed, {n['failed']} failed, {n['error']} errors, "
+    ui.show(f"\n{verdict}: {n['passed']} passed, {n['failed']} failed, {n['error']} errors, "
               f"{n['skipped']} skipped{bench} ({run.duration_s:.1f} s)")
 
 
-def junit(run: VerifyRun) -> str:
-    """JUnit XML: one suite of host checks (class = host), one of benchmark figures."""
-    root = ET.Element("testsuites", name=f"factoryctl verify {run.site}")
-    suite = ET.SubElement(root, "testsuite", name="host checks", timestamp=run.started)
-    n = run.counts()
-    suite.set("tests", str(len(run.checks)))
-    suite.set("failures", str(n["failed"]))
-    suite.set("errors", str(n["error"]))
-    suite.set("skipped", str(n["skipped"]))
-    suite.set("time", f"{sum(c.duration_s for c in run.checks):.3f}")
+def junit_report(run: VerifyResult) -> junit.Report:
+    """JUnit: one suite of host checks (class = host), one of benchmark figures."""
+    outcome = {"failed": "failure", "error": "error", "skipped": "skipped"}
+    kind = {"failed": "check", "error": "error"}
+    checks = junit.Suite("host checks", timestamp=run.started, time=f"{sum(c.duration_s for c in run.checks):.3f}")
     for c in run.checks:
-        case = ET.SubElement(suite, "testcase", classname=_x(c.host), name=_x(c.check), time=f"{c.duration_s:.3f}")
-        detail = _x(c.detail)
-        if c.status == "failed":
-            ET.SubElement(case, "failure", message=detail, type="check").text = detail
-        elif c.status == "error":
-            ET.SubElement(case, "error", message=detail, type="error").text = detail
-        elif c.status == "skipped":
-            ET.SubElement(case, "skipped", message=detail)
-        elif detail:
-            ET.SubElement(case, "system-out").text = detail
+        o = outcome.get(c.status, "passed")
+        checks.cases.append(junit.Case(c.host, c.check, o, c.detail, kind.get(c.status, ""),
+                                       c.detail if o in ("failure", "error") else None,
+                                       output=c.detail, time=f"{c.duration_s:.3f}"))
+    suites = [checks]
     b = run.bench
     if b is not None:
-        bs = ET.SubElement(root, "testsuite", name=f"benchmark {b.path}", timestamp=run.started)
-        cases = [(_x(m["name"]), m["verdict"], _x(m.get("reason", ""))) for m in b.measurements]
-        cases += [("stage", "error", _x(e)) for e in b.errors]
+        verdict = {"fail": ("failure", "threshold"), "error": ("error", "error"), "skip": ("skipped", "")}
+        cases = [(m["name"], m["verdict"], m.get("reason", "")) for m in b.measurements]
+        cases += [("stage", "error", e) for e in b.errors]
         if b.skipped:
-            cases.append(("stage", "skip", _x(b.skipped)))
-        bs.set("tests", str(len(cases)))
-        bs.set("failures", str(sum(v == "fail" for _, v, _ in cases)))
-        bs.set("errors", str(sum(v == "error" for _, v, _ in cases)))
-        bs.set("skipped", str(sum(v == "skip" for _, v, _ in cases)))
-        bs.set("time", f"{b.duration_s:.3f}")
-        for name, verdict, reason in cases:
-            case = ET.SubElement(bs, "testcase", classname="benchmark", name=name, time="0")
-            if verdict == "fail":
-                ET.SubElement(case, "failure", message=reason, type="threshold").text = reason
-            elif verdict == "error":
-                ET.SubElement(case, "error", message=reason, type="error").text = reason
-            elif verdict == "skip":
-                ET.SubElement(case, "skipped", message=reason)
-            else:
-                ET.SubElement(case, "system-out").text = f"{verdict}: {reason}"
-    for key in ("tests", "failures", "errors", "skipped"):
-        root.set(key, str(sum(int(s.get(key, "0")) for s in root)))
-    root.set("time", f"{run.duration_s:.3f}")
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+            cases.append(("stage", "skip", b.skipped))
+        bench = junit.Suite(f"benchmark {b.path}", timestamp=run.started, time=f"{b.duration_s:.3f}")
+        for name, v, reason in cases:
+            o, t = verdict.get(v, ("passed", ""))
+            bench.cases.append(junit.Case("benchmark", name, o, reason, t, reason if o != "skipped" else None,
+                                          output=f"{v}: {reason}", time="0"))
+        suites.append(bench)
+    return junit.Report(f"factoryctl verify {run.site}", suites, time=f"{run.duration_s:.3f}")
 
 
-def write_junit(run: VerifyRun, path: Path) -> Path:
-    return atomic_write(path, junit(run))
+def junit_xml(run: VerifyResult) -> str:
+    return junit.to_xml(junit_report(run))
+
+
+def write_junit(run: VerifyResult, path: Path) -> Path:
+    return junit.write(junit_report(run), path)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from factoryctl.drift import config
 from factoryctl.drift.artifacts import ArtifactDrift, FileChange, compare
-from factoryctl.drift.command import DriftReport, HostDrift
 from factoryctl.drift.infra import InfraDrift, StackDrift
 from factoryctl.drift.report import write_junit, write_sarif
+from factoryctl.drift.stage import DriftResult, HostDrift
 from factoryctl.ops.hoststate import probe, resources
 
 # --- what Ansible manages ----------------------------------------------------------------------
@@ -132,8 +132,8 @@ def test_check_mode_events_become_changes_with_diffs_and_errors(tmp_path):
 
 # --- exit codes and reports --------------------------------------------------------------------
 
-def _report(**kw) -> DriftReport:
-    rep = DriftReport("site", "factory.yaml", "/ws", "probe", applied="20261122T000000Z")
+def _report(**kw) -> DriftResult:
+    rep = DriftResult("site", "factory.yaml", "/ws", "probe", applied="20261122T000000Z")
     for k, v in kw.items():
         setattr(rep, k, v)
     return rep

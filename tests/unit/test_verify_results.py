@@ -13,7 +13,13 @@ from factoryctl.report.html import write_report
 from factoryctl.report.runs import latest_run, read_run
 from factoryctl.session import check
 from factoryctl.verify import writers
-from factoryctl.verify.results import BenchResult, CheckResult, VerifyRun, read_pytest_results
+from factoryctl.verify.results import (
+    BenchResult,
+    CheckResult,
+    VerifyResult,
+    read_pytest_results,
+    write_run_folder,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPECTED = [{"host": "head01", "check": "hostname", "on": "head01"},
@@ -46,12 +52,12 @@ def test_pytest_lines_become_one_result_per_check(tmp_path: Path) -> None:
     assert problems == ["results.jsonl:5: not JSON"]
 
 
-def _run(bench: BenchResult | None = None) -> VerifyRun:
+def _run(bench: BenchResult | None = None) -> VerifyResult:
     checks = [CheckResult("head01", "hostname", "passed", "head01", "head01", 0.2),
               CheckResult("node02", "service:slurmd", "failed", "slurmd not running <&> \x1b[0m", "node02", 0.1),
               CheckResult("node02", "gpu-count", "skipped", "no GPU declared", "node02"),
               CheckResult("node01", "slurm-node", "error", "ConnectionError: ssh: connect refused", "head01")]
-    return VerifyRun("lab", "20260501T120000Z", "ssh", checks, bench, started="2026-05-01T12:00:00+00:00",
+    return VerifyResult("lab", "20260501T120000Z", "ssh", checks, bench, started="2026-05-01T12:00:00+00:00",
                      duration_s=3.5)
 
 
@@ -70,7 +76,7 @@ def _bench() -> BenchResult:
 
 def test_run_folder_is_what_runs_py_reads(tmp_path: Path) -> None:
     folder = tmp_path / "runs" / "20260501T120000Z"
-    paths = writers.write_run_folder(_run(_bench()), folder)
+    paths = write_run_folder(_run(_bench()), folder)
     assert [p.name for p in paths] == ["verify.json", "bench.json"]
     run = read_run(folder)
     assert run.problems == []
@@ -85,7 +91,7 @@ def test_run_folder_is_what_runs_py_reads(tmp_path: Path) -> None:
 
 def test_report_shows_host_checks_and_the_benchmark_plot(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
-    writers.write_run_folder(_run(_bench()), ws / "runs" / "20260501T120000Z")
+    write_run_folder(_run(_bench()), ws / "runs" / "20260501T120000Z")
     assert latest_run(ws).id == "20260501T120000Z"
     html = write_report(check(ROOT / "examples" / "lab.yaml"), tmp_path / "out", ws).read_text()
     verify = html[html.index('id="verify"'):]
@@ -95,7 +101,7 @@ def test_report_shows_host_checks_and_the_benchmark_plot(tmp_path: Path) -> None
 
 
 def test_junit_is_well_formed_and_counts_add_up() -> None:
-    text = writers.junit(_run(_bench()))
+    text = writers.junit_xml(_run(_bench()))
     root = ET.fromstring(text.encode())
     assert root.tag == "testsuites"
     suites = list(root)
@@ -116,15 +122,17 @@ def test_junit_is_well_formed_and_counts_add_up() -> None:
 
 
 def test_junit_of_a_skipped_and_a_broken_benchmark() -> None:
-    root = ET.fromstring(writers.junit(_run(BenchResult(path="none", skipped="no scheduler"))))
+    root = ET.fromstring(writers.junit_xml(_run(BenchResult(path="none", skipped="no scheduler"))))
     assert root[1].find("testcase/skipped").get("message") == "no scheduler"
-    root = ET.fromstring(writers.junit(_run(BenchResult(path="none", errors=["head01: srun not found"]))))
+    root = ET.fromstring(writers.junit_xml(_run(BenchResult(path="none", errors=["head01: srun not found"]))))
     assert root[1].get("errors") == "1"
 
 
 def test_console_and_json() -> None:
+    from factoryctl.cli.console import ConsoleUI
+
     con = Console(record=True, width=160, color_system=None)
-    writers.console(_run(_bench()), con)
+    writers.show_text(_run(_bench()), ConsoleUI(con, con))
     out = con.export_text()
     assert "node02" in out and "service:slurmd" in out and "slurmd not running" in out
     assert "slurm-node (on head01)" in out
@@ -137,7 +145,7 @@ def test_console_and_json() -> None:
 
 
 def test_passing_run_and_failing_benchmark() -> None:
-    ok = VerifyRun("lab", "x", "ssh", [CheckResult("h", "c", "passed"), CheckResult("h", "d", "skipped")])
+    ok = VerifyResult("lab", "x", "ssh", [CheckResult("h", "c", "passed"), CheckResult("h", "d", "skipped")])
     assert not ok.failed
     bad = _bench()
     bad.measurements.append({"name": "nccl.all_reduce.busbw", "verdict": "fail", "reason": "60% of expected"})

@@ -69,16 +69,26 @@ def test_local_run_reports_every_check_of_this_host(tmp_path: Path, jobs: int) -
     assert (folder / "checks.json").is_file() and not list(folder.rglob("__pycache__"))
 
 
-def test_a_lab_site_that_is_not_up_is_refused_without_sending_anything(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
+def test_a_lab_site_that_is_not_up_is_refused_without_sending_anything(tmp_path: Path, capsys) -> None:
+    import pytest
 
-    from factoryctl.cli import app
+    from factoryctl.cli import run
+    from factoryctl.ui import RecordingUI
+    from factoryctl.verify.hostchecks import HostCheckOptions, SiteNotUp, run_bench, verify_site
+    from factoryctl.workspace import Workspace
 
     site = tmp_path / "factory.yaml"
     site.write_text(LAB.read_text())
-    assert "not up" in hostchecks.lab_not_up(check(site).site, tmp_path / ".factory" / "lab")
-    res = CliRunner().invoke(app, ["verify", str(site)])
-    assert res.exit_code == 1 and "the lab of this site is not up" in res.output
+    c = check(site)
+    ws = Workspace.beside(site, c.factory.metadata.name)
+    assert "not up" in hostchecks.lab_not_up(c.site, tmp_path / ".factory" / "lab")
+    for stage in (verify_site, run_bench):
+        ui = RecordingUI()
+        with pytest.raises(SiteNotUp, match="the lab of this site is not up"):
+            stage(c, ws, HostCheckOptions(), ui)
+        assert ui.events == []
+    assert run(["verify", str(site)]) == 1
+    assert "error: the lab of this site is not up" in capsys.readouterr().err
     assert not (tmp_path / ".factory" / "lab" / "runs").exists()
 
 

@@ -30,9 +30,9 @@ from .resources import (
     PACKAGE_MODULES,
     PATH_MODULES,
     SERVICE_MODULES,
-    _short,
     from_result,
     ok_results,
+    short_action,
 )
 
 READ_ONLY_MODULES = {
@@ -94,7 +94,7 @@ def declared(task: dict | None) -> list[str] | None:
 def classify(data: dict) -> tuple[list[str], str | None]:
     """One runner_on_ok event's data -> (resource keys its task declares for the probe,
     gap or None). Keys a module result names are resources.py's to collect."""
-    action = _short(data.get("task_action") or "")
+    action = short_action(data.get("task_action") or "")
     res = data.get("res") or {}
     where = f"{data.get('role') or 'play'}: {data.get('task')!r} ({action})"
     if action in READ_ONLY_MODULES:

@@ -21,7 +21,7 @@ SERVICE_MODULES = {"service", "systemd", "systemd_service", "sysvinit"}
 PACKAGE_MODULES = {"package", "apt", "dnf", "yum"}
 
 
-def _short(action: str) -> str:
+def short_action(action: str) -> str:
     return action.rsplit(".", 1)[-1]
 
 
@@ -39,7 +39,7 @@ def from_result(action: str, res: dict) -> list[str]:
         return []
     if isinstance(res.get("results"), list):  # a loop: one result per item
         return [k for item in res["results"] for k in from_result(action, item)]
-    short = _short(action)
+    short = short_action(action)
     args = (res.get("invocation") or {}).get("module_args") or {}
     if short in FILE_MODULES:
         dest = res.get("dest") or args.get("dest")

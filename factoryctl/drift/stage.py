@@ -1,28 +1,24 @@
-"""The drift run: each stage in turn, one report, one exit code (see __init__)."""
+"""The drift stage: each check in turn (artifacts, infrastructure, hosts, runtime), one
+DriftResult with its exit code (see __init__)."""
 
 from __future__ import annotations
 
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.console import Console
-
+from ..errors import ExitCode
 from ..ops.hoststate import baseline, probe
-from ..workspace import Workspace, WorkspaceLocked, write_json
+from ..session import Checked
+from ..ui import UI
+from ..workspace import Workspace, write_json
 from . import artifacts, config, infra
-
-EXIT_IN_SYNC, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 
 
 @dataclass
-class Options:
-    fmt: str = "text"
-    junit: Path | None = None
-    sarif: Path | None = None
-    verify: bool = False
-    full: bool = False
+class DriftOptions:
+    verify: bool = False  # also run verify's host checks (runtime drift)
+    full: bool = False  # the check-mode playbook on every host, not only where the probe moved
     terraform_bin: str | None = None
 
 
@@ -50,7 +46,10 @@ class HostDrift:
 
 
 @dataclass
-class DriftReport:
+class DriftResult:
+    """What drift found, per check: artifacts, infrastructure (per stack), hosts (per host:
+    configuration and runtime), and what could not be checked."""
+
     factory: str
     file: str
     workspace: str
@@ -80,8 +79,9 @@ class DriftReport:
         return "in-sync"
 
     @property
-    def exit_code(self) -> int:
-        return {"in-sync": EXIT_IN_SYNC, "drift": EXIT_DRIFT, "error": EXIT_ERROR}[self.status]
+    def exit_code(self) -> ExitCode:
+        """0 in sync, 2 drift, 1 could not check (wins over drift)."""
+        return {"in-sync": ExitCode.OK, "drift": ExitCode.CHANGES, "error": ExitCode.FAILED}[self.status]
 
     def fixes(self) -> list[str]:
         """What to run, most general first."""
@@ -108,7 +108,7 @@ class DriftReport:
         return {
             "schema": "factoryctl.drift/v1", "factory": self.factory, "file": self.file,
             "workspace": self.workspace, "applied": self.applied, "mode": self.mode, "run": self.run,
-            "status": self.status, "exit_code": self.exit_code,
+            "status": self.status, "exit_code": int(self.exit_code),
             "artifacts": {"drifted": self.artifacts.drifted, "files": [c.to_dict() for c in self.artifacts.files]},
             "infrastructure": {"engine": self.infra.engine, "drifted": self.infra.drifted,
                                "stacks": [vars(s) for s in self.infra.stacks], "errors": self.infra.errors},
@@ -119,7 +119,7 @@ class DriftReport:
 
 # --- the stages -------------------------------------------------------------------------------
 
-def _lab_guard(c, ws: Workspace, hosts: list[str]) -> tuple[str | None, set[str]]:
+def _lab_guard(c: Checked, ws: Workspace, hosts: list[str]) -> tuple[str | None, set[str]]:
     """On a lab site: (why no host can be reached, hosts not running). Read from the lab's
     state and the kernel only: without the lab's bridge, packets to its addresses would leave
     through the machine's default route, so nothing is sent."""
@@ -137,7 +137,7 @@ def _lab_guard(c, ws: Workspace, hosts: list[str]) -> tuple[str | None, set[str]
     return None, {h for h in hosts if h not in alive}
 
 
-def _playbook_tree(rep: DriftReport, tree: Path, ws: Workspace) -> Path:
+def _playbook_tree(rep: DriftResult, tree: Path, ws: Workspace) -> Path:
     """The applied playbook: the fresh render when it equals what was applied, else the copy
     apply kept."""
     touched = [f for f in rep.artifacts.files if not f.path.startswith(("terraform/", "verify/"))]
@@ -150,7 +150,8 @@ def _playbook_tree(rep: DriftReport, tree: Path, ws: Workspace) -> Path:
     return tree
 
 
-def check_hosts(c, ws: Workspace, rep: DriftReport, tree: Path, opts: Options, run_dir: Path, log) -> None:
+def check_hosts(c: Checked, ws: Workspace, rep: DriftResult, tree: Path, opts: DriftOptions, run_dir: Path,
+                ui: UI) -> None:
     from ..engines.ansible import MAX_FORKS, ansible_env
     from ..engines.inventory import read_connection
     from ..engines.ssh import Remote
@@ -195,7 +196,7 @@ def check_hosts(c, ws: Workspace, rep: DriftReport, tree: Path, opts: Options, r
 
     t = time.perf_counter()
     playbook = _playbook_tree(rep, tree, ws)
-    log(f"ansible-playbook --check --diff on {len(to_check)} host(s): {', '.join(sorted(to_check))}")
+    ui.info(f"ansible-playbook --check --diff on {len(to_check)} host(s): {', '.join(sorted(to_check))}")
     run = config.check(playbook, run_dir, hosts=to_check, forks=max(1, min(len(to_check), MAX_FORKS)),
                        envvars=ansible_env(ws), inventories=[str(playbook / "ansible" / "inventory"),
                                                              str(ws.connection_inventory)],
@@ -213,7 +214,7 @@ def check_hosts(c, ws: Workspace, rep: DriftReport, tree: Path, opts: Options, r
             d.note = "the probe saw changes the playbook would not undo (it manages no more than this)"
 
 
-def check_runtime(c, ws: Workspace, rep: DriftReport, run_dir: Path) -> None:
+def check_runtime(c: Checked, ws: Workspace, rep: DriftResult, run_dir: Path) -> None:
     """`--verify`: the host checks of verify; a failed check is runtime drift."""
     from ..verify import run as hostchecks
 
@@ -236,11 +237,14 @@ def check_runtime(c, ws: Workspace, rep: DriftReport, run_dir: Path) -> None:
     rep.seconds["verify"] = round(time.perf_counter() - t, 3)
 
 
-def run_drift(c, ws: Workspace, file: Path, opts: Options, log) -> DriftReport:
+def run_drift(c: Checked, ws: Workspace, opts: DriftOptions, ui: UI) -> DriftResult:
+    """Check the site against factory.yaml and the last apply; keeps runs/<id>/drift.json.
+    Call it holding the workspace's lock (session.open_site(..., lock="drift"))."""
     from ..ops.plan import provider_env, provider_installation
 
     t0 = time.perf_counter()
-    rep = DriftReport(c.factory.metadata.name, str(file), str(ws.root), "full" if opts.full else "probe")
+    file = c.path
+    rep = DriftResult(c.factory.metadata.name, file, str(ws.root), "full" if opts.full else "probe")
     applied = ws.applied()
     if applied is None:
         rep.errors.append(f"nothing applied yet for {rep.factory} (no {ws.applied_path}): "
@@ -257,7 +261,7 @@ def run_drift(c, ws: Workspace, file: Path, opts: Options, log) -> DriftReport:
         rep.infra = infra.plan_stacks(tree, ws, c.factory.site.provider, binary=opts.terraform_bin,
                                       env=provider_env(c), installation=provider_installation(c.factory))
         rep.seconds["terraform"] = round(time.perf_counter() - t, 3)
-        check_hosts(c, ws, rep, tree, opts, run_dir, log)
+        check_hosts(c, ws, rep, tree, opts, run_dir, ui)
     if opts.verify:
         check_runtime(c, ws, rep, run_dir)
     rep.seconds["total"] = round(time.perf_counter() - t0, 3)
@@ -265,8 +269,8 @@ def run_drift(c, ws: Workspace, file: Path, opts: Options, log) -> DriftReport:
     return rep
 
 
-def _host_positions(c):
-    """host -> (line, column) of its node group in factory.yaml."""
+def host_positions(c: Checked):
+    """host -> (line, column) of its node group in factory.yaml (where SARIF shows a host)."""
     index = {g.group: i for i, g in enumerate(c.factory.nodes)}
     groups = {h.name: h.group for h in c.site.hosts}
 
@@ -277,35 +281,3 @@ def _host_positions(c):
         return (line, col) if line else None
 
     return where
-
-
-def drift_command(file: Path, opts: Options, out: Console, err: Console) -> int:
-    from ..engines.terraform import TerraformError
-    from ..render import RenderError
-    from ..session import check_or_refuse
-    from . import report
-
-    c = check_or_refuse(file, "drift not checked", err)
-    if c is None:
-        return EXIT_ERROR
-    ws = Workspace.beside(file, c.factory.metadata.name)
-    quiet = opts.fmt == "json"
-    log = (lambda m: None) if quiet else (lambda m: err.print(f"[dim]{m}[/dim]", markup=True, highlight=False))
-    try:
-        with ws.lock("drift"):
-            rep = run_drift(c, ws, file, opts, log)
-    except WorkspaceLocked as e:
-        err.print(f"error: {e}", markup=False)
-        return EXIT_ERROR
-    except (TerraformError, RenderError) as e:
-        err.print(f"error: {e}", markup=False)
-        return EXIT_ERROR
-    if opts.junit:
-        report.write_junit(rep, opts.junit)
-    if opts.sarif:
-        report.write_sarif(rep, opts.sarif, _host_positions(c))
-    if quiet:
-        sys.stdout.write(report.to_json(rep))
-    else:
-        report.console(rep, out)
-    return rep.exit_code

@@ -1,0 +1,120 @@
+"""The verify stage: the host checks generated from factory.yaml and, when asked, the benchmark
+stage through the site's scheduler, into a new runs/<id>/ folder. `factoryctl verify`,
+`factoryctl bench run` and `factoryctl up` all run it from here."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..errors import FactoryctlError
+from ..session import Checked
+from ..ui import UI
+from ..workspace import Workspace
+from .results import BenchResult, VerifyResult, write_run_folder
+
+
+@dataclass
+class HostCheckOptions:
+    """How verify reaches the hosts and what it runs there."""
+
+    connection: str = "ssh"  # ssh | local
+    ssh_config: Path | None = None
+    local_name: str | None = None
+    jobs: int | None = None  # pytest-xdist workers (None: by site size)
+    limit: list[str] | None = None  # only these hosts
+    partition: str | None = None  # benchmark: the Slurm partition (None: the default one)
+    nodes: int | None = None  # benchmark: this many nodes (None: the whole partition)
+    timeout: int = 900  # seconds for the host checks, and for each benchmark step
+    bench: bool = False  # also run the benchmark stage
+
+
+class SiteNotUp(FactoryctlError):
+    """The site's hosts cannot be reached (a lab that is not running): nothing was checked."""
+
+
+def ensure_up(checked: Checked, ws: Workspace, options: HostCheckOptions) -> None:
+    """SiteNotUp when a lab site is not running, read from the lab's state and the kernel only
+    (nothing is sent to find out)."""
+    from .run import lab_not_up
+
+    if options.connection == "ssh" and (why := lab_not_up(checked.site, ws.root)):
+        raise SiteNotUp(f"{why}: run `factoryctl up {checked.path}` (or plan and apply) first")
+
+
+def executor(conn):
+    """(host, command) -> Out through the same connection the host checks used."""
+    from ..bench.slurm_stage import Out
+
+    def run(host: str, command: str) -> Out:
+        try:
+            r = conn.testinfra_host(host).run(command)
+        except Exception as exc:  # noqa: BLE001 - an unreachable host is a result, not a crash
+            return Out(255, "", f"{type(exc).__name__}: {exc}")
+        return Out(r.rc, r.stdout, r.stderr)
+
+    return run
+
+
+def run_bench_stage(checked: Checked, conn, folder: Path, options: HostCheckOptions, ui: UI) -> BenchResult:
+    from ..bench import slurm_stage
+
+    stage_root = str((folder / "bench-worker").resolve()) if conn.mode == "local" else None
+    return slurm_stage.run_stage(checked.factory, checked.site, executor(conn), partition=options.partition,
+                                 nodes=options.nodes, timeout=options.timeout, ui=ui, stage_root=stage_root)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def run_host_checks(checked: Checked, ws: Workspace, options: HostCheckOptions, ui: UI) -> VerifyResult:
+    """Run the generated host checks (and the benchmark stage with options.bench) into a new
+    runs/<id>/ folder with verify.json (and bench.json); the result knows its folder."""
+    from . import run as hostchecks
+
+    folder = ws.new_run("verify")
+    t0, started = time.monotonic(), _now()
+    hc_dir = folder / "hostchecks"
+    conn = hostchecks.connect(checked.site, ws.root, hc_dir, options.connection, options.ssh_config,
+                              options.local_name)
+    ui.info(f"host checks: {checked.factory.metadata.name} over {conn.mode}"
+            + (f" (inventory {conn.inventory})" if conn.inventory else ""))
+    hc = hostchecks.run_checks(checked.site, conn, hc_dir, jobs=options.jobs, limit=options.limit,
+                               timeout=options.timeout)
+    res = VerifyResult(checked.factory.metadata.name, folder.name, conn.mode, hc.results, problems=hc.problems,
+                       started=started)
+    if options.bench:
+        res.bench = run_bench_stage(checked, conn, folder, options, ui)
+    shutil.rmtree(hc_dir / "ansible-home", ignore_errors=True)
+    res.finished = _now()
+    res.duration_s = round(time.monotonic() - t0, 3)
+    write_run_folder(res, folder)
+    return res
+
+
+def verify_site(checked: Checked, ws: Workspace, options: HostCheckOptions, ui: UI) -> VerifyResult:
+    """`factoryctl verify`: the host checks of a site that is up (SiteNotUp otherwise)."""
+    ensure_up(checked, ws, options)
+    return run_host_checks(checked, ws, options, ui)
+
+
+def run_bench(checked: Checked, ws: Workspace, options: HostCheckOptions, ui: UI) -> VerifyResult:
+    """`factoryctl bench run`: only the benchmark stage, into a new runs/<id>/ with bench.json."""
+    from . import run as hostchecks
+
+    ensure_up(checked, ws, options)
+    folder = ws.new_run("bench")
+    t0, started = time.monotonic(), _now()
+    conn = hostchecks.connect(checked.site, ws.root, folder / "connection", options.connection,
+                              options.ssh_config, options.local_name)
+    res = VerifyResult(checked.factory.metadata.name, folder.name, conn.mode, started=started, host_checks=False)
+    res.bench = run_bench_stage(checked, conn, folder, options, ui)
+    shutil.rmtree(folder / "connection" / "ansible-home", ignore_errors=True)
+    res.finished = _now()
+    res.duration_s = round(time.monotonic() - t0, 3)
+    write_run_folder(res, folder)
+    return res

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from rich.console import Console
 
 from factoryctl.cli import run
 from factoryctl.engines.ansible import control_dir
@@ -23,7 +22,9 @@ from factoryctl.engines.inventory import (
     terraform_addresses,
     write_connection,
 )
-from factoryctl.ops.apply import Interrupted, in_thread
+from factoryctl.errors import Interrupted
+from factoryctl.ops.interrupts import in_thread
+from factoryctl.ui import RecordingUI
 from factoryctl.workspace import Workspace
 from tests.helpers import reference_doc, write_doc
 
@@ -153,9 +154,11 @@ def test_ctrl_c_lets_the_work_in_flight_finish_then_stops():
             raise Interrupted()
 
     threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    ui = RecordingUI()
     with pytest.raises(Interrupted):
-        in_thread(work, cancel, Console(stderr=True))
+        in_thread(work, cancel, ui)
     assert finished == [True] and cancel.is_set()
+    assert [m.split(":")[0] for m in ui.messages("warn")] == ["interrupted"]
 
 
 def test_forget_facts_drops_only_the_named_hosts(tmp_path):

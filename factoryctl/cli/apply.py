@@ -14,9 +14,9 @@ from .console import ConsoleUI
 def apply_options(auto_approve: bool, only: Phase | None, limit: str | None, tags: str | None, plain: bool,
                   terraform_bin: str | None, converge: bool):
     """The apply stage's options from the command line (apply, up)."""
-    from ..ops.apply import Options
+    from ..ops.apply import ApplyOptions
 
-    return Options(auto_approve=auto_approve, only=only.value if only else None, limit=limit, tags=tags,
+    return ApplyOptions(auto_approve=auto_approve, only=only.value if only else None, limit=limit, tags=tags,
                    plain=plain, terraform_bin=terraform_bin, converge=converge)
 
 

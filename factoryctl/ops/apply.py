@@ -82,7 +82,7 @@ class ApplyResult:
 
 
 @dataclass
-class Options:
+class ApplyOptions:
     auto_approve: bool = False
     only: str | None = None  # one of PHASES
     limit: str | None = None
@@ -188,7 +188,7 @@ def confirmed(ui: UI, question: str, auto_approve: bool) -> None:
 class Apply:
     """One apply of one site, with the lock held by the caller."""
 
-    def __init__(self, checked: Checked, ws: Workspace, opts: Options, ui: UI):
+    def __init__(self, checked: Checked, ws: Workspace, opts: ApplyOptions, ui: UI):
         self.c, self.ws, self.opts, self.ui = checked, ws, opts, ui
         self.provider = checked.factory.site.provider
         self.cancel = threading.Event()
@@ -504,7 +504,7 @@ class Apply:
             self.kubernetes(hosts)
 
 
-def apply(checked: Checked, ws: Workspace, opts: Options, ui: UI) -> ApplyResult:
+def apply(checked: Checked, ws: Workspace, opts: ApplyOptions, ui: UI) -> ApplyResult:
     """The `apply` stage, with the site's lock held (apply, up): run the saved plan's phases.
     Raises ApplyError (and the engines' errors) on failure, ApplyInterrupted on Ctrl-C; the
     run's apply.json is written either way."""

@@ -14,7 +14,7 @@ from typing import Any
 from ..session import Checked
 from ..ui import UI
 from ..workspace import Workspace
-from .apply import ApplyResult, Options, apply
+from .apply import ApplyOptions, ApplyResult, apply
 from .plan import PlanDocument, record, run_plan
 
 # The verify stage's host checks: (checked, workspace) -> (VerifyRun, its runs/<id>/ folder).
@@ -45,7 +45,7 @@ class UpResult:
         return all(ch.ok for ch in self.checks) and not self.host_checks.failed
 
 
-def up(checked: Checked, ws: Workspace, opts: Options, ui: UI, host_checks: HostChecks,
+def up(checked: Checked, ws: Workspace, opts: ApplyOptions, ui: UI, host_checks: HostChecks,
        show: Callable[[Any], None], started: float | None = None) -> UpResult:
     """Plan, apply, verify, with the site's lock held; `show` presents the plan document and
     the apply result as each step ends (the steps after it build on them)."""

@@ -217,7 +217,7 @@ def test_a_cancelled_run_leaves_no_process_behind_even_in_its_own_session():
 
 
 def test_apply_and_destroy_stages_report_to_a_ui_and_return_results(capsys, site):
-    from factoryctl.ops.apply import ApplyError, Options, apply
+    from factoryctl.ops.apply import ApplyError, ApplyOptions, apply
     from factoryctl.ops.destroy import destroy
     from factoryctl.session import open_site
 
@@ -225,11 +225,11 @@ def test_apply_and_destroy_stages_report_to_a_ui_and_return_results(capsys, site
     with open_site(site, "nothing applied", lock="apply") as s:
         refused = RecordingUI(answer=False)
         with pytest.raises(ApplyError, match="not confirmed"):
-            apply(s.checked, s.workspace, Options(only="terraform"), refused)
+            apply(s.checked, s.workspace, ApplyOptions(only="terraform"), refused)
         assert refused.messages("confirm") == ["Apply these changes?"]
         assert not list(s.workspace.state_dir.rglob("*.tfstate"))
         ui = RecordingUI(answer=True)
-        r = apply(s.checked, s.workspace, Options(only="terraform"), ui)
+        r = apply(s.checked, s.workspace, ApplyOptions(only="terraform"), ui)
     assert r.ok and r.phases == ["terraform"] and not r.full and r.applied is None and r.hosts == {}
     assert r.summary["phases"]["terraform"]["add"] == 7 and (r.run_dir / "apply.json").is_file()
     assert "Terraform: applying 2 of 2 unit stack(s)" in ui.messages("info")

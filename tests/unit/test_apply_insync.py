@@ -152,7 +152,7 @@ def test_a_failed_run_forgets_the_baselines_of_the_hosts_it_touched(tmp_path):
 
 
 def test_apply_probes_only_when_nothing_moved_since_the_last_full_apply(tmp_path):
-    from factoryctl.ops.apply import Apply, Options
+    from factoryctl.ops.apply import Apply, ApplyOptions
     from factoryctl.render import render
     from factoryctl.session import check
     from factoryctl.ui import RecordingUI
@@ -165,11 +165,11 @@ def test_apply_probes_only_when_nothing_moved_since_the_last_full_apply(tmp_path
     quiet = RecordingUI()
 
     def why(**opts) -> str | None:
-        return Apply(c, ws, Options(**opts), quiet).why_not_probe()
+        return Apply(c, ws, ApplyOptions(**opts), quiet).why_not_probe()
 
     assert why() == "no earlier apply recorded"
     manifest = json.loads((ws.build / "manifest.json").read_text())["files"]
-    a = Apply(c, ws, Options(), quiet)
+    a = Apply(c, ws, ApplyOptions(), quiet)
     ws.record_applied(a.summary["factory_hash"], manifest)
     assert why() is None
     assert why(converge=True) == "--converge"

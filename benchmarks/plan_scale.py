@@ -123,11 +123,11 @@ with ws.lock("plan"):
     doc = run_plan(c, ws, jobs=jobs, timings=timings)
     record(ws, doc)
 t3 = time.perf_counter()
-tf = doc["terraform"]
+tf = doc.terraform
 me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
 print(json.dumps({"import": t1 - t0, "validate": t2 - t1, "render": timings["render_s"],
                   "terraform": timings["terraform_s"], "total": t3 - t1, "stacks": len(tf["stacks"]),
-                  "add": tf["add"], "errors": errors + tf["errors"], "build": doc["build"],
+                  "add": tf["add"], "errors": errors + tf["errors"], "build": doc.build,
                   "cpu": me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime,
                   "peak_mb": me.ru_maxrss / 1024, "worker_peak_mb": tf.get("worker_peak_mb", 0),
                   "load": __import__("os").getloadavg()[0]}))

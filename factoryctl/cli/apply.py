@@ -6,15 +6,25 @@ from pathlib import Path
 
 import typer
 
+from ..errors import ExitCode
 from .app import AutoApproveOpt, ConvergeOpt, FileArg, Phase, TerraformBinOpt, app, err, out
+from .console import ConsoleUI
 
 
-def _apply_options(auto_approve: bool, only: Phase | None, limit: str | None, tags: str | None, plain: bool,
-                   terraform_bin: str | None, converge: bool):
-    from ..ops.apply import Options
+def apply_options(auto_approve: bool, only: Phase | None, limit: str | None, tags: str | None, plain: bool,
+                  terraform_bin: str | None, converge: bool):
+    """The apply stage's options from the command line (apply, up)."""
+    from ..ops.apply import ApplyOptions
 
-    return Options(auto_approve=auto_approve, only=only.value if only else None, limit=limit, tags=tags,
+    return ApplyOptions(auto_approve=auto_approve, only=only.value if only else None, limit=limit, tags=tags,
                    plain=plain, terraform_bin=terraform_bin, converge=converge)
+
+
+def show_apply(result, console=out) -> None:
+    """The closing line of an apply (ApplyResult); the recap table showed as site.yml ended."""
+    tail = (f"recorded in {result.applied}" if result.applied is not None
+            else "partial run (--only/--limit/--tags): applied.json left as it was")
+    console.print(f"Apply complete in {result.seconds:.1f} s; {tail}; logs in {result.run_dir}")
 
 
 @app.command()
@@ -33,7 +43,11 @@ def apply(
     nothing changed since the last apply, hosts the probe finds as that apply left them skip
     site.yml (--converge runs it everywhere). Logs and events go to
     .factory/<name>/runs/<time>/; applied.json is written only on success."""
-    from ..ops.apply import apply_command
+    from ..ops.apply import apply as stage
+    from ..session import open_site
 
-    raise typer.Exit(apply_command(file, _apply_options(auto_approve, only, limit, tags, plain, terraform_bin,
-                                                        converge), out, err))
+    opts = apply_options(auto_approve, only, limit, tags, plain, terraform_bin, converge)
+    with open_site(file, "nothing applied", lock="apply") as s:
+        result = stage(s.checked, s.workspace, opts, ConsoleUI(out, err, plain))
+    show_apply(result)
+    raise typer.Exit(ExitCode.OK if result.ok else ExitCode.FAILED)

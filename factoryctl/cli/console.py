@@ -34,13 +34,14 @@ class ConsoleUI:
     def confirm(self, question: str) -> bool:
         if not sys.stdin.isatty():
             return False
-        self.out.print(f"{question} Only 'yes' is accepted: ", end="", markup=False)
+        self.out.print(f"{question} Only 'yes' will be accepted.", markup=False)
         try:
-            return input().strip() == "yes"
+            return input("  Enter a value: ").strip() == "yes"
         except EOFError:
             return False
 
     @contextmanager
     def engine_events(self, title: str) -> Iterator[EventSink]:
+        """Live per-host progress of one engine run; its recap table when the run returns."""
         with HostProgress(self.out, self.plain) as progress:
             yield progress

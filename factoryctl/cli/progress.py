@@ -1,5 +1,6 @@
 """Live per-host progress from an engine's event stream: a rich table on a terminal, plain
-lines in CI (no TTY, or --plain), and the same recap at the end either way."""
+lines in CI (no TTY, or --plain), and the same recap at the end either way (when the run
+returned: a run that raised shows none)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ class HostProgress:
     def __exit__(self, *exc):
         if self.live is not None:
             self.live.__exit__(*exc)
+        if exc[0] is None:
+            self.console.print(recap_table(self._hosts))
         return False
 
     def _render(self) -> Table:

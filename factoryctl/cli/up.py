@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 
+from ..errors import ExitCode
 from .app import AutoApproveOpt, ConvergeOpt, FileArg, Phase, TerraformBinOpt, app, err, out
-from .apply import _apply_options
+from .apply import apply_options, show_apply
+from .console import ConsoleUI
 
 
 @app.command()
@@ -23,7 +26,28 @@ def up(
 ) -> None:
     """Plan, apply and verify in one go: every host reachable, munge, sinfo partitions idle,
     srun on every compute node. Exit 1 when any check fails."""
-    from ..ops.up import up_command
+    from ..ops.plan import PlanDocument
+    from ..ops.up import up as stage
+    from ..session import open_site
+    from ..verify import writers
+    from ..verify.smoke import print_checks
+    from .plan import show_plan
 
-    raise typer.Exit(up_command(file, _apply_options(auto_approve, only, limit, tags, plain, terraform_bin,
-                                                     converge), out, err))
+    def show(step) -> None:
+        if isinstance(step, PlanDocument):
+            show_plan(step, out)
+        else:
+            show_apply(step)
+
+    t0 = time.perf_counter()
+    opts = apply_options(auto_approve, only, limit, tags, plain, terraform_bin, converge)
+    out.print(f"[bold]1/3 plan[/]: validating and rendering {file}")
+    with open_site(file, "nothing planned or applied", lock="up") as s:
+        ui = ConsoleUI(out, err, plain)
+        result = stage(s.checked, s.workspace, opts, ui, show, started=t0)
+    if result.verified:
+        writers.show_text(result.host_checks, ui)
+        print_checks(result.checks, out)
+        out.print(f"results: {result.results}")
+        out.print(f"up {'complete' if result.ok else 'FAILED verification'} in {result.seconds:.1f} s")
+    raise typer.Exit(ExitCode.OK if result.ok else ExitCode.FAILED)

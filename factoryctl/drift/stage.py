@@ -240,7 +240,7 @@ def check_runtime(c: Checked, ws: Workspace, rep: DriftResult, run_dir: Path) ->
 def run_drift(c: Checked, ws: Workspace, opts: DriftOptions, ui: UI) -> DriftResult:
     """Check the site against factory.yaml and the last apply; keeps runs/<id>/drift.json.
     Call it holding the workspace's lock (session.open_site(..., lock="drift"))."""
-    from ..ops.plan import provider_env, provider_installation
+    from ..ops.engine_env import provider_env, provider_installation
 
     t0 = time.perf_counter()
     file = c.path

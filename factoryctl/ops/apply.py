@@ -18,43 +18,71 @@ and the next apply resumes from there.
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
-from ..cli.progress import HostProgress, recap_table
 from ..engines import inventory
-from ..engines.ansible import MAX_FORKS, PlaybookRun, ansible_env, close_connections, run_playbook
-from ..engines.lab import LabError
+from ..engines.ansible import (
+    MAX_FORKS,
+    HostStats,
+    PlaybookRun,
+    ansible_env,
+    close_connections,
+    run_playbook,
+)
 from ..engines.lab import site as labsite
-from ..engines.terraform import PlanResult, Stack, Terraform, TerraformError, make_engine
-from ..errors import EngineFailure
+from ..engines.terraform import PlanResult, Stack, Terraform, TerraformError
+from ..errors import EngineFailure, Interrupted
 from ..session import Checked
-from ..workspace import Workspace, WorkspaceLocked, write_json
+from ..ui import UI
+from ..workspace import Workspace, write_json
+from .engine_env import site_engine
 from .hoststate import baseline, insync
-from .plan import factory_hash, provider_env, provider_installation
+from .interrupts import in_thread
+from .plan import PlanDocument, factory_hash
 
 PHASES = ("terraform", "ansible", "kubernetes")
-EXIT_OK, EXIT_FAIL, EXIT_INTERRUPTED = 0, 1, 130
-_STALE_PLAN = "Saved plan is stale"
+STALE_PLAN = "Saved plan is stale"  # Terraform's words for a plan the state moved past
 
 
 class ApplyError(EngineFailure):
     """Apply cannot go on; the message says why and what to do."""
 
 
-class Interrupted(Exception):
-    """Ctrl-C: stopped cleanly after the work in flight."""
+class ApplyInterrupted(Interrupted):
+    """Ctrl-C during apply: Terraform's state is consistent; the next apply resumes."""
+
+    def __init__(self, message: str = "interrupted: Terraform state is consistent; "
+                                      "run factoryctl apply again to resume"):
+        super().__init__(message)
 
 
 @dataclass
-class Options:
+class ApplyResult:
+    """What an apply did (runs/<id>/apply.json holds the same as `summary`)."""
+
+    factory: str
+    phases: list[str]  # the phases run, in order
+    status: str  # succeeded (a failure raises ApplyError; Ctrl-C ApplyInterrupted)
+    run_dir: Path
+    seconds: float
+    full: bool  # a full run (no --only/--limit/--tags): recorded in applied.json
+    applied: Path | None  # applied.json, when this run was recorded there
+    hosts: dict[str, HostStats] = field(default_factory=dict)  # Ansible's per-host recap
+    in_sync: list[str] = field(default_factory=list)  # hosts the probe found as the last apply left them
+    ran_because: dict[str, str] = field(default_factory=dict)  # host (or "all") -> why site.yml ran
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+@dataclass
+class ApplyOptions:
     auto_approve: bool = False
     only: str | None = None  # one of PHASES
     limit: str | None = None
@@ -101,31 +129,31 @@ class StackWork:
 
 # --- the saved plan -------------------------------------------------------------------------
 
-def saved_plan(checked: Checked, ws: Workspace) -> dict:
+def saved_plan(checked: Checked, ws: Workspace) -> PlanDocument:
     """The plan apply will run; ApplyError when there is none or it is stale."""
     from ..render import render
 
     hint = f"run factoryctl plan {checked.path}"
     try:
-        doc = json.loads(ws.plan_doc.read_text())
-    except (OSError, ValueError):
+        doc = PlanDocument.from_json(json.loads(ws.plan_doc.read_text()))
+    except (OSError, ValueError, TypeError):
         raise ApplyError(f"no saved plan in {ws.plans_dir}: {hint}") from None
-    if doc.get("factory_hash") != factory_hash(checked):
+    if doc.factory_hash != factory_hash(checked):
         raise ApplyError(f"the saved plan was made from a different factory.yaml: {hint}")
     try:
         built = json.loads((ws.build / "manifest.json").read_text())["files"]
     except (OSError, ValueError, KeyError):
         built = None
-    if built != doc.get("manifest"):
+    if built != doc.manifest:
         raise ApplyError(f"the rendered tree in {ws.build} is not the one the plan saw: {hint}")
     if render(checked.site, ws.build, check_only=True).differs:
         raise ApplyError(f"this factoryctl renders different artifacts than the saved plan holds: {hint}")
     return doc
 
 
-def stack_work(doc: dict) -> list[StackWork]:
+def stack_work(doc: PlanDocument) -> list[StackWork]:
     work = []
-    for s in doc["terraform"]["stacks"]:
+    for s in doc.terraform["stacks"]:
         w = StackWork(s["unit"], Stack(s["unit"], Path(s["dir"]), Path(s["state"]), Path(s["data_dir"])),
                       Path(s["planfile"]), bool(s.get("orphan")), s["add"], s["change"], s["destroy"],
                       bool(s.get("outputs_changed")))
@@ -147,50 +175,12 @@ def forget_facts(ws: Workspace, hosts) -> None:
             f.unlink(missing_ok=True)
 
 
-def in_thread(fn: Callable[[], Any], cancel: threading.Event, err: Console) -> Any:
-    """Run fn in a thread; Ctrl-C sets `cancel` and waits for fn to wind down."""
-    box: dict[str, Any] = {}
-    done = threading.Event()
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # noqa: BLE001 - handed to the caller
-            box["error"] = e
-        finally:
-            done.set()
-
-    threading.Thread(target=target, name="apply", daemon=True).start()
-    # Poll with sleep, not Thread.join: a KeyboardInterrupt inside join can leave the thread
-    # looking finished while it still runs (CPython 3.11).
-    while not done.is_set():
-        try:
-            time.sleep(0.1)
-        except KeyboardInterrupt:
-            if cancel.is_set():
-                err.print("still stopping: waiting for the command in flight to finish")
-            else:
-                cancel.set()
-                err.print("interrupted: stopping after the work in flight (Terraform finishes its "
-                          "current command, Ansible is cancelled)")
-    if "error" in box:
-        raise box["error"]
-    return box.get("value")
-
-
-def confirm(question: str, auto_approve: bool, out: Console) -> None:
-    """Ask on a terminal; refuse without one."""
-    if auto_approve:
+def confirmed(ui: UI, question: str, auto_approve: bool) -> None:
+    """Go on only with --auto-approve or a 'yes' (a terminal is needed to answer)."""
+    if auto_approve or ui.confirm(question):
         return
-    if not sys.stdin.isatty():
-        raise ApplyError("not confirmed: stdin is not a terminal; pass --auto-approve to apply without asking")
-    out.print(f"{question} Only 'yes' will be accepted.")
-    try:
-        answer = input("  Enter a value: ").strip()
-    except EOFError:
-        answer = ""
-    if answer != "yes":
-        raise ApplyError("not confirmed: nothing was changed")
+    raise ApplyError("not confirmed: nothing was changed (without a terminal, pass --auto-approve "
+                     "to go on without asking)")
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -198,8 +188,8 @@ def confirm(question: str, auto_approve: bool, out: Console) -> None:
 class Apply:
     """One apply of one site, with the lock held by the caller."""
 
-    def __init__(self, checked: Checked, ws: Workspace, opts: Options, out: Console, err: Console):
-        self.c, self.ws, self.opts, self.out, self.err = checked, ws, opts, out, err
+    def __init__(self, checked: Checked, ws: Workspace, opts: ApplyOptions, ui: UI):
+        self.c, self.ws, self.opts, self.ui = checked, ws, opts, ui
         self.provider = checked.factory.site.provider
         self.cancel = threading.Event()
         self.summary: dict[str, Any] = {"factory": checked.factory.metadata.name,
@@ -207,13 +197,13 @@ class Apply:
         self.run_dir: Path | None = None
         self.engine: Terraform | None = None
         self.restarted: list[str] = []  # lab hosts brought back by connect()
+        self.run: PlaybookRun | None = None  # the site.yml run, when there was one
+        self.phases_run: list[str] = []
 
     # -- terraform --
     def _engine(self) -> Terraform:
         if self.engine is None:
-            self.engine = make_engine(self.opts.terraform_bin, cli_config=self.ws.cli_config,
-                                      plugin_cache=self.ws.plugin_cache, jobs=self.opts.jobs,
-                                      env=provider_env(self.c), **provider_installation(self.c.factory))
+            self.engine = site_engine(self.c, self.ws, self.opts.terraform_bin, self.opts.jobs)
         return self.engine
 
     def prepare_terraform(self, doc: dict) -> list[StackWork]:
@@ -240,32 +230,32 @@ class Apply:
 
         def one(w: StackWork) -> dict:
             if self.cancel.is_set():
-                raise Interrupted()
+                raise ApplyInterrupted()
             if not (w.changed or w.outputs_changed):
                 w.planfile.unlink(missing_ok=True)  # nothing to do: consumed as it is
                 return {"unit": w.unit, "add": 0, "change": 0, "destroy": 0, "skipped": True}
             try:
                 r = eng.apply(w.stack, w.planfile)
             except TerraformError as e:
-                if _STALE_PLAN not in str(e):
+                if STALE_PLAN not in str(e):
                     raise
                 # An earlier apply got part of the way (Ctrl-C, a crash): plan from where
                 # the state is now, and apply that.
-                self.err.print(f"  {w.unit}: saved plan is stale (an earlier apply got part of the way): "
-                               "planning again from the current state")
+                self.ui.warn(f"{w.unit}: saved plan is stale (an earlier apply got part of the way): "
+                             "planning again from the current state")
                 eng.init(w.stack)
                 w.take(eng.plan(w.stack, w.planfile, destroy=w.orphan))
                 r = eng.apply(w.stack, w.planfile)
             (logs / f"{w.unit}.log").write_text(r.log)
             w.planfile.unlink(missing_ok=True)
-            self.out.print(f"  {w.unit}: {r.add} added, {r.change} changed, {r.destroy} destroyed "
-                           f"({r.seconds:.1f} s)", markup=False)
+            self.ui.info(f"  {w.unit}: {r.add} added, {r.change} changed, {r.destroy} destroyed "
+                         f"({r.seconds:.1f} s)")
             return {"unit": w.unit, "add": r.add, "change": r.change, "destroy": r.destroy,
                     "seconds": round(r.seconds, 3)}
 
         results = eng.map(one, work)
         if self.cancel.is_set():
-            raise Interrupted()
+            raise ApplyInterrupted()
         errors = [str(r) for r in results if isinstance(r, BaseException)]
         done = [r for r in results if isinstance(r, dict)]
         section = {"stacks": done, "errors": errors,
@@ -273,7 +263,7 @@ class Apply:
         self.summary["phases"]["terraform"] = section
         if errors:
             for e in errors:
-                self.err.print(f"error: {e}", markup=False)
+                self.ui.error(str(e))
             raise ApplyError(f"Terraform failed in {len(errors)} stack(s); the others are applied. "
                              "Fix the cause and apply again (it resumes)")
         created = {h for w in work for h in w.created}
@@ -301,12 +291,11 @@ class Apply:
                              + "\n  ".join(problems) + "\n(run factoryctl plan, then apply)")
         common: dict[str, str] = {}
         if labsite.is_lab(self.c):
-            lab = labsite.lab_of(self.c, self.ws, log=lambda m: self.out.print(f"  lab: {m}", markup=False))
+            lab = labsite.lab_of(self.c, self.ws, log=lambda m: self.ui.info(f"  lab: {m}"))
             restarted = labsite.revive(lab, labsite.specs(self.c, created))
             self.restarted = restarted
             if restarted:
-                self.out.print(f"  lab: restarted {', '.join(restarted)} (sshd did not answer); disks kept",
-                               markup=False)
+                self.ui.info(f"  lab: restarted {', '.join(restarted)} (sshd did not answer); disks kept")
                 forget_facts(self.ws, restarted)
                 close_connections(self.ws, [created[h] for h in restarted])
             common = lab.connection_vars()
@@ -343,7 +332,7 @@ class Apply:
 
         reason = self.why_not_probe()
         if reason is not None:
-            self.out.print(f"  site.yml runs on every host: {reason}", markup=False, highlight=False)
+            self.ui.info(f"  site.yml runs on every host: {reason}")
             run = self.run_ansible(hosts)
             self.summary["phases"]["ansible"]["ran_because"] = {"all": reason}
             self.record_baseline(run)
@@ -355,14 +344,14 @@ class Apply:
         section = {"in_sync": sorted(d.skip), "probe_s": round(d.seconds, 3), "ran_because": d.run}
         if not d.run:
             self.summary["phases"]["ansible"] = {"status": "in sync", "rc": 0, "changed": 0, **section}
-            self.out.print(f"Ansible: no changes: all {n} host(s) are as the last apply left them "
+            self.ui.info(f"Ansible: no changes: all {n} host(s) are as the last apply left them "
                            f"(probe: {checked} resources per host, {d.seconds:.1f} s); site.yml not run "
                            "(--converge runs it anyway)")
             return
         for h, why in sorted(d.run.items()):
-            self.out.print(f"  {h}: runs site.yml: {why}", markup=False, highlight=False)
+            self.ui.info(f"  {h}: runs site.yml: {why}")
         if d.skip:
-            self.out.print(f"  {len(d.skip)} host(s) as the last apply left them (probe: {checked} resources "
+            self.ui.info(f"  {len(d.skip)} host(s) as the last apply left them (probe: {checked} resources "
                            f"per host, {d.seconds:.1f} s): site.yml not run there")
         run = self.run_ansible({h: hosts[h] for h in d.run}, limit=",".join(sorted(d.run)))
         self.summary["phases"]["ansible"].update(section)
@@ -372,12 +361,12 @@ class Apply:
         adir = self.ws.build / "ansible"
         limit = limit or self.opts.limit
         forks = max(1, min(len(hosts), MAX_FORKS))
-        self.out.print(f"[bold]Ansible[/]: site.yml on {len(hosts)} host(s), forks {forks}"
+        self.ui.info(f"Ansible: site.yml on {len(hosts)} host(s), forks {forks}"
                        + (f", limit {limit}" if limit else "")
                        + (f", tags {self.opts.tags}" if self.opts.tags else ""))
         t0 = time.perf_counter()
         try:
-            with HostProgress(self.out, self.opts.plain) as progress:
+            with self.ui.engine_events("site.yml") as progress:
                 run = run_playbook(adir, "site.yml", self.run_dir, limit=limit, tags=self.opts.tags,
                                    forks=forks, envvars=ansible_env(self.ws), observer=progress,
                                    cancel=self.cancel, inventory=[str(adir / "inventory"),
@@ -390,27 +379,27 @@ class Apply:
             # what a failed or stopped run left on its hosts is unknown: no skipping them next time
             baseline.forget(self.ws, set(hosts) | set(run.hosts))
         seconds = time.perf_counter() - t0
-        self.out.print(recap_table(run.hosts))
+        self.run = run  # its per-host recap is the result's (the UI showed it as the run ended)
         section = {"rc": run.rc, "status": run.status, "seconds": round(seconds, 3), "changed": run.changed,
                    "failed": run.failed_hosts, "unreachable": run.unreachable_hosts,
                    "hosts": {h: vars(s) for h, s in sorted(run.hosts.items())},
                    "artifacts": str(run.artifact_dir)}
         self.summary["phases"]["ansible"] = section
         if run.status == "canceled" or self.cancel.is_set():
-            raise Interrupted()
+            raise ApplyInterrupted()
         if run.unreachable_hosts:
-            self.err.print(f"unreachable: {', '.join(run.unreachable_hosts)}", markup=False)
+            self.ui.error(f"unreachable: {', '.join(run.unreachable_hosts)}")
         if run.failed_hosts:
-            self.err.print(f"failed: {', '.join(run.failed_hosts)}", markup=False)
+            self.ui.error(f"failed: {', '.join(run.failed_hosts)}")
         if run.rc != 0 or run.status != "successful":
             raise ApplyError(f"Ansible did not finish cleanly (rc {run.rc}, {run.status}); "
                              f"logs: {run.artifact_dir}; apply again once fixed (it converges)")
         n = len(run.hosts)
         if run.changed == 0:
-            self.out.print(f"Ansible: no changes: changed=0 on all {n} host(s) ({seconds:.1f} s)")
+            self.ui.info(f"Ansible: no changes: changed=0 on all {n} host(s) ({seconds:.1f} s)")
         else:
             busy = sum(1 for s in run.hosts.values() if s.changed)
-            self.out.print(f"Ansible: {run.changed} change(s) on {busy} of {n} host(s) ({seconds:.1f} s)")
+            self.ui.info(f"Ansible: {run.changed} change(s) on {busy} of {n} host(s) ({seconds:.1f} s)")
         return run
 
     def record_baseline(self, run: PlaybookRun) -> None:
@@ -422,10 +411,9 @@ class Apply:
         errors = baseline.record(self.ws, Remote(self.c, self.ws), run.artifact_dir / "job_events", ran,
                                  [h.name for h in self.c.site.hosts], self.run_dir.name, partial=bool(self.opts.tags))
         for h, why in sorted(errors.items()):
-            self.err.print(f"warning: drift baseline not recorded for {h} ({why}); drift checks it in full",
-                           markup=False)
+            self.ui.warn(f"drift baseline not recorded for {h} ({why}); drift checks it in full")
         self.summary["phases"]["ansible"]["baseline_s"] = round(time.perf_counter() - t0, 3)
-        self.out.print(f"Drift baseline: {len(ran) - len(errors)} host(s) probed "
+        self.ui.info(f"Drift baseline: {len(ran) - len(errors)} host(s) probed "
                        f"({time.perf_counter() - t0:.1f} s)")
 
     # -- kubernetes --
@@ -439,104 +427,85 @@ class Apply:
             section = cluster_status(self.c, self.ws, hosts)
         self.summary["phases"]["kubernetes"] = section
         word = {"ok": "cluster answers", "skipped": "skipped"}.get(section["status"], section["status"])
-        self.out.print(f"[bold]Kubernetes[/]: {word}: {section.get('reason', '')}".rstrip(": "))
+        self.ui.info(f"Kubernetes: {word}: {section.get('reason', '')}".rstrip(": "))
         if k and k.enabled and section["status"] != "ok":
             raise ApplyError("Kubernetes is enabled but was not applied: " + section.get("reason", ""))
         return section
 
     # -- all of it --
     def describe(self, work: list[StackWork] | None) -> None:
-        out = self.out
+        out = self.ui
         name = self.c.factory.metadata.name
-        out.print(f"[bold]Apply {name}[/] (provider {self.provider}; workspace {self.ws.root})")
+        out.info(f"Apply {name} (provider {self.provider}; workspace {self.ws.root})")
         if work is not None:
             add, chg, dst = (sum(getattr(w, k) for w in work) for k in ("add", "change", "destroy"))
             label = "no changes" if not (add or chg or dst) else f"{add} to add, {chg} to change, {dst} to destroy"
-            out.print(f"  Terraform:  {label} ({len(work)} unit stack(s))")
+            out.info(f"  Terraform:  {label} ({len(work)} unit stack(s))")
         if self.opts.runs("ansible"):
             n = len(inventory.rendered_addresses(self.ws.build))
-            out.print(f"  Ansible:    site.yml on {n} host(s)" + (f" (limit {self.opts.limit})" if self.opts.limit else ""))
+            out.info(f"  Ansible:    site.yml on {n} host(s)" + (f" (limit {self.opts.limit})" if self.opts.limit else ""))
         if self.opts.runs("kubernetes"):
             k = self.c.factory.kubernetes
-            out.print("  Kubernetes: " + ("check the cluster" if k and k.enabled else "not enabled"))
+            out.info("  Kubernetes: " + ("check the cluster" if k and k.enabled else "not enabled"))
 
-    def execute(self, doc: dict) -> int:
+    def execute(self, doc: PlanDocument) -> ApplyResult:
         t0 = time.perf_counter()
         # Only the terraform phase needs fresh plans; the others read the stacks' outputs.
         work = self.prepare_terraform(doc) if self.opts.runs("terraform") else stack_work(doc)
         self.describe(work if self.opts.runs("terraform") else None)
         destroys = sum(w.destroy for w in work) if self.opts.runs("terraform") else 0
-        confirm("Apply these changes?" + (f" ({destroys} resource(s) will be DESTROYED)" if destroys else ""),
-                self.opts.auto_approve, self.out)
+        confirmed(self.ui, "Apply these changes?" + (f" ({destroys} resource(s) will be DESTROYED)" if destroys else ""),
+                  self.opts.auto_approve)
         self.run_dir = self.ws.new_run("apply")
         status = "failed"
         try:
-            in_thread(lambda: self._phases(work), self.cancel, self.err)
+            in_thread(lambda: self._phases(work), self.cancel, self.ui)
             status = "succeeded"
         except Interrupted:
             status = "interrupted"
-            self.err.print("interrupted: Terraform state is consistent; run factoryctl apply again to resume")
-            return EXIT_INTERRUPTED
-        except (ApplyError, LabError) as e:
-            self.err.print(f"error: {e}", markup=False, highlight=False)
-            return EXIT_FAIL
+            raise ApplyInterrupted() from None
         finally:
             if self.engine is not None:
                 self.engine.close()
             self.summary.update(status=status, seconds=round(time.perf_counter() - t0, 3),
                                 options={k: v for k, v in vars(self.opts).items() if k != "auto_approve"})
             write_json(self.run_dir / "apply.json", self.summary)
+        applied = None
         if self.opts.full:
             manifest = json.loads((self.ws.build / "manifest.json").read_text())["files"]
             self.ws.record_applied(self.summary["factory_hash"], manifest, build=self.ws.build, run=self.run_dir.name,
                                    terraform=self.summary["phases"].get("terraform"),
                                    ansible_changed=self.summary["phases"].get("ansible", {}).get("changed"))
-            tail = f"recorded in {self.ws.applied_path}"
-        else:
-            tail = "partial run (--only/--limit/--tags): applied.json left as it was"
-        self.out.print(f"Apply complete in {time.perf_counter() - t0:.1f} s; {tail}; logs in {self.run_dir}")
-        return EXIT_OK
+            applied = self.ws.applied_path
+        ansible = self.summary["phases"].get("ansible") or {}
+        return ApplyResult(factory=self.summary["factory"], phases=list(self.summary["phases"]), status=status,
+                           run_dir=self.run_dir, seconds=time.perf_counter() - t0, full=self.opts.full,
+                           applied=applied, hosts=dict(self.run.hosts) if self.run else {},
+                           in_sync=list(ansible.get("in_sync", [])), ran_because=dict(ansible.get("ran_because") or {}),
+                           summary=self.summary)
 
     def _phases(self, work: list[StackWork]) -> None:
         if self.opts.runs("terraform"):
             busy = [w for w in work if w.changed or w.outputs_changed]
             if labsite.is_lab(self.c) and any(w.add for w in busy):
-                labsite.prepare_image(lambda m: self.out.print(f"  lab: {m}", markup=False))
-            self.out.print(f"[bold]Terraform[/]: applying {len(busy)} of {len(work)} unit stack(s)")
+                labsite.prepare_image(lambda m: self.ui.info(f"  lab: {m}"))
+            self.ui.info(f"Terraform: applying {len(busy)} of {len(work)} unit stack(s)")
             self.apply_terraform(work)
         if self.cancel.is_set():
-            raise Interrupted()
+            raise ApplyInterrupted()
         hosts: dict[str, str] = {}
         if self.opts.runs("ansible") or self.opts.runs("kubernetes"):
             hosts = self.connect(work)
         if self.opts.runs("ansible"):
             self.ansible_phase(hosts)
         if self.cancel.is_set():
-            raise Interrupted()
+            raise ApplyInterrupted()
         if self.opts.runs("kubernetes"):
             self.kubernetes(hosts)
 
 
-def apply_locked(checked: Checked, ws: Workspace, opts: Options, out: Console, err: Console) -> int:
-    """Apply with the site's lock already held (apply, up)."""
-    try:
-        doc = saved_plan(checked, ws)
-        return Apply(checked, ws, opts, out, err).execute(doc)
-    except ApplyError as e:
-        err.print(f"error: {e}", markup=False, highlight=False)
-        return EXIT_FAIL
-
-
-def apply_command(file: Path, opts: Options, out: Console, err: Console) -> int:
-    from ..session import check_or_refuse
-
-    c = check_or_refuse(file, "nothing applied", err)
-    if c is None:
-        return EXIT_FAIL
-    ws = Workspace.beside(file, c.factory.metadata.name)
-    try:
-        with ws.lock("apply"):
-            return apply_locked(c, ws, opts, out, err)
-    except WorkspaceLocked as e:
-        err.print(f"error: {e}", markup=False)
-        return EXIT_FAIL
+def apply(checked: Checked, ws: Workspace, opts: ApplyOptions, ui: UI) -> ApplyResult:
+    """The `apply` stage, with the site's lock held (apply, up): run the saved plan's phases.
+    Raises ApplyError (and the engines' errors) on failure, ApplyInterrupted on Ctrl-C; the
+    run's apply.json is written either way."""
+    return Apply(checked, ws, opts, ui).execute(saved_plan(checked, ws))

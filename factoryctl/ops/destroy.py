@@ -9,19 +9,45 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.console import Console
-
 from ..engines.ansible import close_connections
-from ..engines.lab import LabError
 from ..engines.lab import site as labsite
-from ..engines.terraform import Stack, TerraformError, make_engine
-from ..workspace import Workspace, WorkspaceLocked, write_json
-from .apply import ApplyError, Interrupted, confirm, in_thread
-from .plan import provider_env, provider_installation
+from ..engines.terraform import Stack
+from ..errors import EngineFailure, Interrupted
+from ..session import Checked
+from ..ui import UI
+from ..workspace import Workspace, write_json
+from .apply import confirmed
+from .engine_env import site_engine
+from .interrupts import in_thread
+
+
+class DestroyError(EngineFailure):
+    """Destroy cannot go on, or some stacks were not destroyed; the message says what to do."""
+
+
+class DestroyInterrupted(Interrupted):
+    """Ctrl-C during destroy: the stacks that finished are destroyed; the next destroy goes on."""
+
+    def __init__(self, message: str = "interrupted: finished stacks are destroyed; "
+                                      "run factoryctl destroy again to finish"):
+        super().__init__(message)
+
+
+@dataclass
+class DestroyResult:
+    factory: str
+    resources: int  # Terraform resources destroyed
+    stacks: list[str] = field(default_factory=list)  # unit stacks destroyed
+    lab: bool = False  # a lab's hosts, namespaces and folder were taken down
+    run_dir: Path | None = None  # runs/<id>/ with the logs; None when there was nothing to destroy
+
+    @property
+    def nothing(self) -> bool:
+        return self.run_dir is None
 
 
 def _resources(state: Path) -> int:
@@ -44,7 +70,7 @@ def stacks_to_destroy(ws: Workspace, provider: str) -> list[tuple[Stack, int]]:
         d = units_dir / unit
         if not d.is_dir():
             if not siblings:
-                raise ApplyError(f"unit {unit} has state but no Terraform configuration to destroy it with: "
+                raise DestroyError(f"unit {unit} has state but no Terraform configuration to destroy it with: "
                                  f"run factoryctl render {provider} site first")
             d = ws.orphan_dir(provider, unit)
             shutil.rmtree(d, ignore_errors=True)
@@ -57,84 +83,65 @@ def stacks_to_destroy(ws: Workspace, provider: str) -> list[tuple[Stack, int]]:
     return out
 
 
-def destroy_locked(checked, ws: Workspace, auto_approve: bool, terraform_bin: str | None,
-                   out: Console, err: Console) -> int:
+def destroy(checked: Checked, ws: Workspace, auto_approve: bool, terraform_bin: str | None, ui: UI) -> DestroyResult:
+    """The `destroy` stage, with the site's lock held. Needs only the file's name and provider
+    (not a valid site). Raises DestroyError when a stack was not destroyed (the lab and the
+    workspace records are kept), DestroyInterrupted on Ctrl-C."""
     from ..render import render
 
+    name = checked.factory.metadata.name
     provider = checked.factory.site.provider
     if checked.site is not None and not (ws.build / "manifest.json").is_file():
         render(checked.site, ws.build)  # the stacks' configuration, for the destroy provisioners
     todo = stacks_to_destroy(ws, provider)
     lab_left = labsite.is_lab(checked) and ws.lab_dir.exists()
     total = sum(n for _, n in todo)
-    out.print(f"[bold]Destroy {checked.factory.metadata.name}[/] (provider {provider}; workspace {ws.root})")
-    out.print(f"  Terraform: {total} resource(s) to destroy in {len(todo)} unit stack(s)")
+    ui.info(f"Destroy {name} (provider {provider}; workspace {ws.root})")
+    ui.info(f"  Terraform: {total} resource(s) to destroy in {len(todo)} unit stack(s)")
     if lab_left:
-        out.print(f"  lab: every host, namespace, mount and link of {ws.lab_dir}")
+        ui.info(f"  lab: every host, namespace, mount and link of {ws.lab_dir}")
     if not todo and not lab_left:
-        out.print("nothing to destroy")
-        _forget(ws)
-        return 0
-    confirm(f"Destroy site {checked.factory.metadata.name}? This cannot be undone.", auto_approve, out)
+        forget(ws)
+        return DestroyResult(name, 0)
+    confirmed(ui, f"Destroy site {name}? This cannot be undone.", auto_approve)
     run = ws.new_run("destroy")
     cancel = threading.Event()
-    engine = make_engine(terraform_bin, cli_config=ws.cli_config, plugin_cache=ws.plugin_cache,
-                         env=provider_env(checked), **provider_installation(checked.factory))
+    engine = site_engine(checked, ws, terraform_bin)
 
     def one(item):
         stack, _ = item
         if cancel.is_set():
-            raise Interrupted()
+            raise DestroyInterrupted()
         engine.init(stack)
         r = engine.destroy(stack)
         (run / f"terraform-{stack.name}.log").write_text(r.log)
-        out.print(f"  {stack.name}: {r.destroy} destroyed ({r.seconds:.1f} s)", markup=False)
+        ui.info(f"  {stack.name}: {r.destroy} destroyed ({r.seconds:.1f} s)")
         return r
 
     try:
-        results = in_thread(lambda: engine.map(one, todo), cancel, err)
+        results = in_thread(lambda: engine.map(one, todo), cancel, ui)
     finally:
         engine.close()
     errors = [str(r) for r in results if isinstance(r, BaseException) and not isinstance(r, Interrupted)]
     write_json(run / "destroy.json", {"stacks": [s.name for s, _ in todo], "errors": errors,
                                       "interrupted": cancel.is_set()})
     if cancel.is_set():
-        err.print("interrupted: finished stacks are destroyed; run factoryctl destroy again to finish")
-        return 130
+        raise DestroyInterrupted()
     if errors:
         for e in errors:
-            err.print(f"error: {e}", markup=False)
-        err.print("error: some stacks were not destroyed; the lab and the workspace records are kept")
-        return 1
+            ui.error(e)
+        raise DestroyError("some stacks were not destroyed; the lab and the workspace records are kept")
     if labsite.is_lab(checked):
         labsite.lab_of(checked, ws).down()  # whatever Terraform did not know of
         shutil.rmtree(ws.lab_dir, ignore_errors=True)
-    _forget(ws)
-    out.print(f"Destroy complete: {total} resource(s) destroyed; logs in {run}")
-    return 0
+    forget(ws)
+    return DestroyResult(name, total, [s.name for s, _ in todo], lab_left, run)
 
 
-def _forget(ws: Workspace) -> None:
+def forget(ws: Workspace) -> None:
+    """Drop what a destroyed site leaves in its workspace: open SSH connections, the fact
+    cache, the connection inventory, saved plans, orphan stacks and the applied records."""
     close_connections(ws)
     for p in (ws.facts_dir, ws.connection_inventory.parent, ws.plans_dir, ws.root / "orphans", ws.root / "applied"):
         shutil.rmtree(p, ignore_errors=True)
     ws.applied_path.unlink(missing_ok=True)
-
-
-def destroy_command(file: Path, auto_approve: bool, terraform_bin: str | None, out: Console, err: Console) -> int:
-    from ..findings.formats import text as findings_text
-    from ..session import check
-
-    c = check(file)
-    if c.factory is None:  # destroy needs only the name and the provider, not a valid site
-        sys.stderr.write(findings_text(c.sorted_findings, c.loaded.text if c.loaded else None))
-        return 1
-    ws = Workspace.beside(file, c.factory.metadata.name)
-    try:
-        with ws.lock("destroy"):
-            return destroy_locked(c, ws, auto_approve, terraform_bin, out, err)
-    except (WorkspaceLocked, ApplyError, TerraformError, LabError) as e:
-        err.print(f"error: {e}", markup=False, highlight=False)
-        return 1
-    except Interrupted:
-        return 130

@@ -17,29 +17,24 @@ import fnmatch
 import hashlib
 import json
 import shutil
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from ..engines.terraform import PlanResult, Stack, Terraform, TerraformError, make_engine
+from ..engines.terraform import PlanResult, Stack, Terraform, TerraformError
+from ..errors import ExitCode
 from ..files import atomic_write
 from ..render.writer import MANIFEST
-from ..resolve.airgap import (
-    MIRROR_HINT,
-    AirGapError,
-    missing_provider_mirror,
-    provider_installation,
-)
+from ..resolve.airgap import MIRROR_HINT, AirGapError, missing_provider_mirror
 from ..session import Checked
-from ..workspace import Workspace, WorkspaceLocked
+from ..workspace import Workspace
+from .engine_env import site_engine
+from .impact import IMPACTS, table
 
-# Impact classes, least to most disruptive: what applying a change does to a running factory.
-IMPACTS = ("none", "add", "reload", "restart", "drain", "destroy")
 IMPACT_LABEL = {
     "none": "no-op",
     "add": "new capacity",
@@ -48,23 +43,6 @@ IMPACT_LABEL = {
     "drain": "node reboot/drain",
     "destroy": "destroy",
 }
-# What re-running an Ansible role does to a node that runs work.
-ROLE_IMPACT = {
-    "nvidia_driver": "drain",  # a new kernel module: drain, reboot
-    "fabric": "drain",  # OFED/DOCA driver and firmware settings
-    "kernel": "drain",
-    "slurm": "restart",  # slurm.conf and friends: restart or `scontrol reconfigure`
-    "kubernetes": "restart",
-    "gpu_operator": "restart",
-    "network_operator": "restart",
-    "storage_client": "restart",  # remounts
-    "monitoring": "restart",
-    "inference": "restart",
-    "cuda_nccl": "reload",  # libraries beside running jobs
-    "common": "reload",
-    "hardware_facts": "none",
-}
-_DRAIN_WORDS = ("driver", "kernel", "firmware", "ofed", "doca")
 MACHINES = {"aws_instance", "maas_instance", "openstack_compute_instance_v2"}
 TF_ACTION_IMPACT = {"create": "add", "delete": "destroy", "replace": "destroy", "move": "none",
                     "import": "none", "remove": "none", "forget": "none"}
@@ -81,6 +59,56 @@ def worst(impacts) -> str:
 def factory_hash(checked: Checked) -> str:
     doc = json.dumps(checked.factory.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(doc.encode()).hexdigest()
+
+
+@dataclass
+class PlanDocument:
+    """What `plan` found, as plans/plan.json holds it (apply runs exactly its saved plans).
+    `to_json()` is the document written byte for byte as before; `from_json` reads it back,
+    so `PlanDocument.from_json(doc.to_json()) == doc`. The sections stay JSON objects: their
+    shape is the plan.json format CI reads (`plan --format json`)."""
+
+    factory: str
+    factory_hash: str
+    provider: str
+    workspace: str
+    build: str
+    rendered: dict[str, Any]  # changed/added/removed counts of the render
+    changes: bool
+    terraform: dict[str, Any]  # totals, stacks (with changes and impacts), errors
+    ansible: dict[str, Any]  # site.yml's plays, their hosts and whether they run
+    files: dict[str, Any]  # rendered files added/changed/removed since the last apply
+    impact: dict[str, Any]  # highest, counts, items
+    # rendered file -> sha256: what apply checks the build against (`--format json` leaves it out)
+    manifest: dict[str, str] | None = None
+    timings: dict[str, float] | None = None  # set by the command: seconds per step
+    run: str | None = None  # runs/<id>/ the document was recorded in
+    extra: dict[str, Any] = field(default_factory=dict)  # keys a newer factoryctl wrote
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> PlanDocument:
+        names = {f.name for f in fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in doc.items() if k in names},
+                   extra={k: v for k, v in doc.items() if k not in names})
+
+    def to_json(self, manifest: bool = True) -> dict[str, Any]:
+        """The plan.json document (without the manifest for `--format json`)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        for optional in ("timings", "run", "manifest"):
+            if out[optional] is None or (optional == "manifest" and not manifest):
+                del out[optional]
+        return {**out, **self.extra}
+
+    def stacks(self) -> list[tuple[Stack, Path]]:
+        """(stack, saved plan) for every stack planned: what apply runs."""
+        return [(Stack(s["unit"], Path(s["dir"]), Path(s["state"]), Path(s["data_dir"])), Path(s["planfile"]))
+                for s in self.terraform["stacks"]]
+
+    def exit_code(self, detailed: bool) -> ExitCode:
+        """1 when a stack failed to plan; 2 for changes with --detailed-exitcode; else 0."""
+        if self.terraform["errors"]:
+            return ExitCode.FAILED
+        return ExitCode.CHANGES if detailed and self.changes else ExitCode.OK
 
 
 # --- Terraform ------------------------------------------------------------------------------
@@ -305,11 +333,8 @@ def changed_keys(old: bytes, new: bytes) -> list[str] | None:
 
 
 def key_impact(key: str) -> str:
-    leaf = key.lower()
-    if any(w in leaf for w in _DRAIN_WORDS):
-        return "drain"
-    role = key_role(key.split(".")[-1] if key.startswith(("all.", "vars.")) else key)
-    return ROLE_IMPACT[role] if role else "reload"
+    """The impact of one changed YAML key, from the declared table (data/impact.yaml)."""
+    return table().key_rule(key).impact
 
 
 def file_impact(path: str, keys: list[str] | None) -> tuple[str, str]:
@@ -323,7 +348,7 @@ def file_impact(path: str, keys: list[str] | None) -> tuple[str, str]:
         return "none", "benchmark jobs: applied by verify --bench, not by apply"
     if path.startswith("ansible/project/roles/") and len(parts) > 3:
         role = parts[3]
-        return ROLE_IMPACT.get(role, "reload"), f"role {role} runs again"
+        return table().role_impact(role), f"role {role} runs again"
     if parts[0] == "slurm":
         return "restart", "Slurm configuration: scontrol reconfigure / restart slurmctld and slurmd"
     if keys:
@@ -364,20 +389,8 @@ def files_section(new_manifest: dict[str, str], applied: dict | None, old_tree: 
 
 # --- the command --------------------------------------------------------------------------------
 
-def provider_env(checked: Checked) -> dict[str, str]:
-    """Credentials the provider reads from the environment, under the names it expects."""
-    import os
-
-    site = checked.factory.site
-    if site.provider == "maas" and site.maas and site.maas.api_key_env != "MAAS_API_KEY":
-        value = os.environ.get(site.maas.api_key_env)
-        if value:
-            return {"MAAS_API_KEY": value}
-    return {}
-
-
 def run_plan(checked: Checked, ws: Workspace, binary: str | None = None, jobs: int | None = None,
-             on_stack=None, timings: dict | None = None) -> dict:
+             on_stack=None, timings: dict | None = None) -> PlanDocument:
     """Render + plan; the summary document. Raises TerraformError / RenderError."""
     from ..render import render
 
@@ -387,8 +400,7 @@ def run_plan(checked: Checked, ws: Workspace, binary: str | None = None, jobs: i
     if problem:  # SOV016 stops plan before this; kept for callers that skip validation
         raise AirGapError(f"{problem}; {MIRROR_HINT}")
     applied = ws.applied()
-    engine = make_engine(binary, cli_config=ws.cli_config, plugin_cache=ws.plugin_cache, jobs=jobs,
-                         env=provider_env(checked), **provider_installation(checked.factory))  # workers start on first use: starting
+    engine = site_engine(checked, ws, binary, jobs)  # workers start on first use: starting
     # them during render only made both slower on a 2-core machine (measured)
     try:
         t = time.perf_counter()
@@ -422,20 +434,20 @@ def run_plan(checked: Checked, ws: Workspace, binary: str | None = None, jobs: i
     impact = impact_section(tf, files, ansible)
     changes = bool(tf["add"] or tf["change"] or tf["destroy"] or any(s["changed"] for s in tf["stacks"])
                    or files["added"] or files["changed"] or files["removed"])
-    return {
-        "factory": checked.factory.metadata.name,
-        "factory_hash": factory_hash(checked),
-        "provider": provider,
-        "workspace": str(ws.root),
-        "build": str(ws.build),
-        "rendered": {"changed": res.changed, "added": res.added, "removed": res.removed},
-        "manifest": manifest,
-        "changes": changes,
-        "terraform": tf,
-        "ansible": ansible,
-        "files": files,
-        "impact": impact,
-    }
+    return PlanDocument(
+        factory=checked.factory.metadata.name,
+        factory_hash=factory_hash(checked),
+        provider=provider,
+        workspace=str(ws.root),
+        build=str(ws.build),
+        rendered={"changed": res.changed, "added": res.added, "removed": res.removed},
+        manifest=manifest,
+        changes=changes,
+        terraform=tf,
+        ansible=ansible,
+        files=files,
+        impact=impact,
+    )
 
 
 def _old_yaml(build: Path) -> dict[str, bytes]:
@@ -454,8 +466,8 @@ TREE_ROLES = {"slurm": {"slurm"}, "kubernetes": {"kubernetes", "gpu_operator", "
 
 
 def key_role(key: str) -> str | None:
-    top = key.split(".")[0]
-    return max((r for r in ROLE_IMPACT if top.startswith(r + "_")), key=len, default=None)
+    """The role a group_vars key belongs to (`<role>_...`), or None."""
+    return table().key_role(key)
 
 
 def mark_affected_plays(ansible: dict, tf: dict, files: dict) -> None:
@@ -514,159 +526,35 @@ def impact_section(tf: dict, files: dict, ansible: dict) -> dict:
     return {"highest": worst(it["impact"] for it in items), "counts": counts, "items": items}
 
 
-def planned_stacks(doc: dict) -> list[tuple[Stack, Path]]:
+def planned_stacks(doc: dict | PlanDocument) -> list[tuple[Stack, Path]]:
     """(stack, saved plan) for every stack a plan document planned: what apply runs."""
-    return [(Stack(s["unit"], Path(s["dir"]), Path(s["state"]), Path(s["data_dir"])), Path(s["planfile"]))
-            for s in doc["terraform"]["stacks"]]
+    return (doc if isinstance(doc, PlanDocument) else PlanDocument.from_json(doc)).stacks()
 
 
-def exit_code(doc: dict, detailed: bool) -> int:
-    if doc["terraform"]["errors"]:
-        return 1
-    return 2 if detailed and doc["changes"] else 0
-
-
-def record(ws: Workspace, doc: dict) -> Path:
+def record(ws: Workspace, doc: PlanDocument) -> Path:
     """plans/plan.json (what apply checks against) and runs/<id>/plan.json. Compact JSON:
     the indented form goes through Python's slow encoder (seconds at 16k hosts)."""
-    data = json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n"
+    data = plan_json(doc)
     atomic_write(ws.plans_dir / "plan.json", data)
     run = ws.new_run("plan")
     atomic_write(run / "plan.json", data)
     return run
 
 
-# --- text ---------------------------------------------------------------------------------------
-
-def _names(items: list[str], limit: int = LIST_LIMIT) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" ... (+{len(items) - limit} more)" if len(items) > limit else "")
+def plan_json(doc: PlanDocument) -> str:
+    """The bytes of plan.json."""
+    return json.dumps(doc.to_json(), sort_keys=True, separators=(",", ":")) + "\n"
 
 
-def render_text(doc: dict, out) -> None:
-    """The summary for people (a rich Console)."""
-    tf, files, ans, imp = doc["terraform"], doc["files"], doc["ansible"], doc["impact"]
-    out.print(f"[bold]Plan for {doc['factory']}[/] (provider {doc['provider']}; build {doc['build']})")
-    t = doc.get("timings") or {}
-    out.print()
-    n_stacks = len(tf["stacks"])
-    changed = [s for s in tf["stacks"] if s["changed"]]
-    out.print(f"[bold]Terraform[/] ({tf['engine']}, {n_stacks} unit stack(s)"
-              + (f", {t['terraform_s']:.1f} s" if "terraform_s" in t else "") + "): "
-              f"{tf['add']} to add, {tf['change']} to change, {tf['destroy']} to destroy")
-    for e in tf["errors"]:
-        out.print(f"  error: {e}", markup=False)
-    if changed:
-        out.print(f"  {'unit':<16} {'add':>5} {'change':>7} {'destroy':>8}  hosts")
-        rest = changed[UNITS_SHOWN:] if len(changed) > UNITS_SHOWN + 1 else []
-        for s in changed[:len(changed) - len(rest)]:
-            hosts: dict[str, list[str]] = {}
-            for c in s["changes"]:
-                hosts.setdefault(c["action"], []).append(c["host"] or c["address"])
-            named = "; ".join(f"{SYMBOL.get(a, a)} {_names(v, 8)}" for a, v in sorted(hosts.items()))
-            label = s["unit"] + (" (gone)" if s["orphan"] else "")
-            out.print(f"  {label:<16} {s['add']:>5} {s['change']:>7} {s['destroy']:>8}  {named}", markup=False)
-        if rest:
-            out.print(f"  ... {len(rest)} more unit(s): {sum(s['add'] for s in rest)} to add, "
-                      f"{sum(s['change'] for s in rest)} to change, {sum(s['destroy'] for s in rest)} to destroy "
-                      "(--format json lists every host)")
-        if len(changed) < n_stacks:
-            out.print(f"  {n_stacks - len(changed)} other unit(s): no changes")
-    elif not tf["errors"]:
-        out.print("  no changes")
-    out.print()
-    if ans["available"]:
-        out.print(f"[bold]Ansible[/] ({ans['playbook']}, {len(ans['plays'])} plays)")
-        for p in ans["plays"]:
-            mark = "*" if p.get("affected") else " "
-            hosts = p["hosts"] if p["hosts"] is not None else p.get("import", "")
-            count = f" ({p['host_count']} hosts)" if p["host_count"] is not None else ""
-            out.print(f"  {mark} {p['name']:<34} {hosts}{count}: {', '.join(p['roles']) or '-'}", markup=False)
-        out.print("  (* runs with changes)")
-    else:
-        out.print("[bold]Ansible[/]: no playbook rendered (ansible/project/site.yml)")
-    out.print()
-    if files["baseline"] == "first-apply":
-        out.print(f"[bold]Rendered files[/]: first apply ({files['total']} files, nothing applied yet)")
-    else:
-        out.print(f"[bold]Rendered files[/] since the last apply ({files.get('applied')}): "
-                  f"{len(files['changed'])} changed, {len(files['added'])} added, {len(files['removed'])} removed")
-        shown = [e for e in files["entries"] if not e["path"].startswith("terraform/")]
-        hidden = len(files["entries"]) - len(shown)
-        for e in shown[:LIST_LIMIT * 2]:
-            out.print(f"  {SYMBOL[e['change']]} {e['path']:<48} {IMPACT_LABEL[e['impact']]:<18} {e['reason']}",
-                      markup=False)
-        if len(shown) > LIST_LIMIT * 2:
-            out.print(f"  ... (+{len(shown) - LIST_LIMIT * 2} more files)")
-        if hidden:
-            out.print(f"  ({hidden} Terraform stack file(s) changed: see Terraform above)")
-    out.print()
-    counts = {k: v for k, v in imp["counts"].items() if v}
-    out.print(f"[bold]Impact[/]: {IMPACT_LABEL[imp['highest']]}"
-              + (" (" + ", ".join(f"{IMPACT_LABEL[k]}: {v}" for k, v in counts.items()) + ")" if counts else ""))
-    for level in reversed(IMPACTS[1:]):
-        subjects = [x for i in imp["items"] if i["impact"] == level for x in i["subjects"]]
-        if subjects:
-            out.print(f"  {IMPACT_LABEL[level]:<18} {_names(subjects, 12)}", markup=False)
-    out.print()
-    tail = "changes" if doc["changes"] else "no changes"
-    when = ", ".join(f"{k[:-2]} {v:.1f} s" for k, v in t.items() if k.endswith("_s"))
-    out.print(f"{tail}; plans saved in {Path(doc['workspace']) / 'plans'} (apply runs exactly these)"
-              + (f"; {when}" if when else ""))
-
-
-def plan_command(file: Path, fmt: str, detailed: bool, binary: str | None, jobs: int | None,
-                 out, err) -> int:
-    """The CLI's `plan`: returns the exit code."""
-    from ..findings import Severity, reaches
-    from ..findings.formats import text as findings_text
-    from ..render import RenderError
-    from ..session import check
-
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    c = check(file)
-    timings["validate_s"] = time.perf_counter() - t0
-    findings = c.sorted_findings
-    if reaches(findings, Severity.error) or c.site is None:
-        if fmt == "json":
-            sys.stdout.write(json.dumps({"error": "factory.yaml has errors",
-                                         "findings": [f.to_dict() for f in findings]}, indent=2) + "\n")
-        else:
-            sys.stderr.write(findings_text(findings, c.loaded.text if c.loaded else None))
-        return 1
-    ws = Workspace.beside(file, c.factory.metadata.name)
-    progress = None
-    try:
-        with ws.lock("plan"):
-            if fmt != "json" and err.is_terminal:
-                from rich.progress import Progress
-
-                progress = Progress(console=err, transient=True)
-                progress.start()
-                task = progress.add_task("terraform plan", total=None)
-
-                def on_stack(unit, result, total):
-                    progress.update(task, total=total, advance=1, description=f"terraform plan {unit}")
-            else:
-                on_stack = None
-            doc = run_plan(c, ws, binary=binary, jobs=jobs, on_stack=on_stack, timings=timings)
-            if progress is not None:
-                progress.stop()
-            timings["total_s"] = time.perf_counter() - t0
-            doc["timings"] = {k: round(v, 3) for k, v in timings.items()}
-            doc["run"] = str(record(ws, doc))
-    except (WorkspaceLocked, TerraformError, RenderError, AirGapError) as e:
-        if progress is not None:
-            progress.stop()
-        if fmt == "json":
-            sys.stdout.write(json.dumps({"error": str(e)}, indent=2) + "\n")
-        else:
-            err.print(f"error: {e}", markup=False, highlight=False)
-        return 1
-    if fmt == "json":
-        slim = {k: v for k, v in doc.items() if k != "manifest"}
-        sys.stdout.write(json.dumps(slim, indent=2, sort_keys=True) + "\n")
-    else:
-        render_text(doc, out)
-    return exit_code(doc, detailed)
+def plan(checked: Checked, ws: Workspace, binary: str | None = None, jobs: int | None = None,
+         on_stack=None, started: float | None = None) -> PlanDocument:
+    """The `plan` stage, with the site's lock held: render, plan every stack, record the
+    document (plans/plan.json and runs/<id>/plan.json) with its timings. `started` is when the
+    command began (perf_counter), for the validate and total times."""
+    t0 = started if started is not None else time.perf_counter()
+    timings: dict[str, float] = {"validate_s": time.perf_counter() - t0}
+    doc = run_plan(checked, ws, binary=binary, jobs=jobs, on_stack=on_stack, timings=timings)
+    timings["total_s"] = time.perf_counter() - t0
+    doc.timings = {k: round(v, 3) for k, v in timings.items()}
+    doc.run = str(record(ws, doc))
+    return doc

@@ -6,62 +6,70 @@ every partition idle in sinfo, srun on every compute node."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from rich.console import Console
+from ..session import Checked
+from ..ui import UI
+from ..verify.hostchecks import HostCheckOptions, VerifyResult, run_host_checks
+from ..workspace import Workspace
+from .apply import ApplyOptions, ApplyResult, apply
+from .plan import PlanDocument, record, run_plan
 
-from ..workspace import Workspace, WorkspaceLocked
-from .apply import EXIT_FAIL, EXIT_OK, Options, apply_locked
+
+@dataclass
+class UpResult:
+    plan: PlanDocument
+    apply: ApplyResult | None = None  # None when the plan failed
+    host_checks: VerifyResult | None = None  # the generated host checks, when verify ran
+    checks: list = field(default_factory=list)  # the Slurm checks (verify.smoke.Check)
+    results: Path | None = None  # runs/<id>/ of the verify step
+    seconds: float = 0.0
+
+    @property
+    def verified(self) -> bool:
+        """Whether the verify step ran (it needs the ansible phase)."""
+        return self.results is not None
+
+    @property
+    def ok(self) -> bool:
+        if self.apply is None or not self.apply.ok:
+            return False
+        if not self.verified:
+            return True
+        return all(ch.ok for ch in self.checks) and not self.host_checks.failed
 
 
-def up_command(file: Path, opts: Options, out: Console, err: Console) -> int:
-    from ..engines.terraform import TerraformError
-    from ..render import RenderError
-    from ..session import check_or_refuse
-    from ..ui import RecordingUI
-    from ..verify import writers
-    from ..verify.hostchecks import HostCheckOptions, run_host_checks
-    from ..verify.smoke import print_checks, run_checks, write_results
-    from .plan import exit_code, record, render_text, run_plan
+def up(checked: Checked, ws: Workspace, opts: ApplyOptions, ui: UI,
+       show: Callable[[Any], None], started: float | None = None) -> UpResult:
+    """Plan, apply, verify, with the site's lock held; `show` presents the plan document and
+    the apply result as each step ends (the steps after it build on them)."""
+    from ..verify.smoke import run_checks, write_results
 
-    t0 = time.perf_counter()
-    out.print(f"[bold]1/3 plan[/]: validating and rendering {file}")
-    c = check_or_refuse(file, "nothing planned or applied", err)
-    if c is None:
-        return EXIT_FAIL
-    ws = Workspace.beside(file, c.factory.metadata.name)
-    try:
-        with ws.lock("up"):
-            try:
-                doc = run_plan(c, ws, binary=opts.terraform_bin, jobs=opts.jobs)
-            except (TerraformError, RenderError) as e:
-                err.print(f"error: {e}", markup=False)
-                return EXIT_FAIL
-            doc["run"] = str(record(ws, doc))
-            render_text(doc, out)
-            if exit_code(doc, False):
-                return EXIT_FAIL
-            out.print()
-            out.print("[bold]2/3 apply[/]")
-            rc = apply_locked(c, ws, opts, out, err)
-            if rc != EXIT_OK:
-                return rc
-            if not opts.runs("ansible"):
-                out.print("3/3 verify: skipped (the ansible phase did not run)")
-                return EXIT_OK
-            out.print()
-            out.print("[bold]3/3 verify[/]: the host checks factory.yaml implies (as `factoryctl verify`), "
-                      "then munge across hosts, sinfo and srun over SSH")
-            res = run_host_checks(c, ws, HostCheckOptions(), RecordingUI())
-            folder = res.folder
-            writers.console(res, out)
-            checks = run_checks(c, ws)
-            write_results(checks, folder / "checks.json")
-            print_checks(checks, out)
-            out.print(f"results: {folder}")
-    except WorkspaceLocked as e:
-        err.print(f"error: {e}", markup=False)
-        return EXIT_FAIL
-    ok = all(ch.ok for ch in checks) and not res.failed
-    out.print(f"up {'complete' if ok else 'FAILED verification'} in {time.perf_counter() - t0:.1f} s")
-    return EXIT_OK if ok else EXIT_FAIL
+    t0 = started if started is not None else time.perf_counter()
+    doc = run_plan(checked, ws, binary=opts.terraform_bin, jobs=opts.jobs)
+    doc.run = str(record(ws, doc))
+    show(doc)
+    result = UpResult(doc)
+    if doc.exit_code(False):
+        result.seconds = time.perf_counter() - t0
+        return result
+    ui.info("")
+    ui.info("2/3 apply")
+    result.apply = apply(checked, ws, opts, ui)
+    show(result.apply)
+    if not opts.runs("ansible"):
+        ui.info("3/3 verify: skipped (the ansible phase did not run)")
+        result.seconds = time.perf_counter() - t0
+        return result
+    ui.info("")
+    ui.info("3/3 verify: the host checks factory.yaml implies (as `factoryctl verify`), "
+            "then munge across hosts, sinfo and srun over SSH")
+    result.host_checks = run_host_checks(checked, ws, HostCheckOptions(), ui)
+    result.results = result.host_checks.folder
+    result.checks = run_checks(checked, ws)
+    write_results(result.checks, result.results / "checks.json")
+    result.seconds = time.perf_counter() - t0
+    return result

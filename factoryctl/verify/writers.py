@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -21,16 +20,6 @@ ALL_ROWS = 200  # up to this many checks every one is listed; above, only those 
 
 def to_json(run: VerifyResult) -> str:
     return json.dumps(run.to_dict(), indent=2, sort_keys=True) + "\n"
-
-
-def console(run: VerifyResult, out: Console) -> None:
-    """show_text onto a Console, for ops/up.py until it reports through a UI."""
-    show_text(run, _ConsoleShow(out))
-
-
-class _ConsoleShow:
-    def __init__(self, out: Console):
-        self.show = out.print
 
 
 def show_text(run: VerifyResult, ui: UI) -> None:

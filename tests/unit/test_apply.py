@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from rich.console import Console
 
 from factoryctl.cli import run
 from factoryctl.engines.ansible import control_dir
@@ -23,7 +22,9 @@ from factoryctl.engines.inventory import (
     terraform_addresses,
     write_connection,
 )
-from factoryctl.ops.apply import Interrupted, in_thread
+from factoryctl.errors import Interrupted
+from factoryctl.ops.interrupts import in_thread
+from factoryctl.ui import RecordingUI
 from factoryctl.workspace import Workspace
 from tests.helpers import reference_doc, write_doc
 
@@ -158,9 +159,11 @@ def test_ctrl_c_lets_the_work_in_flight_finish_then_stops():
             raise Interrupted()
 
     threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    ui = RecordingUI()
     with pytest.raises(Interrupted):
-        in_thread(work, cancel, Console(stderr=True))
+        in_thread(work, cancel, ui)
     assert finished == [True] and cancel.is_set()
+    assert [m.split(":")[0] for m in ui.messages("warn")] == ["interrupted"]
 
 
 def test_forget_facts_drops_only_the_named_hosts(tmp_path):
@@ -217,3 +220,30 @@ def test_a_cancelled_run_leaves_no_process_behind_even_in_its_own_session():
         for p in (marked, other):
             p.kill()
             p.wait()
+
+
+def test_apply_and_destroy_stages_report_to_a_ui_and_return_results(capsys, site):
+    from factoryctl.ops.apply import ApplyError, ApplyOptions, apply
+    from factoryctl.ops.destroy import destroy
+    from factoryctl.session import open_site
+
+    assert _run(capsys, "plan", str(site))[0] == 0
+    with open_site(site, "nothing applied", lock="apply") as s:
+        refused = RecordingUI(answer=False)
+        with pytest.raises(ApplyError, match="not confirmed"):
+            apply(s.checked, s.workspace, ApplyOptions(only="terraform"), refused)
+        assert refused.messages("confirm") == ["Apply these changes?"]
+        assert not list(s.workspace.state_dir.rglob("*.tfstate"))
+        ui = RecordingUI(answer=True)
+        r = apply(s.checked, s.workspace, ApplyOptions(only="terraform"), ui)
+    assert r.ok and r.phases == ["terraform"] and not r.full and r.applied is None and r.hosts == {}
+    assert r.summary["phases"]["terraform"]["add"] == 7 and (r.run_dir / "apply.json").is_file()
+    assert "Terraform: applying 2 of 2 unit stack(s)" in ui.messages("info")
+    assert capsys.readouterr().out == ""  # the stage prints nothing itself
+
+    with open_site(site, "nothing destroyed", lock="destroy") as s:
+        ui = RecordingUI(answer=True)
+        d = destroy(s.checked, s.workspace, False, None, ui)
+        assert d.resources == 7 and sorted(d.stacks) == ["gpu-000", "head-000"] and not d.nothing
+        assert ui.messages("confirm") == ["Destroy site fra1-pilot? This cannot be undone."]
+        assert destroy(s.checked, s.workspace, False, None, RecordingUI()).nothing

@@ -152,25 +152,24 @@ def test_a_failed_run_forgets_the_baselines_of_the_hosts_it_touched(tmp_path):
 
 
 def test_apply_probes_only_when_nothing_moved_since_the_last_full_apply(tmp_path):
-    from rich.console import Console
-
-    from factoryctl.ops.apply import Apply, Options
+    from factoryctl.ops.apply import Apply, ApplyOptions
     from factoryctl.render import render
     from factoryctl.session import check
+    from factoryctl.ui import RecordingUI
     from tests.helpers import reference_doc, write_doc
 
     path = write_doc(reference_doc(), tmp_path / "factory.yaml")
     c = check(path)
     ws = Workspace(tmp_path / ".factory" / c.factory.metadata.name)
     render(c.site, ws.build)
-    quiet = Console(quiet=True)
+    quiet = RecordingUI()
 
     def why(**opts) -> str | None:
-        return Apply(c, ws, Options(**opts), quiet, quiet).why_not_probe()
+        return Apply(c, ws, ApplyOptions(**opts), quiet).why_not_probe()
 
     assert why() == "no earlier apply recorded"
     manifest = json.loads((ws.build / "manifest.json").read_text())["files"]
-    a = Apply(c, ws, Options(), quiet, quiet)
+    a = Apply(c, ws, ApplyOptions(), quiet)
     ws.record_applied(a.summary["factory_hash"], manifest)
     assert why() is None
     assert why(converge=True) == "--converge"

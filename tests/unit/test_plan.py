@@ -315,3 +315,57 @@ def test_stacks_that_install_something_keep_it_outside_the_stack(tmp_path):
         assert tf.output(stack) == {"v": 1}
         tf.destroy(stack)
         assert tf.output(stack) == {}
+
+
+# --- the plan document and the impact table ----------------------------------------------------
+
+def test_plan_document_round_trips_plan_json_byte_for_byte(capsys, tmp_path):
+    """The lab example's plan: plans/plan.json read into a PlanDocument and written again is
+    the same bytes, `--format json` is that document without the manifest plus its run, and
+    the document keeps exactly the keys plan.json always had."""
+    from factoryctl.ops.plan import PlanDocument, plan_json
+
+    site = tmp_path / "factory.yaml"
+    shutil.copy(ROOT / "examples" / "lab.yaml", site)
+    rc, shown, _ = _plan_json(capsys, site)
+    assert rc == 2
+    ws = Workspace(Path(shown["workspace"]))
+    data = (ws.plans_dir / "plan.json").read_bytes()
+    doc = PlanDocument.from_json(json.loads(data))
+    assert PlanDocument.from_json(doc.to_json()) == doc
+    assert plan_json(doc).encode() == data
+    assert (Path(shown["run"]) / "plan.json").read_bytes() == data
+    assert sorted(json.loads(data)) == ["ansible", "build", "changes", "factory", "factory_hash", "files",
+                                        "impact", "manifest", "provider", "rendered", "terraform", "timings",
+                                        "workspace"]
+    assert doc.extra == {} and doc.run is None  # the run is named after the document is recorded
+    assert shown == {**doc.to_json(manifest=False), "run": shown["run"]}
+    assert [s for s, _ in doc.stacks()] == [s for s, _ in planned_stacks(json.loads(data))]
+
+
+def test_every_ansible_role_has_a_declared_impact():
+    from factoryctl.ops.impact import DECLARED, table
+
+    roles = {p.name for p in (ROOT / "templates" / "ansible" / "project" / "roles").iterdir() if p.is_dir()}
+    t = table()
+    assert set(t.roles) == roles
+    for rule in [*t.roles.values(), *t.keys.values(), t.default]:
+        assert rule.impact in DECLARED and rule.reason
+
+
+@pytest.mark.parametrize("key, impact", [
+    ("nvidia_driver_version", "drain"),  # its role
+    ("gpu_operator_version", "restart"),
+    ("gpu_operator_driver_enabled", "drain"),  # a key that outranks its role
+    ("common_manage_kernel", "drain"),
+    ("common_ntp_servers", "reload"),
+    ("driver", "drain"), ("driver.version", "drain"),  # gpu-operator values.yaml
+    ("driverx.version", "reload"),  # a prefix matches whole key segments only
+    ("spec.ofedDriver.version", "drain"),
+    ("all.hosts.gpu01.factory_rack", "reload"),  # inventory host variables: by the variable
+    ("all.hosts.kernel01.factory_rack", "reload"),  # a host's name is no reason to drain
+    ("hardware_facts_x", "none"),
+    ("unknown_key", "reload"),
+])
+def test_key_impacts_come_from_the_table(key, impact):
+    assert key_impact(key) == impact

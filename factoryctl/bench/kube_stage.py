@@ -23,8 +23,8 @@ from pathlib import Path
 
 from ..render import kube_bench as kb
 from ..ui import UI
-from ..verify.results import BenchResult
 from .record import json_document, load_worker, record_nccl, record_worker
+from .results import BenchResult
 from .slurm_stage import WORKER_FILES, Out
 
 SCHEDULER = "kubernetes"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from ..verify.results import BenchResult
+from .results import BenchResult
 
 
 def json_document(text: str) -> dict | None:

@@ -33,8 +33,8 @@ from pathlib import Path
 
 from ..render.kube_bench import WORKER_FILES
 from ..ui import UI
-from ..verify.results import BenchResult
 from .record import json_document, load_worker, record_nccl, record_worker
+from .results import BenchResult
 
 NCCL_TESTS_DIR = "/opt/nccl-tests/build"  # cuda_nccl_tests_dir + /build (roles/cuda_nccl defaults)
 STAGE_ROOT = "/var/tmp/factoryctl-bench"

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..bench.results import BenchResult
 from ..errors import ExitCode
 from ..files import ReadRefused, read_text
 from ..workspace import write_json
@@ -30,38 +31,6 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class BenchResult:
-    """What the benchmark stage ran and how it was judged."""
-
-    path: str  # nccl-tests | built-in (cpu, tcp) | built-in (gpu) | none
-    scheduler: str = ""  # slurm | ""
-    commands: list[str] = field(default_factory=list)
-    hosts: list[str] = field(default_factory=list)
-    nccl: list[dict[str, Any]] = field(default_factory=list)  # curves for the report's plot
-    measurements: list[dict[str, Any]] = field(default_factory=list)  # judge.Measurement dicts
-    documents: list[dict[str, Any]] = field(default_factory=list)  # built-in worker results
-    errors: list[str] = field(default_factory=list)
-    skipped: str = ""  # why nothing ran
-    duration_s: float = 0.0
-
-    @property
-    def failed(self) -> bool:
-        return bool(self.errors) or any(m.get("verdict") == "fail" for m in self.measurements)
-
-    @property
-    def verdict(self) -> str:
-        if self.errors:
-            return "fail"
-        for v in ("fail", "warn", "pass"):
-            if any(m.get("verdict") == v for m in self.measurements):
-                return v
-        return "skip"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"verdict": self.verdict}
 
 
 @dataclass

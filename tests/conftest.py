@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(config, items):
                     item.add_marker(getattr(pytest.mark, name))
 
 
-# --- the fuzz campaign's figures (tests/unit/test_fuzz_commands.py) ------------------------------
+# --- the fuzz campaign's figures (tests/unit/cli/test_fuzz_commands.py) ------------------------------
 # Each process (every xdist worker) writes its counts into one folder; the controller sums them
 # into one closing line the CI log keeps.
 _FUZZ_ENV = "FACTORYCTL_FUZZ_STATS"

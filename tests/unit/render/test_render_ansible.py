@@ -30,7 +30,7 @@ from factoryctl.render.context import build as build_context
 from factoryctl.session import check
 from tests.helpers import reference_doc, write_doc
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 ROLES_DIR = ROOT / "templates" / "ansible" / "project" / "roles"
 ROLES = sorted(p.name for p in ROLES_DIR.iterdir() if p.is_dir())

@@ -37,7 +37,7 @@ from tests.helpers import REFERENCE, reference_doc, write_doc
 PER_INPUT_S = 10  # a command that takes longer on one input is a hang
 MEMORY_HEADROOM = 2 << 30  # address space a command may add while it runs (bytes)
 EXITS = {0: "accepted", 1: "refused", 2: "changes", 64: "usage"}
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 pytestmark = pytest.mark.fuzz
 
 # --- the hostile material ---------------------------------------------------------------------

@@ -15,7 +15,7 @@ from factoryctl.session import check
 from factoryctl.verify import run as hostchecks
 from factoryctl.verify.plugin import select
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LAB = ROOT / "examples" / "lab.yaml"
 
 

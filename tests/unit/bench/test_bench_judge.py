@@ -18,7 +18,7 @@ from factoryctl.cli.bench import app
 from factoryctl.model.verify import Thresholds
 from tests.helpers import reference_doc, write_doc
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "nccl"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "nccl"
 TH = Thresholds()  # 0.8 NCCL, 0.7 GEMM, 0.8 copies, warn margin 0.1
 H100 = [Context(gpu=catalog.gpu("H100"), gpus_per_node=8, nodes=2, nic_ports=8, port_gbps=400,
                 fabric="infiniband", group="gpu")]

@@ -12,7 +12,7 @@ from pathlib import Path
 from factoryctl.ops.hoststate import baseline, coverage, insync
 from factoryctl.workspace import Workspace
 
-ROLES = Path(__file__).resolve().parents[2] / "templates" / "ansible" / "project" / "roles"
+ROLES = Path(__file__).resolve().parents[3] / "templates" / "ansible" / "project" / "roles"
 
 
 class LocalRemote:

@@ -21,7 +21,7 @@ from factoryctl.verify.results import (
     write_run_folder,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXPECTED = [{"host": "head01", "check": "hostname", "on": "head01"},
             {"host": "node02", "check": "service:slurmd", "on": "node02"},
             {"host": "node02", "check": "gpu-count", "on": "node02"},

@@ -215,7 +215,7 @@ def test_drift_before_any_apply_says_so_and_exits_1(tmp_path, capsys):
     from factoryctl.cli import run
 
     site = tmp_path / "factory.yaml"
-    shutil.copy(Path(__file__).parents[2] / "examples" / "lab.yaml", site)
+    shutil.copy(Path(__file__).parents[3] / "examples" / "lab.yaml", site)
     assert run(["drift", str(site)]) == 1
     assert "nothing applied yet" in capsys.readouterr().out
     assert not any((tmp_path / ".factory" / "lab").glob(".drift-*"))  # no scratch render left behind

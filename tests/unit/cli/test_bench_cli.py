@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from factoryctl.cli.bench import app
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "nccl"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "nccl"
 OK_LOG = str(FIX / "a100-1n-all_reduce-oracle-japan.log")
 runner = CliRunner()
 

@@ -14,7 +14,7 @@ from factoryctl.render.hostchecks import SCHEMA, build
 from factoryctl.session import check
 from factoryctl.verify.probes import PROBES
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PILOT = ROOT / "blueprints" / "enterprise-pilot-h100-4n" / "factory.yaml"
 LAB = ROOT / "examples" / "lab.yaml"
 

@@ -27,7 +27,7 @@ from factoryctl.resolve.airgap import external_reference
 from factoryctl.session import check
 from tests.helpers import reference_doc, write_doc
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BLUEPRINTS = sorted(p.parent.name for p in (ROOT / "blueprints").glob("*/factory.yaml"))
 SOURCES = [ROOT / "blueprints" / b / "factory.yaml" for b in BLUEPRINTS] + [
     ROOT / "examples" / "lab.yaml", ROOT / "examples" / "reference" / "factory.yaml"]

@@ -19,7 +19,7 @@ from factoryctl.verify import run as hostcheck_runner
 from factoryctl.verify.results import BenchResult, CheckResult, VerifyResult
 from factoryctl.workspace import Workspace
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LAB = ROOT / "examples" / "lab.yaml"
 
 

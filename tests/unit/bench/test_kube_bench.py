@@ -18,7 +18,7 @@ from factoryctl.bench import slurm_stage as bench
 from factoryctl.render import render
 from tests.helpers import check_doc, reference_doc
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FIXTURE = ROOT / "tests" / "fixtures" / "nccl" / "h100-1n-all_reduce-nvidia-i290.log"
 
 

@@ -14,7 +14,7 @@ from factoryctl.bench.slurm_stage import Out
 from factoryctl.cli import app
 from factoryctl.session import check
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 LAB = ROOT / "examples" / "lab.yaml"
 PILOT = ROOT / "blueprints" / "enterprise-pilot-h100-4n" / "factory.yaml"
 FIXTURES = ROOT / "tests" / "fixtures" / "nccl"

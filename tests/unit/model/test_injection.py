@@ -18,7 +18,7 @@ import yaml
 from factoryctl.render import RenderError, render
 from factoryctl.render.environment import UnsafeValue, config_word
 from tests.helpers import assert_clean, check_doc, reference_doc
-from tests.unit.test_render_ansible import BIN, ROLES_DIR, ansible_env
+from tests.unit.render.test_render_ansible import BIN, ROLES_DIR, ansible_env
 
 WEKA = {"name": "weka", "type": "weka", "mount": "/weka", "capacity_tb": 100,
         "servers": ["weka01.fra1.example.internal"]}

@@ -17,7 +17,7 @@ from factoryctl.bench.nccl_parse import (
     parse_text,
 )
 
-FIX = Path(__file__).resolve().parents[1] / "fixtures" / "nccl"
+FIX = Path(__file__).resolve().parents[2] / "fixtures" / "nccl"
 GiB = 1 << 30
 
 

@@ -30,7 +30,7 @@ def up(
     from ..ops.up import up as stage
     from ..session import open_site
     from ..verify import writers
-    from ..verify.smoke import print_checks
+    from ..verify.smoke import show_checks
     from .plan import show_plan
 
     def show(step) -> None:
@@ -47,7 +47,7 @@ def up(
         result = stage(s.checked, s.workspace, opts, ui, show, started=t0)
     if result.verified:
         writers.show_text(result.host_checks, ui)
-        print_checks(result.checks, out)
+        show_checks(result.checks, ui)
         out.print(f"results: {result.results}")
         out.print(f"up {'complete' if result.ok else 'FAILED verification'} in {result.seconds:.1f} s")
     raise typer.Exit(ExitCode.OK if result.ok else ExitCode.FAILED)

@@ -12,10 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from ..engines.ssh import Remote
+from ..ui import UI
 from ..workspace import Workspace
 
 IDLE_WAIT = 60.0  # slurmd registers within seconds of starting; nodes may show "unk" first
@@ -160,15 +160,16 @@ def run_checks(checked, ws: Workspace) -> list[Check]:
     return checks
 
 
-def print_checks(checks: list[Check], out: Console) -> None:
+def show_checks(checks: list[Check], ui: UI) -> None:
+    """The Slurm checks as a table and one summary line (ui.show)."""
     t = Table(title="Verification", title_justify="left")
     for col in ("check", "host", "result", "detail"):
         t.add_column(col)
     for c in checks:
         t.add_row(c.name, c.host, "[green]pass[/]" if c.ok else "[red]FAIL[/]", c.detail)
-    out.print(t)
+    ui.show(t)
     failed = [c for c in checks if not c.ok]
-    out.print(f"{len(checks) - len(failed)} of {len(checks)} checks passed"
+    ui.show(f"{len(checks) - len(failed)} of {len(checks)} checks passed"
               + (f"; failed: {', '.join(sorted({f'{c.name} ({c.host})' for c in failed}))}" if failed else ""))
 
 

@@ -169,6 +169,21 @@ def test_no_stage_imports_the_cli():
     assert not bad, "stages import factoryctl.cli: " + ", ".join(bad)
 
 
+def test_no_stage_holds_a_console():
+    # Stages report through ui.UI and return results; only the command line owns a terminal.
+    bad = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel.startswith("cli/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "rich.console":
+                bad.append(f"{rel}:{node.lineno}")
+            elif isinstance(node, ast.Import) and any(a.name == "rich.console" for a in node.names):
+                bad.append(f"{rel}:{node.lineno}")
+    assert not bad, "stages import rich.console (report through ui.UI instead): " + ", ".join(bad)
+
+
 def _private(name: str) -> bool:
     return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from enum import Enum
+from inspect import cleandoc
 from pathlib import Path
 
 import typer
@@ -90,6 +91,19 @@ class FailLevel(str, Enum):
     error = "error"
     warning = "warning"
     info = "info"
+
+
+def prose(doc: str | None) -> str | None:
+    """A docstring as command help: each paragraph (blank-line separated) one line, so rich
+    wraps it to the terminal instead of breaking where the source line ended. Typer joins the
+    lines of the first paragraph only and keeps every later line break (typer.rich_utils
+    _get_help_text), which split `--help` sentences mid-line. A paragraph opening with \\b
+    stays verbatim (click's marker for preformatted text)."""
+    if not doc:
+        return doc
+    paragraphs = cleandoc(doc).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(line.strip() for line in p.splitlines())
+                       for p in paragraphs)
 
 
 def debug_enabled() -> bool:

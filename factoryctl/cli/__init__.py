@@ -19,7 +19,10 @@ from ..findings.formats import text
 from .app import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, app, debug_enabled, err, prose
 
 for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+    # reference.py registers no command and runs as `python -m`: importing it here first
+    # would make runpy warn that it is already in sys.modules.
+    if _module.name != "reference":
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 # The order `factoryctl --help` lists them in: the pipeline's, then reports and tools; a
 # command not named here comes last.

@@ -16,10 +16,13 @@ import typer
 
 from ..errors import FactoryctlError, InputRefused
 from ..findings.formats import text
-from .app import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, app, debug_enabled, err
+from .app import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, app, debug_enabled, err, prose
 
 for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+    # reference.py registers no command and runs as `python -m`: importing it here first
+    # would make runpy warn that it is already in sys.modules.
+    if _module.name != "reference":
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 # The order `factoryctl --help` lists them in: the pipeline's, then reports and tools; a
 # command not named here comes last.
@@ -34,7 +37,19 @@ def _rank(name: str | None) -> int:
 app.registered_commands.sort(key=lambda c: _rank(c.name or c.callback.__name__))
 app.registered_groups.sort(key=lambda g: _rank(g.name))
 
-__all__ = ["UsageError", "app", "main", "run"]
+
+def _as_prose(typer_app: typer.Typer) -> None:
+    """Every command's and group's help as prose (app.prose), whatever its docstring's lines."""
+    for cmd in typer_app.registered_commands:
+        cmd.help = prose(cmd.help or (cmd.callback.__doc__ if cmd.callback else None))
+    for group in typer_app.registered_groups:
+        group.help = prose(group.help)
+        _as_prose(group.typer_instance)
+
+
+_as_prose(app)
+
+__all__ = ["UsageError", "app", "main", "prose", "run"]
 
 
 def run(argv: list[str] | None = None) -> int:

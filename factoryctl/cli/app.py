@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 from enum import Enum
+from inspect import cleandoc
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.measure import Measurement
 
 from .. import __version__
 from ..errors import ExitCode
@@ -35,8 +37,43 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# What a piped table may grow to: wide enough for any table factoryctl prints (a 2,048-host
+# list is long, not wide), small enough that a runaway cell cannot allocate without bound.
+NATURAL_WIDTH_LIMIT = 4096
+
+
+class WholeConsole(Console):
+    """A console that never cuts a table when its output is not a terminal.
+
+    rich sizes output to the terminal it finds on stdin, stdout or stderr, and to 80 columns
+    when there is none (rich.console.Console.size), so `factoryctl inspect | less` or a CI log
+    got headers cut to "fab…". On a terminal this console keeps rich's width; otherwise each
+    print is as wide as its widest renderable needs to show every cell whole (its natural
+    width, rich.measure.Measurement), and never narrower than COLUMNS (or 80). Plain strings
+    are never wrapped (soft_wrap), so only tables and other renderables are measured.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(soft_wrap=True, **kwargs)
+        # rich froze COLUMNS at construction; read it at each print instead (size does).
+        self._width = None
+
+    def print(self, *objects, **kwargs) -> None:  # noqa: A003 - rich's name
+        if self.is_terminal or self._width is not None:
+            return super().print(*objects, **kwargs)
+        base = self.size.width
+        wide = self.options.update_width(NATURAL_WIDTH_LIMIT)
+        need = max((Measurement.get(self, wide, o).maximum for o in objects if not isinstance(o, str)),
+                   default=0)
+        self._width = max(base, min(need, NATURAL_WIDTH_LIMIT))
+        try:
+            super().print(*objects, **kwargs)
+        finally:
+            self._width = None
+
+
+out = WholeConsole(highlight=False)
+err = WholeConsole(stderr=True, highlight=False)
 
 
 class Format(str, Enum):
@@ -54,6 +91,19 @@ class FailLevel(str, Enum):
     error = "error"
     warning = "warning"
     info = "info"
+
+
+def prose(doc: str | None) -> str | None:
+    """A docstring as command help: each paragraph (blank-line separated) one line, so rich
+    wraps it to the terminal instead of breaking where the source line ended. Typer joins the
+    lines of the first paragraph only and keeps every later line break (typer.rich_utils
+    _get_help_text), which split `--help` sentences mid-line. A paragraph opening with \\b
+    stays verbatim (click's marker for preformatted text)."""
+    if not doc:
+        return doc
+    paragraphs = cleandoc(doc).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(line.strip() for line in p.splitlines())
+                       for p in paragraphs)
 
 
 def debug_enabled() -> bool:

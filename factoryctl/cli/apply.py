@@ -42,7 +42,9 @@ def apply(
     progress, then the Kubernetes check. Refuses a stale plan (run `factoryctl plan`). When
     nothing changed since the last apply, hosts the probe finds as that apply left them skip
     site.yml (--converge runs it everywhere). Logs and events go to
-    .factory/<name>/runs/<time>/; applied.json is written only on success."""
+    .factory/<name>/runs/<time>/; applied.json is written only on success.
+
+    Example: factoryctl apply examples/lab.yaml --auto-approve"""
     from ..ops.apply import apply as stage
     from ..session import open_site
 

@@ -15,6 +15,7 @@ from ..bench.nccl_parse import Half, NcclResult, parse_file
 from ..errors import ExitCode
 from ..files import ReadRefused
 from .app import app as root_app
+from .app import out
 
 app = typer.Typer(help="Parse and summarise benchmark outputs (nccl-tests / rccl-tests).",
                   no_args_is_help=True)
@@ -104,7 +105,7 @@ def parse_cmd(
     if fmt is OutputFormat.json:
         typer.echo(json.dumps([r.to_dict() for r in results], indent=2))
     else:
-        console = Console(width=None if Console().is_terminal else 200, highlight=False)
+        console = _console()
         for res in results:
             _render(console, res)
     if bad or any(_failed(r) for r in results):
@@ -117,7 +118,8 @@ _COLOURS = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
 
 
 def _console() -> Console:
-    return Console(width=None if Console().is_terminal else 200, highlight=False)
+    # The shared stdout console: whole tables when piped (app.WholeConsole), not a fixed 200.
+    return out
 
 
 def _factory(file: Path):

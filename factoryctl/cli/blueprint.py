@@ -48,7 +48,9 @@ def blueprint_fork(
     dest: Path = typer.Argument(..., help="New site folder (must not exist or be empty).", parser=path_arg),
     sets: list[str] = typer.Option([], "--set", help="Override a value: key.path=value, e.g. metadata.name=fra2 or nodes[1].count=8."),
 ) -> int:
-    """Write a new site folder from a blueprint; its factory.yaml records where it came from."""
+    """Write a new site folder from a blueprint; its factory.yaml records where it came from.
+
+    Example: factoryctl blueprint fork gb300-nvl72-neocloud sites/nc1 --set metadata.name=nc1"""
     path = bp.fork(name, dest, sets)  # an unknown name, a bad --set or destination: usage errors
     c = check(path)
     findings = c.sorted_findings

@@ -18,7 +18,9 @@ def destroy(
     terraform_bin: str | None = TerraformBinOpt,
 ) -> None:
     """Tear the site down: every Terraform resource (lab hosts included), then what is left of
-    a lab (namespaces, mounts, links), fact cache, saved plans and applied.json."""
+    a lab (namespaces, mounts, links), fact cache, saved plans and applied.json.
+
+    Example: factoryctl destroy examples/lab.yaml --auto-approve"""
     from ..errors import InputRefused
     from ..ops.destroy import destroy as stage
     from ..session import check

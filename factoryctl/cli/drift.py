@@ -29,7 +29,9 @@ def drift(
     """Does the site still match factory.yaml and the last apply? Re-renders and compares
     (artifacts), plans every Terraform stack with its state (infrastructure), probes every
     host over SSH and runs `ansible-playbook --check --diff` where it moved (configuration),
-    optionally runs the host checks (runtime). Exit 0 in sync, 2 drift, 1 could not check."""
+    optionally runs the host checks (runtime). Exit 0 in sync, 2 drift, 1 could not check.
+
+    Example: factoryctl drift examples/lab.yaml --junit drift.xml --sarif drift.sarif"""
     from ..drift import DriftOptions, host_positions, report, run_drift
 
     ui = progress_ui(fmt.value)

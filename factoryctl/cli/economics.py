@@ -128,7 +128,9 @@ def cost_table(co: Cost, console: Console) -> None:
 
 @app.command("bom")
 def bom_command(file: Path = FileArg, fmt: BomFormat = typer.Option(BomFormat.text, "--format", "-f", help="text, json or csv.")) -> None:
-    """Bill of materials: nodes, GPUs, NICs, switches by tier, cables, transceivers, racks, PDUs."""
+    """Bill of materials: nodes, GPUs, NICs, switches by tier, cables, transceivers, racks, PDUs.
+
+    Example: factoryctl bom blueprints/superpod-h100-1su/factory.yaml --format csv > bom.csv"""
     b = bom(refuse_on_errors(check(file), "no bill of materials built").site)
     if fmt is BomFormat.json:
         sys.stdout.write(json.dumps(b.to_dict(), indent=2) + "\n")
@@ -141,7 +143,9 @@ def bom_command(file: Path = FileArg, fmt: BomFormat = typer.Option(BomFormat.te
 @app.command("cost")
 def cost_command(file: Path = FileArg, fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
                  workspace: Path | None = WorkspaceOpt) -> None:
-    """Power, capex, opex, cost per GPU-hour, break-even utilisation and cost per token, each with its inputs."""
+    """Power, capex, opex, cost per GPU-hour, break-even utilisation and cost per token, each with its inputs.
+
+    Example: factoryctl cost blueprints/gb300-nvl72-neocloud/factory.yaml --format json"""
     c = refuse_on_errors(check(file), "no cost figures computed")
     co = site_cost(c.site, workspace_read(c, workspace))
     if fmt is Format.json:
@@ -155,7 +159,9 @@ def report_command(file: Path = FileArg,
                    out_dir: Path | None = typer.Option(None, "--out", help="Folder for report.html (default .factory/<name>/report).",
                                                        parser=path_arg),
                    workspace: Path | None = WorkspaceOpt) -> None:
-    """Write one self-contained HTML report: topology, racks, BOM, cost, findings, last verify run."""
+    """Write one self-contained HTML report: topology, racks, BOM, cost, findings, last verify run.
+
+    Example: factoryctl report examples/reference/factory.yaml --out report/"""
     from ..report.html import write_report
 
     c = refuse_on_errors(check(file), "no report written")

@@ -24,7 +24,9 @@ def inspect(
     """Print the resolved facts: hosts, racks and power, fabric sizes, IP plan, inference memory.
 
     Prints them even when rules find errors (then exits 1); refuses only a file that cannot
-    be loaded into the model."""
+    be loaded into the model.
+
+    Example: factoryctl inspect blueprints/gb300-nvl72-neocloud/factory.yaml --all-hosts"""
     c = check(file)
     findings = c.sorted_findings
     if c.site is None:

@@ -30,7 +30,9 @@ def plan(
     jobs: int | None = typer.Option(None, "--jobs", "-j", min=1, help="Stacks planned at once (default: CPUs)."),
 ) -> None:
     """Validate, render into .factory/<name>/build, plan every Terraform unit stack (saving the
-    plans apply runs) and summarise: resources, Ansible plays, changed files, impact."""
+    plans apply runs) and summarise: resources, Ansible plays, changed files, impact.
+
+    Example: factoryctl plan examples/lab.yaml --detailed-exitcode"""
     from ..ops import plan as stage
 
     as_json = fmt == Format.json

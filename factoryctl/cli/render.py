@@ -23,7 +23,9 @@ def render(
     """Render Terraform, Ansible, Kubernetes and Slurm artifacts, byte-for-byte deterministic.
 
     --out must be a new or empty folder, or one factoryctl rendered: only the files of its
-    earlier render are replaced, and anything else in it is kept."""
+    earlier render are replaced, and anything else in it is kept.
+
+    Example: factoryctl render examples/reference/factory.yaml --out build/ --check"""
     from ..render import refuse_target
     from ..render import render as render_tree
 

@@ -25,7 +25,9 @@ def up(
     converge: bool = ConvergeOpt,
 ) -> None:
     """Plan, apply and verify in one go: every host reachable, munge, sinfo partitions idle,
-    srun on every compute node. Exit 1 when any check fails."""
+    srun on every compute node. Exit 1 when any check fails.
+
+    Example: factoryctl up examples/lab.yaml --auto-approve"""
     from ..ops.plan import PlanDocument
     from ..ops.up import up as stage
     from ..session import open_site

@@ -21,7 +21,9 @@ def validate(
     fail_level: FailLevel = typer.Option(FailLevel.error, "--fail-level", help="Lowest severity that fails the run."),
     skip: list[str] = typer.Option([], "--skip-rule", help="Rule code to skip (repeatable)."),
 ) -> int:
-    """Check a factory.yaml: schema and semantic rules, every finding with its position and a hint."""
+    """Check a factory.yaml: schema and semantic rules, every finding with its position and a hint.
+
+    Example: factoryctl validate examples/reference/factory.yaml --format sarif > findings.sarif"""
     from ..rules import REGISTRY
 
     c = check(file, tuple(skip))

@@ -57,7 +57,9 @@ def verify(
     inference endpoints; with --bench, nccl-tests (or the built-in benchmark) through srun.
 
     Results go to .factory/<name>/runs/<id>/ (verify.json, bench.json). Checks whose hardware
-    is absent are skipped with the reason. Exit 1 on any failed check or benchmark figure."""
+    is absent are skipped with the reason. Exit 1 on any failed check or benchmark figure.
+
+    Example: factoryctl verify examples/lab.yaml --bench --junit verify.xml"""
     from ..verify import writers
     from ..verify.hostchecks import HostCheckOptions, verify_site
 

@@ -100,6 +100,13 @@ def _num(v) -> str:
     return str(v)
 
 
+def _headline(f: Figure) -> str:
+    """The value, marked as a lower bound with what it covers when it leaves something out."""
+    if f.value is None or not f.left_out:
+        return fmt_value(f)
+    return f">= {fmt_value(f)} ({f.basis})"
+
+
 def cost_table(co: Cost, console: Console) -> None:
     refs = _Refs()
     for title, figs in (("Power", co.power), ("Capex", co.capex), ("Opex", co.opex), ("Per GPU-hour", co.unit_cost)):
@@ -107,8 +114,9 @@ def cost_table(co: Cost, console: Console) -> None:
         for col in ("figure", "value", "unit", "formula; inputs"):
             t.add_column(col, overflow="fold")
         for f in figs:
-            why = f.formula + (f"; {refs.inputs(f)}" if f.inputs else "") + (f" (note: {f.note})" if f.note else "")
-            t.add_row(f.label, fmt_value(f), f.unit, escape(why))
+            why = (f.formula + (f"; {refs.inputs(f)}" if f.inputs else "") + (f" (note: {f.note})" if f.note else "")
+                   + (f" ({f.basis}, leaves out: {'; '.join(f.left_out)})" if f.left_out else ""))
+            t.add_row(f.label, _headline(f), f.unit, escape(why))
         console.print(t)
     if co.inference:
         t = Table(title="Inference: cost and energy per token", title_justify="left")
@@ -118,11 +126,14 @@ def cost_table(co: Cost, console: Console) -> None:
             note = d.cost_per_million_tokens.note or d.tokens_per_second.note
             src = refs.inputs(d.tokens_per_second)
             t.add_row(d.name, str(d.replica_gpus), fmt_value(d.tokens_per_second), d.source,
-                      fmt_value(d.cost_per_million_tokens), fmt_value(d.energy_per_million_tokens),
+                      _headline(d.cost_per_million_tokens), _headline(d.energy_per_million_tokens),
                       escape("; ".join(x for x in (src, note) if x)))
         console.print(t)
     for i, origin in enumerate(refs.items, 1):
         console.print(f"[{i}] {escape(origin)}", highlight=False)
+    owned = co.get("gpu_hour_cost")
+    if owned.left_out:  # the headline, said once more where it cannot be missed
+        console.print(f"owned cost per GPU-hour: {escape(owned.caveat())}", highlight=False)
 
 
 

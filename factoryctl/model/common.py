@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from ruamel.yaml import YAML
 
+from .fielddocs import add_descriptions
 from .limits import BENCH_BYTES, as_whole
 
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
@@ -23,7 +24,10 @@ class Strict(BaseModel):
     """Base for every section: unknown keys are errors; YAML types are taken as written."""
 
     # allow_inf_nan: .inf and .nan are YAML floats, but no quantity of a site is infinite.
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False)
+    # json_schema_extra only adds each field's description to `factoryctl schema` (hover text in
+    # editors); it plays no part in validation.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, allow_inf_nan=False,
+                              json_schema_extra=add_descriptions)
 
 
 def _label(v: str) -> str:

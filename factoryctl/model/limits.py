@@ -86,6 +86,7 @@ def check(limit: Limit):
             )
         return v
 
+    _check.limit = limit  # docs/factory-yaml.md (docsgen_fields) states the bound with its reason
     return AfterValidator(_check)
 
 

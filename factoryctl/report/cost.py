@@ -5,6 +5,9 @@ factory.yaml (`economics:`, `facility.pue`, the resolved power), from the docume
 in model/economics.py (each with its source), or from a benchmark result in the workspace.
 A figure that needs an input nobody gave has value None and says which input is missing;
 nothing is invented (tokens/s in particular is measured or stated, never assumed).
+A figure that adds up costs and leaves some out (no node prices, support not stated, switch
+power not in the catalog) is a lower bound and says so in `basis` and `left_out`, so that the
+report's summary card and `cost` never show a power-only number as the owned cost (issue 17).
 
 Formulas (shared/research/refarch.md section 6):
   energy per year   = Σ node max kW x average_power_fraction x PUE x 8,760 h
@@ -17,7 +20,7 @@ Formulas (shared/research/refarch.md section 6):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from ..model.economics import (
@@ -50,9 +53,29 @@ class Figure:
     formula: str
     inputs: tuple[Input, ...] = ()
     note: str = ""  # why a value is missing, or what it leaves out
+    # What a sum covers: "" (not a sum of costs), "complete", "power only", "lower bound",
+    # "nodes only" (power without switches), "nothing priced"; left_out: "<part>: <why>" each.
+    basis: str = ""
+    left_out: tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        return not self.left_out
+
+    def caveat(self) -> str:
+        """One short line for a headline: "" when complete, else what the figure leaves out."""
+        if not self.left_out:
+            return ""
+        parts = [x.split(":", 1)[0] for x in self.left_out]
+        if self.basis == "power only" and "node capex" in parts:
+            return "power only: no node prices stated"
+        return f"{self.basis}: leaves out {', '.join(parts)}"
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["left_out"] = list(self.left_out)
+        d["complete"] = self.complete
+        return d
 
 
 @dataclass(frozen=True)
@@ -365,6 +388,42 @@ def _r(v: float | None, nd: int = 2) -> float | None:
     return None if v is None else round(v, nd)
 
 
+# Switch power is in no catalog entry, so every power and energy figure is the nodes' alone.
+SWITCH_POWER = "switch power: the catalog has no switch power figures"
+ENERGY_KEYS = ("it_kw", "facility_kw", "it_kw_average", "energy_mwh_per_year")
+
+
+def _left_out(c: _Ctx, bom: Bom, energy_cost: float | None) -> tuple[list[str], list[str]]:
+    """The costs an owned-cost sum leaves out, capex and opex apart, each "<part>: <why>".
+
+    A part counts as priced when factory.yaml states it (0 included: a stated 0 is a decision)
+    or a sourced default prices it; the defaults of 0 ("not included unless stated",
+    model/economics.py SOURCES) are gaps, not prices.
+    """
+    _, _, node_missing = _node_capex(c)
+    _, _, sw_missing = _switch_capex(c, bom)
+    stated = c.e.model_fields_set if c.stated else set()
+    capex = [*([f"node capex: no price stated for {', '.join(node_missing)}"] if node_missing else []),
+             *([f"switch capex: no price stated for {', '.join(sw_missing)}"] if sw_missing else []),
+             *(["other capex: not stated (racks, PDUs, storage, cabling, installation)"]
+               if "capex_other" not in stated else [])]
+    opex = [*(["energy: no electricity price stated"] if energy_cost is None else []),
+            *([f"{part}: not stated" for part in ("support", "staff") if f"{part}_opex_per_year" not in stated])]
+    return capex, opex
+
+
+def _basis(left_out: list[str], included: set[str]) -> str:
+    if not left_out:
+        return "complete"
+    if not included:
+        return "nothing priced"
+    return "power only" if included == {"power"} else "lower bound"
+
+
+def _mark(figs: list[Figure], keys: tuple[str, ...], basis: str, left_out: list[str]) -> list[Figure]:
+    return [replace(f, basis=basis, left_out=tuple(left_out)) if f.key in keys else f for f in figs]
+
+
 def cost(site: Site, bom: Bom, measured: dict[str, Measured] | None = None) -> Cost:
     c = _Ctx(site, site.factory.economics)
     out = Cost(site.factory.metadata.name, c.cur)
@@ -377,7 +436,24 @@ def cost(site: Site, bom: Bom, measured: dict[str, Measured] | None = None) -> C
         gaps.append("energy")
     gap_note = f"a lower bound: {', '.join(gaps)} not priced" if gaps else ""
     out.unit_cost, per_hour = _unit_cost(c, capex_year, energy_cost, opex, gap_note)
+    capex_left, opex_left = _left_out(c, bom, energy_cost)
+    included = {name for name, v in (("power", energy_cost), ("capex", capex_total),
+                                     ("support and staff", c.e.support_opex_per_year + c.e.staff_opex_per_year)) if v}
+    every = [*capex_left, *opex_left]
+    basis = _basis(every, included)
+    out.power = _mark(out.power, ENERGY_KEYS, "nodes only", [SWITCH_POWER])
+    out.capex = _mark(out.capex, ("capex_total", "capex_per_year"), _basis(capex_left, included & {"capex"}), capex_left)
+    out.opex = _mark(out.opex, ("opex_total",), _basis(opex_left, included - {"capex"}), opex_left)
+    out.unit_cost = _mark(out.unit_cost, ("gpu_hour_capex",), _basis(capex_left, included & {"capex"}), capex_left)
+    out.unit_cost = _mark(out.unit_cost, ("gpu_hour_cost", "break_even_utilisation"), basis, every)
+    if basis == "nothing priced":  # a 0 owned cost would read as free, not as unknown
+        per_hour = None
+        out.unit_cost = [replace(f, value=None, note="nothing priced: " + "; ".join(every))
+                         if f.key in ("gpu_hour_cost", "break_even_utilisation") else f for f in out.unit_cost]
     gpus = int(site.totals["gpus"])
     avg_kw_gpu = (site.totals["it_kw"] * c.e.average_power_fraction * site.factory.facility.pue / gpus) if gpus else None
-    out.inference = _deployments(c, per_hour, avg_kw_gpu, measured or {}, gap_note)
+    out.inference = [replace(d, cost_per_million_tokens=replace(d.cost_per_million_tokens, basis=basis, left_out=tuple(every)),
+                             energy_per_million_tokens=replace(d.energy_per_million_tokens, basis="nodes only",
+                                                               left_out=(SWITCH_POWER,)))
+                     for d in _deployments(c, per_hour, avg_kw_gpu, measured or {}, gap_note)]
     return out

@@ -49,10 +49,12 @@ def gpu_hour_plot(co: Cost) -> str | None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.4, 1.9))
     left = 0.0
+    total = co.get("gpu_hour_cost")
+    owned = "owned" if total.complete else f"owned ({total.basis})"  # a lower bound says so here too
     colors = ("#4c72b0", "#dd8452", "#55a868")
     for (name, v), c in zip(parts, colors, strict=True):
         v = v or 0.0
-        ax.barh(["owned"], [v], left=left, color=c, label=f"{name} {v:.3g}")
+        ax.barh([owned], [v], left=left, color=c, label=f"{name} {v:.3g}")
         left += v
     cloud = next((f.value for f in co.unit_cost if f.key == "cloud_price_per_gpu_hour"), None)
     if cloud:

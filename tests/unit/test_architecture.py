@@ -34,7 +34,7 @@ PIPELINE: list[tuple[str, ...]] = [
     ("ops",),
     ("drift",),
     ("report",),
-    ("blueprints", "docsgen"),  # a command's helpers: blueprint fork, the generated docs
+    ("blueprints", "docsgen", "docsgen_fields"),  # a command's helpers: blueprint fork, the generated docs
     ("cli",),
 ]
 RANK = {name: rank for rank, names in enumerate(PIPELINE) for name in names}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,67 @@ def test_cli_cost_refuses_a_workspace_another_file_owns(tmp_path, capsys):
     (ws / "owner.json").write_text(json.dumps({"factory": "other.yaml"}) + "\n")
     assert run(["cost", str(path)]) == 1
     assert "belongs to other.yaml" in capsys.readouterr().err
+
+
+# --- honest headlines (issue 17): a figure that leaves a cost out says so ----------------------
+
+GB300 = Path(__file__).resolve().parents[3] / "blueprints" / "gb300-nvl72-neocloud" / "factory.yaml"
+ALL_STATED = {**ECON, "capex_per_node": {"gpu": 200_000, "default": 12_000}, "capex_per_switch": {"default": 30_000}, "capex_other": 0,
+              "support_opex_per_year": 40_000, "staff_opex_per_year": 0}
+
+
+def test_gb300_cost_json_marks_the_gpu_hour_figure_power_only(capsys):
+    assert run(["cost", str(GB300), "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    owned = next(f for f in d["unit_cost"] if f["key"] == "gpu_hour_cost")
+    assert owned["value"] > 0 and owned["basis"] == "power only" and owned["complete"] is False
+    assert any(x.startswith("node capex: no price stated for") for x in owned["left_out"])
+    assert {"support: not stated", "staff: not stated"} <= set(owned["left_out"])
+    be = next(f for f in d["unit_cost"] if f["key"] == "break_even_utilisation")
+    assert be["complete"] is False  # built on the same incomplete annual cost
+    energy = next(f for f in d["power"] if f["key"] == "energy_mwh_per_year")
+    assert energy["basis"] == "nodes only" and "switch power" in energy["left_out"][0]
+
+
+def test_gb300_cost_text_says_power_only(capsys):
+    assert run(["cost", str(GB300)]) == 0
+    out = capsys.readouterr().out
+    assert "(power only)" in out
+    assert "owned cost per GPU-hour: power only: no node prices stated" in out
+
+
+def test_gb300_report_card_says_power_only(tmp_path):
+    from factoryctl.report.html import render
+    from factoryctl.session import check
+
+    text = render(check(GB300), tmp_path)
+    card = re.search(r'<div class="kpi"><b>([^<]*)</b><span>USD per GPU-hour \(owned[^<]*</span>(.*?)</div>', text)
+    assert card, "no GPU-hour card"
+    assert card.group(1).startswith("&ge; ")
+    assert "power only: no node prices stated" in card.group(2)
+
+
+def test_stated_prices_get_the_full_label(tmp_path):
+    from factoryctl.report.html import render
+
+    site = _one_node(tmp_path, econ=ALL_STATED)
+    owned = cost(site, bom(site)).get("gpu_hour_cost")
+    assert owned.complete and owned.basis == "complete" and owned.caveat() == ""
+    assert owned.to_dict()["complete"] is True and owned.to_dict()["left_out"] == []
+    text = render(check_doc({**reference_doc(), "economics": ALL_STATED}, tmp_path), tmp_path / "ws")
+    card = re.search(r'<div class="kpi"><b>([^<]*)</b><span>USD per GPU-hour \(owned, all costs stated\)</span></div>', text)
+    assert card and not card.group(1).startswith("&ge;"), "a fully priced site gets the plain label"
+
+
+def test_sourced_node_default_without_switch_prices_is_a_lower_bound(tmp_path):
+    site = _one_node(tmp_path, econ=None)
+    owned = cost(site, bom(site)).get("gpu_hour_cost")
+    assert owned.basis == "lower bound" and not owned.complete
+    assert not any(x.startswith("node capex") for x in owned.left_out)  # the sourced H100 default prices it
+    assert "switch capex" in owned.caveat()
+
+
+def test_nothing_priced_gives_no_owned_cost(tmp_path):
+    site = _one_node(tmp_path, econ={"currency": "EUR"})
+    owned = cost(site, bom(site)).get("gpu_hour_cost")
+    assert owned.value is None and owned.basis == "nothing priced"  # 0 would read as free

@@ -98,7 +98,7 @@ def test_verify_and_recap_tables_are_whole(cells, capsys):
     from factoryctl.engines.ansible import HostStats
     from factoryctl.verify import writers
     from factoryctl.verify.results import BenchResult, CheckResult, VerifyResult
-    from factoryctl.verify.smoke import Check, print_checks
+    from factoryctl.verify.smoke import Check, show_checks
 
     detail = "slurmd not running: systemctl reports inactive (dead) since the last apply of this site"
     res = VerifyResult("gb300-neocloud-north", "20260501T120000Z", "ssh",
@@ -111,5 +111,5 @@ def test_verify_and_recap_tables_are_whole(cells, capsys):
     writers.show_text(res, ConsoleUI(out, err))
     out.print(recap_table({"tray-rack01-node18": HostStats(ok=41, changed=3, failed=1,
                                                             last_error="apt: unable to fetch slurm-client")}))
-    print_checks([Check("srun", "tray-rack01-node18", False, "srun -N2 hostname timed out after 60 s")], out)
+    show_checks([Check("srun", "tray-rack01-node18", False, "srun -N2 hostname timed out after 60 s")], ConsoleUI(out, err))
     _assert_whole(capsys.readouterr().out, cells)

@@ -28,6 +28,7 @@ from ..model.economics import (
     Economics,
 )
 from ..resolve import Site
+from ..verify.results import Measured
 from .bom import Bom
 
 HOURS_PER_YEAR = 8760
@@ -53,17 +54,6 @@ class Figure:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-@dataclass(frozen=True)
-class Measured:
-    """Tokens/s of one inference deployment read from a benchmark result in the workspace."""
-
-    deployment: str
-    tokens_per_second: float
-    gpus: int | None  # GPUs the measured replica ran on, when the result says
-    file: str
-    run: str
 
 
 @dataclass

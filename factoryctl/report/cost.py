@@ -6,7 +6,7 @@ in model/economics.py (each with its source), or from a benchmark result in the 
 A figure that needs an input nobody gave has value None and says which input is missing;
 nothing is invented (tokens/s in particular is measured or stated, never assumed).
 
-Formulas (shared/research/refarch.md section 6):
+Formulas:
   energy per year   = Σ node max kW x average_power_fraction x PUE x 8,760 h
   capex per year    = (node capex + switch capex + other capex) / amortisation_years
   owned cost per GPU-hour = (capex per year + energy cost + support + staff) / (GPUs x 8,760 x utilisation)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from pydantic import ValidationError
 
@@ -56,24 +57,6 @@ def check(path: str | Path, skip: tuple[str, ...] = ()) -> Checked:
     return out
 
 
-def check_or_refuse(path: str | Path, refusal: str, err=None) -> Checked | None:
-    """The checked factory, or None after printing its errors (with positions and hints) and
-    `error: factory.yaml has errors: <refusal>`: what every command that acts on a site does
-    first."""
-    import sys
-
-    from .findings import reaches
-    from .findings.formats import text
-
-    c = check(path)
-    if not (reaches(c.sorted_findings, Severity.error) or c.site is None):
-        return c
-    sys.stderr.write(text(c.sorted_findings, c.loaded.text if c.loaded else None))
-    if err is not None:
-        err.print(f"error: factory.yaml has errors: {refusal}")
-    return None
-
-
 @dataclass
 class SiteSession:
     """A site opened for one command: its checked factory and its workspace (locked when the
@@ -99,12 +82,27 @@ def refuse_on_errors(c: Checked, refusal: str) -> Checked:
     return c
 
 
+def refuse_unless_parsed(c: Checked, refusal: str) -> Checked:
+    """The checked factory, or InputRefused when the file does not even load and match the
+    schema: for commands (destroy) that need only the site's name and provider, not a valid
+    site."""
+    if c.factory is None:
+        raise InputRefused(refusal, c.sorted_findings, c.loaded.text if c.loaded else None)
+    return c
+
+
 @contextmanager
-def open_site(path: str | Path, refusal: str, lock: str | None = None) -> Iterator[SiteSession]:
+def open_site(path: str | Path, refusal: str, lock: str | None = None,
+              require: Literal["valid", "schema"] = "valid") -> Iterator[SiteSession]:
     """Open a site for a command: load and check the file (InputRefused with the findings when
-    it has errors), find its workspace (the one place that computes it: Workspace.beside), and
-    hold the site's lock for the whole command when `lock` names the command."""
-    c = refuse_on_errors(check(path), refusal)
+    it has errors; with require="schema", only when it does not parse into a Factory), find its
+    workspace (the one place that computes it: Workspace.beside), and hold the site's lock for
+    the whole command when `lock` names the command."""
+    checked = check(path)
+    if require == "schema":
+        c = refuse_unless_parsed(checked, refusal)
+    else:
+        c = refuse_on_errors(checked, refusal)
     ws = Workspace.beside(Path(path), c.factory.metadata.name)
     if lock is None:
         yield SiteSession(c, ws)

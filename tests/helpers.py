@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import io
+from contextlib import redirect_stderr, redirect_stdout
 from functools import cache
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 from ruamel.yaml import YAML
@@ -64,3 +67,29 @@ def assert_clean(checked: Checked, level: str = "error") -> None:
     rank = {"error": 3, "warning": 2, "info": 1}[level]
     bad = [f for f in checked.findings if f.severity.rank >= rank]
     assert not bad, "unexpected findings: " + "; ".join(f"{f.code} {f.path}: {f.message}" for f in bad)
+
+
+class Result(NamedTuple):
+    """What one factoryctl command did: its exit code and both streams."""
+
+    code: int
+    out: str
+    err: str
+
+    @property
+    def output(self) -> str:
+        return self.out + self.err
+
+
+def cli(*args) -> Result:
+    """Run `factoryctl ARGS` in this process (each argument str()-ed) and capture stdout and
+    stderr apart (what the process writes itself, not its subprocesses); a traceback or an
+    internal error fails the test."""
+    from factoryctl.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = run([str(a) for a in args])
+    res = Result(int(code), out.getvalue(), err.getvalue())
+    assert "Traceback" not in res.output and "internal error" not in res.err, res.output[-2000:]
+    return res

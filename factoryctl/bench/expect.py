@@ -1,8 +1,8 @@
 """What a healthy factory should measure: expectations from the catalog and the fabric.
 
 Every figure carries its unit, where it comes from, and whether it is a measured figure on
-healthy hardware ("measured": the catalog's ``expected`` block, from shared/research/verify.md
-§2) or computed by a stated rule ("derived"). ``value`` is None when nothing supports a figure;
+healthy hardware ("measured": the catalog's ``expected`` block, each figure with the published
+result it comes from) or computed by a stated rule ("derived"). ``value`` is None when nothing supports a figure;
 the judge then skips with the reason in ``source``.
 
 Units: GB/s = 1e9 bytes/s (as nccl-tests prints), TFLOPS = 1e12 FLOP/s, link rates in Gb/s.
@@ -21,19 +21,21 @@ from ..resolve import rack_scale_nvlink
 
 GIB = 1 << 30
 # Bandwidth is judged only on sizes that reach the large-message plateau: 8x H100 NVLS reads
-# 401 GB/s at 128 MB, 466 at 1 GB and 479 at 8 GB (verify.md §2a, Azure ND H100 v5 ramp).
+# 401 GB/s at 128 MB, 466 at 1 GB and 479 at 8 GB (Azure/AI-benchmarking-guide
+# ND_H100_v5_results.md).
 JUDGE_MIN_BYTES = GIB
 NIC_EFFICIENCY = 0.96  # 48 of 50 GB/s per 400G NIC: NVIDIA quotes 46-49 (nccl-tests#290, #267)
 RING_EFFICIENCY = 0.80  # NCCL's effective NVLink rate ~80 % of line rate (nccl-tests#212)
-NVLS_MIN_GPUS = 5  # NCCL picks NVLS from 5 GPUs per NVLink domain (verify.md §2a, H200 sweep)
+NVLS_MIN_GPUS = 5  # NCCL picks NVLS from 5 GPUs per NVLink domain (stas00/ml-engineering network/README.md, H200 sweep)
 COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "alltoall")
 GEMM_DTYPES = ("bf16", "fp16", "fp8")
-# Rule of thumb when the catalog has no measured fraction (verify.md §2b): NVIDIA BF16 80-87 %,
+# Rule of thumb when the catalog has no measured fraction (stas00/ml-engineering MAMF table):
+# NVIDIA BF16 80-87 %,
 # FP8 ~70-76 % of dense peak; MI300X ~45-55 %. The low end of each range is used.
 GEMM_RULE = {("nvidia", "bf16"): 0.80, ("nvidia", "fp8"): 0.70,
              ("amd", "bf16"): 0.50, ("amd", "fp8"): 0.44}
-HBM_RULE = 0.80  # verify.md §2c/§5.3: stream copy reaches ~80-90 % of peak; low end
-HOST_LINK_RULE = 0.85  # verify.md §2d: PCIe Gen5 H2D 51-55 of ~63 GB/s (~87 %); A100 26.3 of 32
+HBM_RULE = 0.80  # BabelStream copy reaches ~80-90 % of peak (Azure/AI-benchmarking-guide); low end
+HOST_LINK_RULE = 0.85  # PCIe Gen5 H2D 51-55 of ~63 GB/s (~87 %), A100 26.3 of 32 (Azure nvbandwidth)
 
 Basis = Literal["measured", "derived", "none"]
 
@@ -87,8 +89,8 @@ def _ring(gpu: GPU) -> tuple[float | None, str, Basis]:
     if gpu.nvlink_gbps > 0:
         val = round(RING_EFFICIENCY * gpu.nvlink_gbps, 1)
         return val, (f"{RING_EFFICIENCY:.0%} of the {gpu.nvlink_gbps:g} GB/s NVLink line rate "
-                     "(verify.md §2a: NCCL's protocol overhead ~20 %, sjeaugey nccl-tests#212)"), "derived"
-    return None, f"{gpu.name} has no NVLink and verify.md gives no PCIe-only figure", "none"
+                     "(NCCL's protocol overhead ~20 %, sjeaugey in nccl-tests#212)"), "derived"
+    return None, f"{gpu.name} has no NVLink and no published PCIe-only figure was found", "none"
 
 
 def _domain_figure(gpu: GPU, collective: str, gpus: int) -> tuple[float | None, str, Basis]:
@@ -106,7 +108,7 @@ def _domain_figure(gpu: GPU, collective: str, gpus: int) -> tuple[float | None, 
         return ring, ("alltoall over NVLink: each GPU's link carries (n-1)/n of its buffer, taken "
                       f"at the ring's effective rate (no measured figure): {ring_src}"), "derived"
     why = (f"ring (NVLS needs an NVLS GPU and >= {NVLS_MIN_GPUS} GPUs)" if collective == "all_reduce"
-           else f"ring ({collective} has no NVLS path, verify.md §2a)")
+           else f"ring ({collective} has no NVLS path, nccl-tests#212)")
     return ring, f"{why}: {ring_src}", ring_basis
 
 
@@ -161,7 +163,7 @@ def nccl_busbw(ctx: Context, collective: str, ranks_per_node: int | None = None,
     if intra is not None and intra < nic:
         src += f", bounded by the single-node ring figure {intra:g} GB/s"
     if collective == "all_reduce" and gpu.nvls and per_node >= NVLS_MIN_GPUS:
-        src += "; NVLS/tree algorithms can exceed it (469 GB/s on 2x8 H100, verify.md §2a)"
+        src += "; NVLS/tree algorithms can exceed it (469 GB/s on 2x8 H100, nccl-tests#309)"
     return Expectation(name=name, value=val, unit=unit, source=src, basis="derived",
                        scope=scope, min_bytes=JUDGE_MIN_BYTES)
 
@@ -186,10 +188,10 @@ def gemm_tflops(gpu: GPU, dtype: str) -> Expectation:
         frac = GEMM_RULE.get((gpu.vendor, peak_key))
         if frac is None:
             return _none(name, unit, f"no GEMM fraction for {gpu.vendor} {dtype}", "per GPU")
-        src, basis = (f"rule of thumb {frac:.0%} of dense peak (verify.md §2b: NVIDIA BF16 80-87 %, "
-                      "FP8 ~70-76 %, MI300X ~45-55 %)"), "derived"
+        src, basis = (f"rule of thumb {frac:.0%} of dense peak (stas00/ml-engineering MAMF table: NVIDIA "
+                      "BF16 80-87 %, FP8 ~70-76 %, MI300X ~45-55 %)"), "derived"
     if dtype == "fp16":
-        src = f"FP16 tensor-core peak equals BF16 (verify.md §2b: A100 FP16 256.5 = 82 % of 312); {src}"
+        src = f"FP16 tensor-core peak equals BF16 (Azure ND_A100_v4_results.md: A100 FP16 256.5 = 82 % of 312); {src}"
     val = round(frac * peak, 1)
     return Expectation(name=name, value=val, unit=unit, basis=basis, scope="per GPU",
                        source=f"{frac:.1%} of {peak:g} dense {peak_key.upper()} TFLOPS: {src}")
@@ -203,7 +205,7 @@ def hbm_copy(gpu: GPU) -> Expectation:
         src, basis = gpu.expected.source("hbm_copy_fraction") or "catalog", "measured"
     else:
         frac, basis = HBM_RULE, "derived"
-        src = "rule of thumb: copy reaches ~80-90 % of peak (verify.md §2c, §5.3); low end"
+        src = "rule of thumb: copy reaches ~80-90 % of peak (Azure/AI-benchmarking-guide BabelStream); low end"
     return Expectation(name="hbm.copy.gbps", value=round(frac * peak, 1), unit="GB/s", basis=basis,
                        scope="per GPU", source=f"{frac:.1%} of {peak:g} GB/s peak: {src}")
 
@@ -211,7 +213,7 @@ def hbm_copy(gpu: GPU) -> Expectation:
 def host_copy(gpu: GPU, direction: str = "h2d") -> Expectation:
     """Expected pinned host<->device copy bandwidth; D2H is taken equal to H2D."""
     name, unit = f"{direction}.gbps", "GB/s"
-    same = "" if direction == "h2d" else "D2H read equal to H2D in every source (verify.md §2d); "
+    same = "" if direction == "h2d" else "D2H read equal to H2D in every source (Azure nvbandwidth results); "
     if gpu.expected.h2d_gbps is not None:
         return Expectation(name=name, value=gpu.expected.h2d_gbps, unit=unit, scope="per GPU",
                            source=same + (gpu.expected.source("h2d_gbps") or "catalog"))
@@ -219,7 +221,7 @@ def host_copy(gpu: GPU, direction: str = "h2d") -> Expectation:
         val = round(HOST_LINK_RULE * gpu.host_link_gbps, 1)
         return Expectation(name=name, value=val, unit=unit, basis="derived", scope="per GPU",
                            source=same + f"{HOST_LINK_RULE:.0%} of the {gpu.host_link_gbps:g} GB/s "
-                                  "host link (verify.md §2d: PCIe Gen5 H2D 51-55 of ~63 GB/s)")
+                                  "host link (Azure nvbandwidth: PCIe Gen5 H2D 51-55 of ~63 GB/s)")
     return _none(name, unit, f"no host-link figure for {gpu.name}", "per GPU")
 
 

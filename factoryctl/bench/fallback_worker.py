@@ -7,8 +7,8 @@ Launch it like any PyTorch job: ``torchrun --nproc_per_node=8 -m factoryctl.benc
 ``srun --ntasks-per-node=8 --gpus-per-node=8 python -m factoryctl.bench.fallback_worker`` or a
 Kubernetes Job that sets RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT. Rank 0 writes one JSON
 document (schema ``factoryctl.bench.fallback/v1``, see factoryctl/bench/fallback.py) to stdout
-or ``--out``. Methods follow shared/research/verify.md §5: warm-up, timed repeats, median;
-CUDA events on GPU, perf_counter on CPU; busbw = algbw x 2(n-1)/n; GB/s = 1e9 B/s.
+or ``--out``. Methods follow stas00/ml-engineering network/benchmarks/all_reduce_bench.py and
+compute/accelerator/benchmarks/mamf-finder.py: warm-up, timed repeats, median; CUDA events on GPU, perf_counter on CPU; busbw = algbw x 2(n-1)/n; GB/s = 1e9 B/s.
 
 Only the standard library and PyTorch are used, so the file also runs on its own
 (``python fallback_worker.py``) on a node where factoryctl is not installed.

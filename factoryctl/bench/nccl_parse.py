@@ -2,7 +2,7 @@
 
 Pure: no I/O except :func:`parse_file`, and never raises on bad input (a log from a
 broken cluster is exactly what we must still read). Layout facts come from
-shared/research/verify.md section 3; judging bandwidth is left to the caller.
+NVIDIA/nccl-tests README.md, doc/PERFORMANCE.md and src/common.cu (v2.19.6); judging bandwidth is left to the caller.
 """
 
 from __future__ import annotations
@@ -162,7 +162,7 @@ def _close(a: float, b: float, tol: float = 0.03) -> bool:
 
 
 def _infer_collective(rows: list[Row], ranks: int | None) -> str | None:
-    """Tell the collective from sizes, counts and the busbw/algbw factor (verify.md 3.3)."""
+    """Tell the collective from sizes, counts and the busbw/algbw factor (nccl-tests doc/PERFORMANCE.md)."""
     cands = [r for r in rows if r.size_bytes > 0 and r.count > 0 and r.type in _TYPE_SIZE]
     if not cands:
         return None
@@ -293,7 +293,7 @@ def _half(names: list[str], toks: list[str]) -> tuple[Half, bool]:
 
 
 def _row(toks: list[str], lay: _Layout) -> tuple[Row, bool] | None:
-    """Parse a data row from the right (verify.md 3.8 step 4); None if it does not fit."""
+    """Parse a data row from the right (its last columns are fixed; the leading ones vary by version); None if it does not fit."""
     stamp = None
     if len(toks) >= 2 and _DATE.match(toks[-2]) and _CLOCK.match(toks[-1]):
         stamp, toks = f"{toks[-2]} {toks[-1]}", toks[:-2]
@@ -510,7 +510,7 @@ def _guarded(source: str, fmt: str, work) -> NcclResult:
 
 
 def parse_text(text: str, source: str = "<log>") -> NcclResult:
-    """Parse an nccl-tests/rccl-tests stdout log (any layout from verify.md 3.4/3.5)."""
+    """Parse an nccl-tests/rccl-tests stdout log (every layout since v2.x; tests/fixtures/nccl)."""
     if isinstance(text, bytes | bytearray):
         text = bytes(text).decode("utf-8", errors="replace")
     return _guarded(source, "text", lambda st: _read_lines(st, text if isinstance(text, str) else ""))
@@ -609,7 +609,7 @@ def _read_json(st: _State, data: str | dict) -> None:
 
 
 def parse_json(data: str | dict, source: str = "<json>") -> NcclResult:
-    """Parse the ``-J file.json`` report (verify.md 3.7), as text or an already-loaded dict."""
+    """Parse the ``-J file.json`` report (nccl-tests src/common.cu, v2.19.6), as text or an already-loaded dict."""
     if isinstance(data, bytes | bytearray):
         data = bytes(data).decode("utf-8", errors="replace")
     return _guarded(source, "json", lambda st: _read_json(st, data))

@@ -54,7 +54,7 @@ __all__ = [
 
 DATA_DIR = Path(__file__).resolve().parent
 
-# Bytes per parameter (weights) or per element (KV cache); refarch.md §1.7.
+# Bytes per parameter (weights) or per element (KV cache): the width of each number format.
 PRECISION_BYTES: dict[str, float] = {
     "fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "fp4": 0.5, "int4": 0.5,
 }
@@ -107,7 +107,8 @@ class _Entry(_Sourced):
 
 
 class Expected(_Sourced):
-    """Achieved-vs-peak values on healthy hardware (verify.md §2); None where not known."""
+    """Achieved-vs-peak values measured on healthy hardware (each figure names its source in
+    gpus.yaml); None where not known."""
 
     FIGURES = (
         "nccl_busbw_nvls_gbps", "nccl_busbw_no_nvls_gbps", "gemm_bf16_fraction",

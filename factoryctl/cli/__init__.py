@@ -14,9 +14,10 @@ import sys
 
 import typer
 
-from ..errors import FactoryctlError, InputRefused
+from ..errors import ExitCode, FactoryctlError, InputRefused
 from ..findings.formats import text
-from .app import EXIT_FAIL, EXIT_OK, EXIT_USAGE, UsageError, app, debug_enabled, err, prose
+from ..load import LoadError
+from .app import UsageError, app, debug_enabled, err, prose
 
 for _module in pkgutil.iter_modules(__path__):
     # reference.py registers no command and runs as `python -m`: importing it here first
@@ -58,20 +59,20 @@ def run(argv: list[str] | None = None) -> int:
         rv = app(args=argv, standalone_mode=False, prog_name="factoryctl")
     except UsageError as e:
         e.show()
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except typer.Abort:
         err.print("aborted")
-        return 130
+        return ExitCode.INTERRUPTED
     except typer.Exit as e:
         return e.exit_code
     except FactoryctlError as e:  # every failure the user can act on carries its exit code
-        if isinstance(e, InputRefused):
-            sys.stderr.write(text(e.findings, e.source))
+        if isinstance(e, InputRefused | LoadError):  # the findings, with positions and hints
+            sys.stderr.write(text(e.findings, getattr(e, "source", None)))
         err.print(f"error: {e}", markup=False)
         return int(e.exit_code)
     except KeyboardInterrupt:
         err.print("interrupted")
-        return 130
+        return ExitCode.INTERRUPTED
     except OSError as e:
         # A file or folder the command needed could not be read or written (permissions, a
         # file where a folder belongs, a full disk): the user's to fix, so say which and why.
@@ -79,13 +80,13 @@ def run(argv: list[str] | None = None) -> int:
             raise
         where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f)
         err.print(f"error: {e.strerror or e}{': ' + where if where else ''}")
-        return EXIT_FAIL
+        return ExitCode.FAILED
     except Exception as e:  # noqa: BLE001 - the last line of defence against tracebacks
         if debug_enabled() or "--debug" in (argv if argv is not None else sys.argv):
             raise
         err.print(f"internal error: {type(e).__name__}: {e}\n(run with --debug for a traceback; please report it)")
-        return EXIT_FAIL
-    return rv if isinstance(rv, int) else EXIT_OK
+        return ExitCode.FAILED
+    return rv if isinstance(rv, int) else ExitCode.OK
 
 
 def main() -> None:

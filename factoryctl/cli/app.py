@@ -19,9 +19,6 @@ from rich.measure import Measurement
 from .. import __version__
 from ..errors import ExitCode
 
-# The exit codes under their older names (errors.ExitCode is the one definition).
-EXIT_OK, EXIT_FAIL, EXIT_CHANGES, EXIT_USAGE = ExitCode.OK, ExitCode.FAILED, ExitCode.CHANGES, ExitCode.USAGE
-
 # Typer re-exports BadParameter but not its base, UsageError (click's, or the copy newer Typer
 # vendors); every usage error derives from it, so find it through the class hierarchy.
 UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")

@@ -122,17 +122,13 @@ def _console() -> Console:
     return out
 
 
-def _factory(file: Path):
-    """(factory, contexts) of FILE; prints the findings and exits 1 when validate reports errors."""
+def _factory(file: Path, refusal: str):
+    """(factory, contexts) of FILE; InputRefused (findings, then `refusal`) when validate
+    reports errors."""
     from ..bench.expect import contexts
-    from ..findings import Severity, reaches
-    from ..findings.formats import text
-    from ..session import check
+    from ..session import check, refuse_on_errors
 
-    c = check(file)
-    if c.site is None or c.factory is None or reaches(c.sorted_findings, Severity.error):
-        typer.echo(text(c.sorted_findings, c.loaded.text if c.loaded else None), err=True, nl=False)
-        raise typer.Exit(ExitCode.FAILED)
+    c = refuse_on_errors(check(file), refusal)
     return c.factory, contexts(c.factory, c.site)
 
 
@@ -145,7 +141,7 @@ def expect_cmd(
     nodes of each GPU group, GEMM TFLOPS, memory and host<->device copy GB/s, each with its source."""
     from ..bench.expect import expectations
 
-    factory, ctxs = _factory(file)
+    factory, ctxs = _factory(file, "nothing expected")
     groups = [{"group": c.group, "gpu": c.gpu.name, "gpus_per_node": c.gpus_per_node, "nodes": c.nodes,
                "nic_ports": c.nic_ports, "port_gbps": c.port_gbps, "fabric": c.fabric,
                "expectations": [e.to_dict() for e in expectations(c)]} for c in ctxs]
@@ -245,7 +241,7 @@ def judge_cmd(
 
     Bandwidth is judged at the largest size of at least 1 GiB; wrong data or a crash fails
     whatever the numbers."""
-    factory, ctxs = _factory(file)
+    factory, ctxs = _factory(file, "nothing judged")
     th = factory.verify.thresholds
     judged = [(str(p), *_judge_file(p, ctxs, th)) for p in results]
     if _emit_judged(judged, fmt):

@@ -21,17 +21,12 @@ def destroy(
     a lab (namespaces, mounts, links), fact cache, saved plans and applied.json.
 
     Example: factoryctl destroy examples/lab.yaml --auto-approve"""
-    from ..errors import InputRefused
     from ..ops.destroy import destroy as stage
-    from ..session import check
-    from ..workspace import Workspace
+    from ..session import open_site
 
-    c = check(file)
-    if c.factory is None:  # destroy needs only the name and the provider, not a valid site
-        raise InputRefused("nothing destroyed", c.sorted_findings, c.loaded.text if c.loaded else None)
-    ws = Workspace.beside(file, c.factory.metadata.name)
-    with ws.lock("destroy"):
-        result = stage(c, ws, auto_approve, terraform_bin, ConsoleUI(out, err))
+    # destroy needs only the name and the provider, not a valid site
+    with open_site(file, "nothing destroyed", lock="destroy", require="schema") as s:
+        result = stage(s.checked, s.workspace, auto_approve, terraform_bin, ConsoleUI(out, err))
     if result.nothing:
         out.print("nothing to destroy")
     else:

@@ -126,12 +126,9 @@ def status(
 
 
 def _site_lab_dir(file: Path) -> Path:
-    from ..load import LoadError, load_file
+    from ..load import load_file
 
-    try:
-        data = load_file(file).data
-    except LoadError as exc:
-        raise LabError(f"cannot read {file}: {exc}") from None
+    data = load_file(file).data  # a LoadError goes to cli.run: its findings, then the error
     name = ((data or {}).get("metadata") or {}).get("name")
     if not isinstance(name, str) or not name:
         raise LabError(f"{file} has no metadata.name")

@@ -204,7 +204,7 @@ def strategy_env() -> dict[str, str]:
     """Mitogen's linear strategy where it is installed (a dependency), unless
     FACTORYCTL_ANSIBLE_STRATEGY names another: it keeps one Python interpreter per host for
     the whole run instead of starting one per task, which is most of a no-op apply's time
-    (measured on 3 lab hosts: 47 s -> 37 s; the copy of the Slurm files 8.4 s -> 1.0 s)."""
+    (benchmarks/README.md, apply_scale.py)."""
     import os
 
     wanted = os.environ.get("FACTORYCTL_ANSIBLE_STRATEGY", "mitogen_linear")

@@ -199,8 +199,8 @@ def base_env(cli_config: Path, extra: dict[str, str] | None = None) -> dict[str,
     env = {k: v for k, v in os.environ.items() if not _DROP.match(k)}
     env.update(CHECKPOINT_DISABLE="1", TF_CLI_CONFIG_FILE=str(cli_config), TF_IN_AUTOMATION="1",
                TF_INPUT="0")
-    # Go's collector at half the default frequency: ~15% less CPU per unit plan, measured
-    # (a 128-host plan peaks near 150 MB). A GOGC the user set wins.
+    # Go's collector at half the default frequency: less CPU per unit plan for little memory
+    # (benchmarks/README.md, plan_scale.py). A GOGC the user set wins.
     env.setdefault("GOGC", "200")
     # local-exec provisioners (the lab stack) find the tools installed beside this Python.
     bindir = str(Path(sys.executable).parent)

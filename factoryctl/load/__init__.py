@@ -89,8 +89,8 @@ def load_file(path: str | Path) -> Loaded:
 
 
 def load_text(text: str, name: str = "factory.yaml") -> Loaded:
-    # PyYAML's C composer gives every node its position ~20x faster than ruamel's pure-Python
-    # round-trip loader; scalars are then typed by YAML 1.2 core rules (below), so `NO` stays
+    # PyYAML's C composer gives every node its position, much faster than ruamel's pure-Python
+    # round-trip loader (benchmarks/README.md, plan_scale.py); scalars are then typed by YAML 1.2 core rules (below), so `NO` stays
     # the string Norway and not the YAML 1.1 boolean. ruamel.yaml still does comment-keeping
     # edits (blueprint fork).
     try:

@@ -1,7 +1,8 @@
 """`economics:`: prices and assumptions behind `factoryctl cost` and the report's cost tables.
 
 Every field is optional. A field left out takes the default below, and `cost` prints which
-default it used and where the figure comes from (shared/research/refarch.md section 6).
+default it used and where the figure comes from (who published the price or figure, or
+`assumed`).
 Money is plain numbers in `currency`; the sourced money defaults are US dollars, so they apply
 only while `currency` is USD (another currency must state its own prices, never a silent
 conversion).
@@ -41,22 +42,23 @@ DEFAULT_CAPEX_USD_PER_GPU = {"H100-SXM-80GB": 25_000.0, "GB200": 42_000.0}
 DEFAULT_CLOUD_USD_PER_GPU_HOUR = {"H100-SXM-80GB": 2.35}
 
 SOURCES = {
-    "amortisation_years": "refarch.md section 6 worked example: $25k per GPU over 4 years",
-    "utilisation": "refarch.md section 6 worked example (80 %); FIELD.md: owning wins above ~60-70 % sustained",
-    "average_power_fraction": "refarch.md section 6: DGX H100 at 8 kW average of 10.2 kW max (8 / 10.2 = 0.78); "
-                              "typical draw 6.5-8.5 kW (supercluster.blog, refarch.md 1.2)",
-    "electricity_price_per_kwh": "refarch.md section 6 worked example: $0.10/kWh (IEA: US wholesale ~$0.048/kWh, "
-                                 "EU non-household ~EUR 0.20/kWh)",
-    "capex_per_gpu": "refarch.md section 6: DGX H100 ~$199k list => ~$25k per GPU all-in (supercluster.blog); "
+    "amortisation_years": "assumed: 4 years, the usual depreciation period for servers ($25k per GPU over 4 years)",
+    "utilisation": "assumed: 80 % sustained (`cost` also reports the break-even utilisation against the cloud price)",
+    "average_power_fraction": "DGX H100 at 8 kW average of 10.2 kW max (8 / 10.2 = 0.78): 10.2 kW from the DGX "
+                              "SuperPOD H100 RA (RA-11333-001), typical draw 6.5-8.5 kW (supercluster.blog)",
+    "electricity_price_per_kwh": "assumed: $0.10/kWh (IEA Electricity Mid-Year Update 2025: US wholesale "
+                                 "~$0.048/kWh; Eurostat: EU non-household ~EUR 0.20/kWh)",
+    "capex_per_gpu": "DGX H100 ~$199k list => ~$25k per GPU all-in (supercluster.blog); "
                      "GB200 NVL72 ~$3 M per rack => ~$42k per GPU (xatakaon.com)",
-    "cloud_price_per_gpu_hour": "refarch.md section 6: H100 rental index $2.35 per GPU-hour, March 2026 "
-                                "(SemiAnalysis via compux.net); on-demand ranges $1.99-5.00",
-    "support_opex_per_year": "not included unless stated; refarch.md section 6 cites ~20 %/yr of list price "
-                             "for DGX support (supercluster.blog)",
+    "cloud_price_per_gpu_hour": "H100 rental index $2.35 per GPU-hour, March 2026 "
+                                "(SemiAnalysis via compux.net); on-demand ranges $1.99-5.00 (mercatus-ai.com)",
+    "support_opex_per_year": "not included unless stated; DGX support runs ~20 %/yr of list price "
+                             "(supercluster.blog)",
     "staff_opex_per_year": "not included unless stated",
     "capex_other": "not included unless stated (racks, PDUs, storage, cabling, installation)",
-    "capex_per_switch": "not included unless stated; refarch.md section 6: network is 15-25 % of cluster capex",
-    "pue": "facility.pue of factory.yaml (refarch.md 1.5: 1.55-1.58 global average, <=1.3 new large sites)",
+    "capex_per_switch": "not included unless stated; network is 15-25 % of cluster capex (kshirol-dev.github.io)",
+    "pue": "facility.pue of factory.yaml (Uptime Institute Global Data Center Survey: 1.55-1.58 global average, "
+           "<=1.3 new large sites)",
 }
 
 

@@ -23,6 +23,6 @@ class Rack(Strict):
 
 class Facility(Strict):
     pue: float = Field(default=1.5, ge=1.0, le=4.0)
-    air_cooling_limit_kw: limits.amount(limits.RACK_KW, gt=0) = 40  # containment-aided air, refarch.md 1.5
+    air_cooling_limit_kw: limits.amount(limits.RACK_KW, gt=0) = 40  # containment-aided air (coolnetpower.com, dcxps.com: ~20-40 kW)
     rear_door_limit_kw: limits.amount(limits.RACK_KW, gt=0) = 60
     racks: list[Rack] = Field(default_factory=list)

@@ -27,9 +27,9 @@ NODES_PER_GROUP = Limit(100_000, "nodes in one group", "the largest GPU sites ha
 TOTAL_HOSTS = Limit(100_000, "hosts in the site", "the largest GPU sites have ~25,000 nodes")
 START_INDEX = Limit(1_000_000, "as the first index", "indexes are written into 63-character host names")
 # The largest scale-up domain in the catalog: GB200/GB300 NVL72, one rack as one node
-# (catalog/gpus.yaml nvlink_domain, refarch.md section 2).
+# (catalog/gpus.yaml nvlink_domain: GB200/GB300 NVL72).
 GPUS_PER_NODE = Limit(72, "GPUs in one node", "the largest NVLink domain in the catalog is NVL72")
-# DGX H100/B200: 8 ConnectX-7 + 2 BlueField-3 (refarch.md section 1); 32 covers any chassis.
+# DGX H100/B200: 8 ConnectX-7 + 2 BlueField-3 (DGX H100 and DGX B200 user guides); 32 covers any chassis.
 NICS_PER_NODE = Limit(32, "network cards in one node", "a DGX-class node has 10 network cards")
 PORTS_PER_NIC = Limit(8, "ports per card", "network cards have 1, 2 or 4 ports")
 # IEEE 802.3dj (1.6 Tb/s Ethernet) is the fastest link standardised or in draft.

@@ -400,8 +400,9 @@ def run_plan(checked: Checked, ws: Workspace, binary: str | None = None, jobs: i
     if problem:  # SOV016 stops plan before this; kept for callers that skip validation
         raise AirGapError(f"{problem}; {MIRROR_HINT}")
     applied = ws.applied()
-    engine = site_engine(checked, ws, binary, jobs)  # workers start on first use: starting
-    # them during render only made both slower on a 2-core machine (measured)
+    # Terraform workers start on first use: starting them during render slows both
+    # (benchmarks/README.md, plan_scale.py).
+    engine = site_engine(checked, ws, binary, jobs)
     try:
         t = time.perf_counter()
         old_yaml = (ws.applied_files() or _old_yaml(ws.build)) if applied else {}

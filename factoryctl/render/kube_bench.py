@@ -10,7 +10,7 @@ Facts used (public docs):
   gets the hostfile through OMPI_MCA_orte_default_hostfile; workers only need sshd.
   The MPIJob reports `Succeeded` / `Failed` conditions.
 * nccl-tests: one MPI rank per GPU, `<collective>_perf -b <min> -e <max> -f <factor> -g 1`
-  (shared/research/verify.md §3.2); the binaries must be built with MPI=1.
+  (nccl-tests README.md); the binaries must be built with MPI=1.
 * Indexed Jobs (batch/v1, completionMode Indexed): each pod gets JOB_COMPLETION_INDEX and the
   hostname `<job>-<index>`; with `subdomain` set to a headless Service selecting the Job's
   pods, `<job>-0.<service>` resolves to rank 0's pod (Kubernetes docs, "Job with pod-to-pod

@@ -6,9 +6,9 @@ Two plugin profiles:
 - `cluster` (every real site): cgroup process tracking and task binding, which Slurm's
   cgroup/v2 plugin supports on current distributions (cgroup.conf(5), slurm.conf(5)).
 - `lab` (provider: lab): the local test hosts run Debian bookworm's Slurm 22.05 with no
-  systemd and the machine's cgroup hierarchies mirrored read-write; the prototype in
-  research/lab.md ran with proctrack/linuxproc, task/none, jobacct_gather/none and
-  MpiDefault=none (pmix_v4 fails to initialise there). Those choices are kept, so Slurm
+  systemd and the machine's cgroup hierarchies mirrored read-write; they run with
+  proctrack/linuxproc, task/none, jobacct_gather/none and MpiDefault=none (mpi/pmix_v4
+  fails to initialise there, as slurmd's log on the lab hosts shows; tests/lab). Slurm thus
   creates no cgroups in hierarchies the hosts share.
 """
 
@@ -256,7 +256,7 @@ def build(site: Site) -> dict:
     mpi = s.mpi_default
     mpi_note = ""
     if lab and "mpi_default" not in s.model_fields_set and mpi == "pmix":
-        mpi, mpi_note = "none", "lab hosts: mpi/pmix_v4 fails to initialise there (research/lab.md); set slurm.mpi_default to override"
+        mpi, mpi_note = "none", "lab hosts: mpi/pmix_v4 fails to initialise there (slurmd log); set slurm.mpi_default to override"
     containers = s.containers
     if lab:
         plugins = {"proctrack": "proctrack/linuxproc", "task": "task/none",

@@ -3,23 +3,24 @@
 Pure: Site in, BOM out. Fabric switch and cable counts are the resolved leaf/spine/core
 sizes (resolve.size_fabric, which reproduces NVIDIA's SuperPOD tables); this module adds the
 parts resolve does not size: management and out-of-band switches, transceivers, racks, PDUs.
-The rules and their sources (shared/research/refarch.md):
+The rules and their sources:
 
 * compute/storage fabrics: leaves, spines, cores and node-leaf / leaf-spine / spine-core
-  cables from the resolved FabricSize (sections 1.4 and 2).
+  cables from the resolved FabricSize (DGX SuperPOD H100 RA RA-11333-001, network fabrics).
 * transceivers: one per node port at the link rate; at switch ends one module per cage,
   and a cage carries two links where the switch has twin-port cages (QM9700: 32 twin-port
-  OSFP cages for 64 x 400G, section 1.3) or runs an 800G port as 2 x 400G (SN5600).
+  OSFP cages for 64 x 400G, QM9700 spec sheet) or runs an 800G port as 2 x 400G (SN5600).
 * in-band management: one port per in-band NIC port (NICs named `inband...`), else one per
   host (its management interface). Switches come in pairs (each node bonds across a pair,
-  section 1.4 "100 Gb/s bonded"; ERA "2 ports to 2 separate switches"); a switch gives 7/8
+  SuperPOD H100 RA "100 Gb/s bonded"; NVIDIA ERA network logical architecture: "2 ports to 2
+  separate switches"); a switch gives 7/8
   of its ports to hosts and keeps 1/8 for uplinks and the MLAG peer link (as NVIDIA's
   BasePOD SN4600 configuration keeps swp57-64). More than one pair adds a spine pair.
-  Model: fabric.management.switch, else SN4600C (SuperPOD H100 in-band, section 1.3).
+  Model: fabric.management.switch, else SN4600C (SuperPOD H100 RA in-band network).
 * out-of-band: one 1 GbE port per host BMC, per DPU (its BMC, as NVIDIA's SuperPOD RAs
   connect DPU BMCs to OOB), per switch management port and per rack PDU (SuperPOD: "the
   management ports of all devices ... networking gear, rack PDUs"); switches =
-  ceil(ports / ports per switch). Model: fabric.oob.switch, else SN2201 (section 1.3).
+  ceil(ports / ports per switch). Model: fabric.oob.switch, else SN2201 (SuperPOD H100 RA OOB network).
 * racks and PDUs: facility.racks, with facility.racks[].pdus per rack (default 2).
 """
 
@@ -34,7 +35,7 @@ from ..resolve import FabricSize, Site
 DEFAULT_INBAND_SWITCH = "SN4600C"
 DEFAULT_OOB_SWITCH = "SN2201"
 INBAND_UPLINK_SHARE = 8  # 1/8 of an in-band switch's ports kept for uplinks and the peer link
-TWIN_PORT_CAGES = {"QM9700": 2, "QM9790": 2}  # links per switch cage at the native rate (refarch 1.3)
+TWIN_PORT_CAGES = {"QM9700": 2, "QM9790": 2}  # links per switch cage at the native rate (QM9700 spec sheet)
 
 CATEGORIES = (
     "nodes", "gpus", "nics", "compute fabric", "storage fabric", "in-band management",

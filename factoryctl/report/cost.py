@@ -9,7 +9,7 @@ A figure that adds up costs and leaves some out (no node prices, support not sta
 power not in the catalog) is a lower bound and says so in `basis` and `left_out`, so that the
 report's summary card and `cost` never show a power-only number as the owned cost (issue 17).
 
-Formulas (shared/research/refarch.md section 6):
+Formulas:
   energy per year   = Σ node max kW x average_power_fraction x PUE x 8,760 h
   capex per year    = (node capex + switch capex + other capex) / amortisation_years
   owned cost per GPU-hour = (capex per year + energy cost + support + staff) / (GPUs x 8,760 x utilisation)
@@ -31,6 +31,7 @@ from ..model.economics import (
     Economics,
 )
 from ..resolve import Site
+from ..verify.results import Measured
 from .bom import Bom
 
 HOURS_PER_YEAR = 8760
@@ -76,17 +77,6 @@ class Figure:
         d["left_out"] = list(self.left_out)
         d["complete"] = self.complete
         return d
-
-
-@dataclass(frozen=True)
-class Measured:
-    """Tokens/s of one inference deployment read from a benchmark result in the workspace."""
-
-    deployment: str
-    tokens_per_second: float
-    gpus: int | None  # GPUs the measured replica ran on, when the result says
-    file: str
-    run: str
 
 
 @dataclass

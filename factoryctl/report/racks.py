@@ -1,7 +1,7 @@
 """Rack elevations as clean generated SVG: the nodes in each rack, and its power against budget.
 
 Node heights are drawing heights, not a placement plan (factory.yaml does not say where in a
-rack a node sits): 8-GPU HGX/DGX systems 8U (DGX H100, refarch.md 1.2), B200/B300 systems 10U
+rack a node sits): 8-GPU HGX/DGX systems 8U (DGX H100 user guide), B200/B300 systems 10U
 (DGX B200), NVL72 compute trays 1U, other GPU nodes 4U, CPU nodes 1U; nodes stack from the
 bottom in file order. Beside each rack a bar shows IT kW against the rack's budget (green
 below 80 %, amber to 100 %, red above). Many racks: identical racks (same nodes, budget and

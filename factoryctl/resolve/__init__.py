@@ -16,8 +16,8 @@ from ..model import Factory, NodeGroup
 from ..model.common import countries
 from ..model.fabric import ComputeFabric
 
-RUNTIME_OVERHEAD_GB = 3.0  # CUDA context, activations, graphs: refarch.md 1.7 says ~2-4 GB
-OEM_POWER_FACTOR = 1.8  # node max kW ~ 1.8 x sum of GPU TDP (refarch.md 1.2 heuristic)
+RUNTIME_OVERHEAD_GB = 3.0  # CUDA context, activations, graphs: ~2-4 GB, an estimate (no vendor figure)
+OEM_POWER_FACTOR = 1.8  # node max kW ~ 1.8 x GPU TDP sum: DGX H100 10.2/5.6 kW, DGX B200 14.3/8.0 (user guides)
 CPU_NODE_KW = 1.0  # assumed max draw of a CPU-only node without a declared figure
 GB = 1e9
 NODE_NVLINK_MAX = 8  # largest NVLink domain inside one node (HGX baseboard); larger ones span nodes
@@ -353,7 +353,7 @@ def _spines_for(leaves: int, uplinks: int, radix: int) -> int:
 def size_fabric(name: str, endpoints: int, gbps: int, switch: str | None, oversubscription: float,
                 planes: int = 1, rails: int = 0, gpu_nodes: int = 0, su_nodes: int | None = None) -> FabricSize:
     """Leaf/spine/core counts: k-port switches, k/2 down and k/2 up when non-blocking
-    (refarch.md section 2); rail-optimised fabrics build `rails` leaves per scalable unit."""
+    (fat-tree arithmetic, checked against the DGX SuperPOD H100/B200 RA tables); rail-optimised fabrics build `rails` leaves per scalable unit."""
     k = switch_radix(switch, gbps)
     if k < 2 or endpoints == 0:
         return FabricSize(name, endpoints, gbps, k, 0, 0, planes, 0, 0, 0, 0, 0, 0, 0, endpoints, 0, 0)
@@ -457,7 +457,7 @@ def gpus_with_role(hosts: list[Host], role: str) -> int:
 # canonical names up to the first '-'). A catalog field of the same meaning wins when present.
 MIG_FAMILIES = frozenset({"A100", "A30", "H100", "H200", "H20", "B200", "B300", "GB200", "GB300"})
 FP4_FAMILIES = frozenset({"B200", "B300", "GB200", "GB300", "MI350X", "MI355X"})  # Blackwell, CDNA4
-EAR_3A090_TPP = 4800  # ECCN 3A090.a: total processing performance >= 4800 (refarch.md 5.1)
+EAR_3A090_TPP = 4800  # ECCN 3A090.a: total processing performance >= 4800 (EAR, 15 CFR 774 Supp. 1)
 
 
 def recommended_topology(f: Factory, site: Site) -> tuple[str | None, str]:

@@ -11,8 +11,8 @@ import re
 from ..errors import FactoryctlError
 from ..model import Factory
 
-# Public endpoints an air-gapped site must not reach, by what they serve (refarch.md 5.2,
-# sov.airgap.registries / sov.airgap.endpoints). A host matches itself and its subdomains.
+# Public endpoints an air-gapped site must not reach, by what they serve (registries, model
+# hubs, package mirrors, source hosts, time servers). A host matches itself and its subdomains.
 PUBLIC_HOSTS: dict[str, str] = {
     **dict.fromkeys(
         ["nvcr.io", "docker.io", "registry-1.docker.io", "index.docker.io", "ghcr.io", "quay.io",

@@ -42,7 +42,8 @@ def _first_nic(ng, prefix: str) -> int | None:
 def compute_ports(f: Factory, site: Site) -> Iterable[Issue]:
     """Each GPU node on the compute fabric needs at least `rails` x `planes` switch-facing
     compute ports (NICs named `compute...`, count x ports), one per rail and plane: e.g. 8 on a
-    DGX H100 (8 rails, 1 plane), 16 on a DGX B300 (8 rails x 2 planes) (refarch.md 1.4, 2).
+    DGX H100 (8 rails, 1 plane), 16 on a DGX B300 (8 rails x 2 planes) (DGX SuperPOD H100 and B300 RAs,
+    network fabrics).
     A GPU node that Slurm schedules with no compute port at all is reported as a warning."""
     cf = f.fabric.compute
     if cf is None:
@@ -101,7 +102,7 @@ def unknown_switch(f: Factory, site: Site) -> Iterable[Issue]:
 def switch_speed(f: Factory, site: Site) -> Iterable[Issue]:
     """The switch must offer ports at `link_gbps`: its native speed, a breakout listed in the
     catalog, or an even split of its native speed (QM9700: 64 x 400G or 128 x 200G; SN5600:
-    64 x 800G, 128 x 400G, 256 x 100G; refarch.md 1.3)."""
+    64 x 800G, 128 x 400G, 256 x 100G; NVIDIA switch spec sheets)."""
     for name, fab in _fabrics(f):
         spec = catalog.switch(fab.switch) if fab.switch else None
         size = site.fabric.get(name)
@@ -121,7 +122,7 @@ def fabric_tiers(f: Factory, site: Site) -> Iterable[Issue]:
     tiers and k^3/4 in three tiers when non-blocking (QM9700 @400G: 2,048 / 65,536 per plane;
     SN5600 @400G: 8,192; Q3400 @800G: 10,368). Beyond three tiers is an error; needing the third
     (core) tier is reported as info, since it adds a switch layer to buy and cable
-    (refarch.md 2, SuperPOD B200 RA 16+ SU tables)."""
+    (fat-tree arithmetic, checked against the SuperPOD B200 RA 16+ SU tables)."""
     for name, fab in _fabrics(f):
         size = site.fabric.get(name)
         if size is None or size.radix < 2 or size.endpoints == 0:
@@ -145,7 +146,7 @@ def fabric_tiers(f: Factory, site: Site) -> Iterable[Issue]:
 def ew_bandwidth(f: Factory, site: Site) -> Iterable[Issue]:
     """A GPU node's compute-fabric bandwidth (sum of compute NIC count x ports x speed) divided by
     its GPUs should be at least 200 Gb/s, the smallest east/west figure of NVIDIA's Enterprise RA
-    designs (C-G-N-B naming, B = E/W Gb/s per GPU; refarch.md 1.1). PCIe designs with one NIC per
+    designs (C-G-N-B naming, B = E/W Gb/s per GPU; docs.nvidia.com/ai-enterprise/reference-architecture). PCIe designs with one NIC per
     two GPUs reach it with 400G NICs."""
     if f.fabric.compute is None:
         return
@@ -166,7 +167,8 @@ def roce_lossless(f: Factory, site: Site) -> Iterable[Issue]:
     """A RoCE compute fabric needs a lossless traffic class declared end to end: DSCP trust with
     RoCE in its own priority (convention DSCP 26 -> priority 3), PFC no-drop on it (off: error),
     ECN marking for DCQCN congestion control and a PFC watchdog (~100 ms). Host and switch
-    mismatches fail silently, so factoryctl renders both from the `roce:` block (refarch.md 2)."""
+    mismatches fail silently, so factoryctl renders both from the `roce:` block (NVIDIA Spectrum-X RoCE
+    configuration; DCQCN)."""
     cf = f.fabric.compute
     if cf is None or cf.type != "roce":
         return
@@ -192,7 +194,7 @@ def roce_lossless(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("FAB008", Severity.error, "Fabric type does not match the switch")
 def switch_fabric_type(f: Factory, site: Site) -> Iterable[Issue]:
     """An InfiniBand fabric needs an InfiniBand switch (Quantum: QM9700, Q3400); a RoCE or
-    Ethernet fabric an Ethernet switch (Spectrum: SN5600, SN5610) (refarch.md 1.3)."""
+    Ethernet fabric an Ethernet switch (Spectrum: SN5600, SN5610) (NVIDIA switch spec sheets)."""
     for name, fab in _fabrics(f):
         spec = catalog.switch(fab.switch) if fab.switch else None
         if spec is not None and spec.fabric != _kind(fab.type):
@@ -206,7 +208,7 @@ def training_oversubscribed(f: Factory, site: Site) -> Iterable[Issue]:
     """A site that trains (Slurm schedules GPU nodes) should have a non-blocking compute fabric
     (`oversubscription: 1.0`): collectives span every rail at once and an oversubscribed
     leaf-spine tier caps all-reduce bandwidth; every SuperPOD compute fabric is 1:1
-    (refarch.md 2)."""
+    (DGX SuperPOD H100 RA RA-11333-001, network fabrics)."""
     cf = f.fabric.compute
     if cf is None or cf.oversubscription <= 1.0 or resolve.training_nodes(f) == 0:
         return
@@ -219,7 +221,7 @@ def training_oversubscribed(f: Factory, site: Site) -> Iterable[Issue]:
 def training_without_fabric(f: Factory, site: Site) -> Iterable[Issue]:
     """More than one GPU node scheduled by Slurm implies multi-node jobs, which need an RDMA
     east/west fabric (`fabric.compute`); NVIDIA's ERA makes it optional only for pure inference
-    (refarch.md 1.1, 4 `fabric.ew-required`)."""
+    (NVL72 ERA, network logical architecture: fabric roles)."""
     n = resolve.training_nodes(f)
     if f.fabric.compute is None and n > 1:
         yield Issue(("fabric", "compute"),
@@ -232,7 +234,8 @@ def training_without_fabric(f: Factory, site: Site) -> Iterable[Issue]:
 def rails_per_gpu(f: Factory, site: Site) -> Iterable[Issue]:
     """In a rail-optimised fabric NIC i of every node goes to leaf i, so `rails` should equal the
     GPUs per node (one NIC per GPU: DGX, 2-8-9-400), or half of them in the ERA designs with one
-    NIC per two GPUs (2-8-5-200) (refarch.md 1.1, 2)."""
+    NIC per two GPUs (2-8-5-200) (NVIDIA ERA-00010-001 and ERA-00016-001; SuperPOD network
+    fabrics)."""
     cf = f.fabric.compute
     if cf is None or cf.topology != "rail-optimized":
         return

@@ -1,6 +1,6 @@
 """Rules: inference. Model shape against parallelism, GPU memory and count, precision, placement.
 
-Memory figures come from resolve.inference_fit (refarch.md 1.7): weights / (TP x PP) + KV cache
+Memory figures come from resolve.inference_fit (model shapes from each model's config.json): weights / (TP x PP) + KV cache
 for max_num_seqs sequences of max_context tokens + runtime overhead, against HBM x
 gpu_memory_utilization.
 """
@@ -73,7 +73,7 @@ def tp_divides_heads(f: Factory, site: Site) -> Iterable[Issue]:
 def tp_within_scale_up(f: Factory, site: Site) -> Iterable[Issue]:
     """Tensor parallelism all-reduces on every layer, so a TP group belongs inside one NVLink
     domain: TP <= GPUs per node, or <= the rack-scale NVLink domain (72 on NVL72). Beyond it
-    is an error (vLLM: TP within a node, PP across nodes; refarch.md 3.3). TP larger than the
+    is an error (vLLM docs, parallelism and scaling: TP within a node, PP across nodes). TP larger than the
     NVLink domain but within a node (PCIe GPUs, NVLink bridges) runs over PCIe: info."""
     for i, inf, fit in _deployments(f, site):
         tp = inf.tensor_parallel
@@ -112,8 +112,8 @@ def _fitting_tp(f: Factory, inf: Inference, site: Site, fit: InferenceFit) -> in
 def model_fits(f: Factory, site: Site) -> Iterable[Issue]:
     """Per GPU: weights / (TP x PP) + KV cache (2 x layers/PP x kv_heads/TP x head_dim x bytes
     x max_context x max_num_seqs; MLA models cache layers/PP x kv_latent_dim on every TP rank)
-    + ~3 GB runtime must be <= HBM x gpu_memory_utilization (refarch.md 1.7, vLLM default
-    utilisation 0.9). The finding points at tensor_parallel when the weights alone overflow,
+    + ~3 GB runtime must be <= HBM x gpu_memory_utilization (vLLM default
+    --gpu-memory-utilization 0.9). The finding points at tensor_parallel when the weights alone overflow,
     else at max_context."""
     for i, inf, fit in _deployments(f, site):
         if not fit.known_model or fit.usable_gb_per_gpu <= 0 or fit.fits:
@@ -141,8 +141,8 @@ def model_fits(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("INF005", Severity.warning, "model fits GPU memory only tightly")
 def model_tight_fit(f: Factory, site: Site) -> Iterable[Issue]:
     """A fit above 90% of usable GPU memory leaves almost no KV cache beyond max_num_seqs
-    sequences: throughput collapses under concurrent load (refarch.md 1.7: 70B FP8 on one
-    H100 'leaves ~1 GB, impractical')."""
+    sequences: throughput collapses under concurrent load (e.g. 70B FP8 on one H100 leaves
+    ~1 GB: impractical)."""
     for i, inf, fit in _deployments(f, site):
         if not fit.known_model or fit.usable_gb_per_gpu <= 0 or not fit.fits:
             continue
@@ -223,7 +223,7 @@ def pp_within_layers(f: Factory, site: Site) -> Iterable[Issue]:
 def disaggregated_needs_rdma(f: Factory, site: Site) -> Iterable[Issue]:
     """Prefill/decode disaggregation (Dynamo, llm-d) moves each request's KV cache between
     GPU pools over NIXL, which needs an NVLink or RDMA path; over TCP the transfer dominates
-    latency (refarch.md 3.3, rule inference.disagg)."""
+    latency (NVIDIA Dynamo docs, disaggregated serving)."""
     for i, inf, _ in _deployments(f, site):
         if inf.disaggregated and not _rdma(f):
             kind = f.fabric.compute.type if f.fabric.compute else "no"
@@ -320,7 +320,7 @@ def platform_overcommit(f: Factory, site: Site) -> Iterable[Issue]:
 def multinode_needs_rdma(f: Factory, site: Site) -> Iterable[Issue]:
     """An instance of TP x PP GPUs larger than one node (or rack-scale NVLink domain) passes
     activations between nodes on every token; that needs an InfiniBand or RoCE compute fabric
-    (vLLM multi-node guidance; refarch.md 4, rule fabric.ew-required)."""
+    (vLLM docs, parallelism and scaling: multi-node needs InfiniBand-class networking)."""
     for i, inf, fit in _deployments(f, site):
         per_instance = inf.tensor_parallel * inf.pipeline_parallel
         if fit.gpus_per_node and per_instance > fit.scale_up_gpus and not _rdma(f):

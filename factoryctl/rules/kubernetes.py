@@ -117,7 +117,7 @@ def mig_strategy_without_mig(f: Factory, site: Site) -> Iterable[Issue]:
 def rdma_without_network_operator(f: Factory, site: Site) -> Iterable[Issue]:
     """With an InfiniBand or RoCE compute fabric, pods reach the RDMA devices (GPUDirect RDMA
     for multi-node NCCL) only through the NVIDIA Network Operator's RDMA shared device plugin
-    or SR-IOV (refarch.md 3.2, rule k8s.network-operator); without it they fall back to TCP."""
+    or SR-IOV (NVIDIA Network Operator docs, NicClusterPolicy); without it they fall back to TCP."""
     cf = f.fabric.compute
     if not f.kubernetes.enabled or cf is None or cf.type not in ("infiniband", "roce"):
         return
@@ -205,7 +205,7 @@ def mig_nodes_strategy_none(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("K8S011", Severity.warning, "NVIDIA GPU workers without a GPU operator")
 def gpu_workers_without_operator(f: Factory, site: Site) -> Iterable[Issue]:
     """Pods can request `nvidia.com/gpu` only when a device plugin advertises it; factoryctl
-    installs it with the NVIDIA GPU Operator (refarch.md 3.2)."""
+    installs it with the NVIDIA GPU Operator (GPU Operator docs, getting started)."""
     if not f.kubernetes.enabled or f.kubernetes.gpu_operator is not None:
         return
     nvidia = []

@@ -119,7 +119,8 @@ def _cores(ng) -> int | None:
 def cores_per_gpu(f: Factory, site: Site) -> Iterable[Issue]:
     """GPU nodes should have at least 7 physical CPU cores per GPU (sockets x cores per socket,
     from the catalog or `cores_per_socket`): the minimum of NVIDIA's AI Enterprise reference
-    architecture compute-node requirements (refarch.md 1.1)."""
+    architecture compute-node requirements (docs.nvidia.com/ai-enterprise/reference-architecture,
+    compute-node hardware)."""
     for i, ng in enumerate(f.nodes):
         gpu, cores = ng.hardware.gpu, _cores(ng)
         if gpu is None or cores is None:
@@ -135,7 +136,7 @@ def cores_per_gpu(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("NOD007", Severity.warning, "Too little system memory per GPU")
 def ram_per_gpu(f: Factory, site: Site) -> Iterable[Issue]:
     """GPU nodes should have at least 128 GB of system RAM per GPU (`memory_gb` / GPU count):
-    NVIDIA AI Enterprise reference architecture compute-node minimum (refarch.md 1.1)."""
+    NVIDIA AI Enterprise reference architecture compute-node minimum (docs.nvidia.com/ai-enterprise/reference-architecture, compute-node hardware)."""
     for i, ng in enumerate(f.nodes):
         gpu = ng.hardware.gpu
         if gpu is None:
@@ -154,7 +155,7 @@ def node_power(f: Factory, site: Site) -> Iterable[Issue]:
     """A declared `hardware.power_kw` (maximum draw per node) cannot be below the sum of its
     GPUs' TDP from the catalog (error). Where no figure is declared for a GPU node, the estimate
     used for rack and site power is reported (info): 1.8 x the GPUs' TDP sum, the ratio of DGX
-    maximum power to GPU TDP (DGX H100 10.2 kW / 5.6 kW, DGX B200 14.3 / 8.0; refarch.md 1.2)."""
+    maximum power to GPU TDP (DGX H100 10.2 kW / 5.6 kW, DGX B200 14.3 / 8.0; DGX user guides)."""
     for i, ng in enumerate(f.nodes):
         tdp = resolve.gpu_tdp_kw(ng)
         declared = ng.hardware.power_kw

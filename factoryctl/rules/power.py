@@ -26,7 +26,7 @@ def _rack_index(f: Factory) -> dict[str, int]:
 def rack_over_budget(f: Factory, site: Site) -> Iterable[Issue]:
     """The IT load of a rack (sum of the maximum power of the nodes placed in it, declared or
     estimated) must not exceed the rack's `power_kw` budget. E.g. four DGX H100 at 10.2 kW need
-    40.8 kW (SuperPOD H100 RA; refarch.md 1.2, 1.5)."""
+    40.8 kW (DGX SuperPOD H100 RA RA-11333-001)."""
     idx = _rack_index(f)
     for r in site.racks:
         if r.declared and r.it_kw > r.budget_kw:
@@ -55,7 +55,7 @@ def rack_cooling_limit(f: Factory, site: Site) -> Iterable[Issue]:
     """An air-cooled rack must not carry more IT load than `facility.air_cooling_limit_kw`
     (default 40 kW, the practical limit with containment), a rear-door cooled rack no more than
     `facility.rear_door_limit_kw` (default 60 kW); beyond ~60 kW direct liquid cooling is needed
-    (refarch.md 1.5)."""
+    (coolnetpower.com, dcxps.com; DGX GB200 user guide, hybrid cooling)."""
     idx = _rack_index(f)
     limits = {"air": ("air_cooling_limit_kw", f.facility.air_cooling_limit_kw),
               "rear-door": ("rear_door_limit_kw", f.facility.rear_door_limit_kw)}
@@ -74,7 +74,7 @@ def rack_cooling_limit(f: Factory, site: Site) -> Iterable[Issue]:
 def nvl72_needs_liquid(f: Factory, site: Site) -> Iterable[Issue]:
     """GPUs whose NVLink domain spans a rack (catalog `nvlink_domain` >= 72: GB200, GB300) only
     ship as liquid-cooled NVL72 racks of 120-142 kW; their rack must declare `cooling: liquid`
-    (refarch.md 1.2, 1.5; DGX GB200 user guide)."""
+    (NVL72 ERA components: up to 142 kW; DGX GB200 user guide)."""
     idx = _rack_index(f)
     cooling = {r.name: r.cooling for r in f.facility.racks}
     flagged: set[str] = set()
@@ -95,8 +95,8 @@ def nvl72_needs_liquid(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("PWR005", Severity.error, "Facility load over the site's power capacity")
 def site_capacity(f: Factory, site: Site) -> Iterable[Issue]:
     """The facility load (IT load x `facility.pue`) must fit in `site.power_capacity_kw`, the
-    feed for IT and cooling together (refarch.md 4, `site.power-capacity`; e.g. a DGX B200 SU is
-    about 458 kW IT, a GB200 SU 1.2 MW)."""
+    feed for IT and cooling together (e.g. a DGX B200 SU is about 458 kW IT, a GB200 SU 1.2 MW:
+    DGX SuperPOD B200 and GB200 RAs)."""
     cap = f.site.power_capacity_kw
     if cap is None:
         return
@@ -112,8 +112,8 @@ def site_capacity(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("PWR006", Severity.warning, "Implausible PUE")
 def implausible_pue(f: Factory, site: Site) -> Iterable[Issue]:
     """`facility.pue` outside 1.05-2.0 is probably a mistake: hyperscale sites reach 1.1-1.2,
-    new large sites <= 1.3 and the global average is ~1.55-1.58 (Uptime Institute surveys,
-    refarch.md 1.5)."""
+    new large sites <= 1.3 and the global average is ~1.55-1.58 (Uptime Institute Global Data
+    Center Surveys)."""
     pue = f.facility.pue
     if pue < PUE_MIN or pue > PUE_MAX:
         yield Issue(("facility", "pue"),

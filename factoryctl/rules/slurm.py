@@ -158,8 +158,8 @@ def mpi_none_multinode(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("SLM008", Severity.warning, "Slurm topology plugin does not match the hardware")
 def topology_mismatch(f: Factory, site: Site) -> Iterable[Issue]:
     """`topology/block` suits multi-node NVLink domains (NVL72: nvlink_domain larger than the
-    GPUs per node); `topology/tree` suits switched IB/Ethernet fabrics (SchedMD topology.conf;
-    refarch.md 3.1). Only an explicit setting other than `auto` and the recommended one warns."""
+    GPUs per node); `topology/tree` suits switched IB/Ethernet fabrics (SchedMD topology.conf(5),
+    slurm.schedmd.com/topology.conf.html). Only an explicit setting other than `auto` and the recommended one warns."""
     if not f.slurm.enabled or f.slurm.topology == "auto":
         return
     want, why = recommended_topology(f, site)

@@ -1,5 +1,5 @@
 """Rules: sovereignty. Residency of machines, data, keys, telemetry and operators; air-gap;
-encryption; export control; operator jurisdiction (refarch.md section 5).
+encryption; export control; operator jurisdiction (GDPR, NIS2, BSI C5, SecNumCloud 3.2, US EAR and CLOUD Act).
 
 "Allowed countries" are `sovereignty.allowed_countries`, else the countries of
 `sovereignty.jurisdiction` (EU, EEA or an ISO code); with neither, residency rules are silent.
@@ -60,7 +60,7 @@ def site_country(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("SOV002", Severity.error, "node group or rack outside the allowed countries")
 def node_country(f: Factory, site: Site) -> Iterable[Issue]:
     """Every `nodes[].location.country` and `facility.racks[].location.country` must be an
-    allowed country (refarch.md 5.2 sov.residency.nodes; GDPR Ch. V)."""
+    allowed country (GDPR Ch. V, Art. 44-49; BSI C5 location disclosure)."""
     allowed = sovereign_countries(f)
     if allowed is None:
         return
@@ -84,7 +84,7 @@ def node_country(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("SOV003", Severity.error, "storage or backup outside the allowed countries")
 def storage_country(f: Factory, site: Site) -> Iterable[Issue]:
     """Every storage system's `location` and its `backup.location` must be an allowed
-    country (refarch.md 5.2 sov.residency.storage; GDPR Ch. V). Storage without a location
+    country (GDPR Ch. V, Art. 44-49). Storage without a location
     stands at the site."""
     allowed = sovereign_countries(f)
     if allowed is None:
@@ -132,7 +132,7 @@ def jurisdiction_consistent(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("SOV005", Severity.error, "model source outside the declared model stores")
 def model_source_declared(f: Factory, site: Site) -> Iterable[Issue]:
     """Each `inference[].model_source` must start with one of `sovereignty.model_sources`
-    (internal, pinned model stores; refarch.md 5.2 sov.airgap.models, NIS2 Art. 21(2)(d)).
+    (internal, pinned model stores; NIS2 Art. 21(2)(d), supply-chain security).
     An error when air-gapped (an air-gapped site with no model store declared is one too),
     else a warning."""
     s = f.sovereignty
@@ -174,7 +174,7 @@ def airgap_public_endpoints(f: Factory, site: Site) -> Iterable[Issue]:
     mirror, source host or time server (nvcr.io, docker.io, huggingface.co, pypi.org,
     deb.debian.org, github.com, pool.ntp.org ...), at a URL host (http, https, oci ...) outside the site's
     registries, model stores, mirrors and dns_domain, or at a public IP; image references
-    without a registry pull from docker.io (refarch.md 5.2 sov.airgap.*). Every string of the
+    without a registry pull from docker.io (Docker reference format). Every string of the
     document is scanned except `metadata`."""
     if not f.sovereignty.air_gapped:
         return
@@ -228,8 +228,8 @@ def encryption_at_rest(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("SOV008", Severity.error, "HSM key custody outside the allowed countries")
 def hsm_location(f: Factory, site: Site) -> Iterable[Issue]:
     """`key_custody: in-jurisdiction-hsm` needs `hsm_location` in an allowed country (error
-    when outside; warning when missing, since custody cannot be shown) (refarch.md 5.2
-    sov.keys.custody; BSI C5 CRY; SecNumCloud)."""
+    when outside; warning when missing, since custody cannot be shown) (BSI C5 CRY;
+    SecNumCloud 3.2)."""
     enc = f.sovereignty.encryption
     if enc.key_custody != "in-jurisdiction-hsm":
         return
@@ -253,7 +253,7 @@ def hsm_location(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("SOV009", Severity.error, "operator access from outside the allowed countries")
 def operator_access(f: Factory, site: Site) -> Iterable[Issue]:
     """Each `operator_access` country (where people with admin access sit) must be allowed
-    (refarch.md 5.2 sov.ops.access-location; SecNumCloud EU administration and support)."""
+    (SecNumCloud 3.2: EU administration and support)."""
     allowed = sovereign_countries(f)
     if allowed is None:
         return
@@ -270,7 +270,7 @@ def operator_access(f: Factory, site: Site) -> Iterable[Issue]:
 def export_licence(f: Factory, site: Site) -> Iterable[Issue]:
     """US EAR: GPUs of ECCN 3A090.a class (total processing performance = dense TOPS x bit
     length >= 4800: A100, H100, H200, B200, GB200, MI300X ...) need an export licence for
-    China, Macau and Country Group D:5 destinations (countries.yaml, refarch.md 5.1). A GPU
+    China, Macau and Country Group D:5 destinations (countries.yaml; EAR 15 CFR 744.23, 740 Supp. 1). A GPU
     group there needs `sovereignty.export_license_ref`."""
     if f.sovereignty.export_license_ref:
         return
@@ -292,8 +292,8 @@ def export_licence(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("SOV011", Severity.error, "observability sink outside the allowed countries")
 def telemetry_country(f: Factory, site: Site) -> Iterable[Issue]:
     """Metrics, logs, traces and support bundles carry personal and operational data: each
-    `observability[].location.country` must be allowed (refarch.md 5.2
-    sov.residency.telemetry; GDPR; NIS2 Art. 21)."""
+    `observability[].location.country` must be allowed (GDPR Ch. V;
+    NIS2 Art. 21)."""
     allowed = sovereign_countries(f)
     if allowed is None:
         return
@@ -311,7 +311,7 @@ def telemetry_country(f: Factory, site: Site) -> Iterable[Issue]:
 def airgap_mirrors_ntp(f: Factory, site: Site) -> Iterable[Issue]:
     """An air-gapped site installs packages, images and charts from internal mirrors
     (`site.mirrors`) and keeps time from internal NTP servers (`site.ntp_servers`): Slurm
-    (munge), Kerberos, TLS and etcd all fail on skewed clocks (refarch.md 5.2 sov.airgap.endpoints)."""
+    (munge), Kerberos, TLS and etcd all fail on skewed clocks."""
     if not f.sovereignty.air_gapped:
         return
     m = f.site.mirrors
@@ -333,7 +333,7 @@ def airgap_mirrors_ntp(f: Factory, site: Site) -> Iterable[Issue]:
 def operator_parent(f: Factory, site: Site) -> Iterable[Issue]:
     """On a sovereign profile, an operator whose parent company sits outside the allowed
     countries can be compelled by its home state (US CLOUD Act reaches EU subsidiaries of US
-    parents; SCCs do not neutralise it). SecNumCloud 3.2 requires EU headquarters (refarch.md 5.1)."""
+    parents; SCCs do not neutralise it). SecNumCloud 3.2 requires EU headquarters (ANSSI SecNumCloud referentiel v3.2, cyber.gouv.fr)."""
     parent = f.sovereignty.operator_parent_country
     allowed = sovereign_countries(f)
     if parent and allowed is not None and _outside(parent, allowed):
@@ -376,7 +376,7 @@ US_HYPERSCALERS = {"aws": "Amazon", "gcp": "Google", "azure": "Microsoft"}
 @rule("SOV015", Severity.warning, "US hyperscaler on a non-US sovereign profile")
 def hyperscaler_jurisdiction(f: Factory, site: Site) -> Iterable[Issue]:
     """AWS, Google Cloud and Azure are US-controlled: under the US CLOUD Act their data may be
-    compelled wherever it is stored (refarch.md 5.1). A site with allowed countries that
+    compelled wherever it is stored (18 U.S.C. 2713). A site with allowed countries that
     exclude the US warns on these providers."""
     allowed = sovereign_countries(f)
     owner = US_HYPERSCALERS.get(f.site.provider)
@@ -395,8 +395,8 @@ def airgap_terraform_mirror(f: Factory, site: Site) -> Iterable[Issue]:
     declare where it comes from: `site.mirrors.terraform`, a filesystem mirror folder or an
     https network mirror. factoryctl then writes a Terraform CLI config that installs from the
     mirrors only and excludes the public registry, so `plan` never reaches out; without a
-    mirror, `plan` refuses with this message instead of trying (refarch.md 5.2
-    sov.airgap.endpoints; Terraform CLI config, provider_installation)."""
+    mirror, `plan` refuses with this message instead of trying (Terraform CLI
+    config, provider_installation)."""
     problem = missing_provider_mirror(f)
     if problem:
         loc = ("site", "mirrors") if f.site.mirrors is not None else ("sovereignty", "air_gapped")

@@ -11,7 +11,8 @@ from ..model import Factory
 from ..resolve import Site
 from .base import Issue, rule
 
-# High-performance storage (HPS): POSIX parallel filesystems with RDMA clients (refarch.md 1.6).
+# High-performance storage (HPS): POSIX parallel filesystems with RDMA clients (DGX SuperPOD
+# H100 RA, storage architecture).
 PARALLEL_FS = ("lustre", "gpfs", "weka", "beegfs", "vast")
 SU_NODES = 32  # SuperPOD H100 scalable unit
 GOOD_READ_PER_SU, GOOD_WRITE_PER_SU = 15.0, 7.0  # GB/s, "Good" level, RA-11333-001 Table 6
@@ -106,8 +107,8 @@ def mount_point(f: Factory, site: Site) -> Iterable[Issue]:
 def hps_tier(f: Factory, site: Site) -> Iterable[Issue]:
     """A site that trains (Slurm schedules GPU nodes) should have a high-performance storage
     tier: a parallel filesystem (lustre, gpfs, weka, beegfs, vast) with RDMA clients, beside
-    NFS user storage; checkpoints and datasets stream through it (SuperPOD storage architecture,
-    refarch.md 1.6)."""
+    NFS user storage; checkpoints and datasets stream through it (DGX SuperPOD H100 RA RA-11333-001,
+    storage architecture)."""
     if resolve.training_nodes(f) == 0 or any(st.type in PARALLEL_FS for st in f.storage):
         return
     yield Issue(("storage",),
@@ -125,8 +126,8 @@ def _client_gpu_nodes(f: Factory, site: Site, clients: list[str]) -> int:
 def hps_throughput(f: Factory, site: Site) -> Iterable[Issue]:
     """A parallel filesystem's aggregate `read_gbps` should reach the DGX SuperPOD "Good" level,
     15 GB/s read and 7 GB/s write per 32-node scalable unit, pro rata for its GPU client nodes
-    and at least the single-node Good level (4 GB/s read, 2 GB/s write) (RA-11333-001 Table 6,
-    refarch.md 1.6). Undeclared figures are not checked."""
+    and at least the single-node Good level (4 GB/s read, 2 GB/s write) (DGX SuperPOD H100 RA
+    RA-11333-001 Table 6). Undeclared figures are not checked."""
     for i, st in enumerate(f.storage):
         if st.type not in PARALLEL_FS:
             continue

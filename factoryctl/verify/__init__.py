@@ -7,7 +7,8 @@ stage through the site's own scheduler, one result model and its writers.
     run.py        runs pytest (+ testinfra, xdist) as a subprocess; connection and inventory
     hostchecks.py the stage: run_host_checks (verify, up), run_bench (bench run), HostCheckOptions
     results.py    the result model (VerifyResult: host checks + benchmark), reading pytest's
-                  output, writing the run folder (verify.json, bench.json)
+                  output, writing the run folder (verify.json, bench.json) and reading
+                  run folders back (read_run, runs, latest_run: for report and cost)
     writers.py    console tables, JSON, JUnit XML (through findings/junit.py)
 
 The benchmark stage itself lives in factoryctl/bench/ (slurm_stage, kube_stage, record).

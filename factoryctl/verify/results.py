@@ -1,22 +1,50 @@
 """The result model of a verify run: host checks and the benchmark stage, read from what
-pytest and the schedulers left behind, and the one writer of a run folder (verify.json,
-bench.json). writers.py only shows this model (console, JSON, JUnit)."""
+pytest and the schedulers left behind; the one writer of a run folder (verify.json,
+bench.json) and the one reader of run folders (read_run, runs, latest_run: what report and
+cost show). writers.py only shows this model (console, JSON, JUnit).
+
+The workspace of a factory is `.factory/<metadata.name>/` beside it (Workspace.find, which
+reads without creating it); each verify run writes one folder
+`runs/<run-id>/`, and run ids sort by time (UTC timestamps such as 20260501T120000Z), so
+the last folder in name order is the latest run. The files read here, all JSON objects:
+
+`runs/<id>/bench*.json`
+    {"inference": [{"deployment": "chat",          # inference[].name
+                    "tokens_per_second": 2450.0,   # generated tokens/s of ONE replica
+                    "gpus": 4,                     # optional: GPUs that replica used (TP x PP)
+                    "tool": "vllm bench serve",    # optional, free text
+                    "concurrency": 64}],           # optional
+     "nccl": [<one result as `factoryctl bench parse --format json` prints it, or any object
+               with "rows": [{"size_bytes": int, "busbw_gbps": float}] (the built-in sweep)>],
+     "measurements": [<judged results as `factoryctl bench judge --format json` gives them:
+                       name, value, unit, expected, fraction, verdict, reason>]}
+`runs/<id>/verify*.json`
+    {"checks": [{"host": "gpu01", "check": "gpu-count",
+                 "status": "passed" | "failed" | "skipped" | "error", "detail": "8 of 8"}]}
+
+Either key may be absent. A file that is not valid JSON, or an entry of the wrong shape, is
+skipped and named in `problems`; reading never raises on bad content.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..bench.results import BenchResult
 from ..errors import ExitCode
-from ..files import ReadRefused, read_text
+from ..files import ReadRefused, read_bytes, read_text
 from ..workspace import write_json
 
 # One JSON line of ~1 kB per check and host: 256 MiB holds 100,000 hosts x 2,500 checks.
 MAX_RESULTS_BYTES = 256 * 1024 * 1024
-STATUSES = ("passed", "failed", "error", "skipped")  # factoryctl/report/runs.py reads the same four
+STATUSES = ("passed", "failed", "error", "skipped")
+VERDICTS = ("pass", "warn", "fail", "skip")
+# A run record is a few kB per host; anything larger is not one of ours.
+MAX_RUN_BYTES = 64 * 1024 * 1024
 _RANK = {"error": 0, "failed": 1, "skipped": 2, "passed": 3}
 
 
@@ -71,8 +99,8 @@ class VerifyResult:
 
 
 def write_run_folder(run: VerifyResult, folder: Path) -> list[Path]:
-    """The one writer of a run's records, the shapes factoryctl/report/runs.py reads (its
-    docstring defines them): verify.json (the host checks, when they ran) and bench.json (when
+    """The one writer of a run's records, the shapes read_run reads (the module docstring
+    defines them): verify.json (the host checks, when they ran) and bench.json (when
     the benchmark stage ran) into runs/<id>/."""
     doc = run.to_dict()
     bench = doc.pop("bench")
@@ -119,3 +147,118 @@ def read_pytest_results(path: Path, expected: list[dict]) -> tuple[list[CheckRes
         problems.append(f"unexpected result for {host} {check}")
         out.append(res)
     return out, problems
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Tokens/s of one inference deployment read from a benchmark result in the workspace."""
+
+    deployment: str
+    tokens_per_second: float
+    gpus: int | None  # GPUs the measured replica ran on, when the result says
+    file: str
+    run: str
+
+
+@dataclass
+class Run:
+    """What one runs/<id>/ folder holds, as read back (bad entries named in `problems`)."""
+
+    id: str
+    path: Path
+    checks: list[CheckResult] = field(default_factory=list)
+    nccl: list[dict[str, Any]] = field(default_factory=list)
+    inference: list[Measured] = field(default_factory=list)
+    measurements: list[dict[str, Any]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.checks or self.nccl or self.inference or self.measurements)
+
+
+def _load(path: Path, problems: list[str]) -> dict | None:
+    try:
+        doc = json.loads(read_bytes(path, MAX_RUN_BYTES))
+    except ReadRefused as e:
+        problems.append(str(e))
+        return None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as e:  # RecursionError: nesting
+        problems.append(f"{path.name}: not readable JSON ({type(e).__name__})")
+        return None
+    if not isinstance(doc, dict):
+        problems.append(f"{path.name}: expected a JSON object")
+        return None
+    return doc
+
+
+def _positive(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def _inference(path: Path, run: Run, items: Any) -> None:
+    if not isinstance(items, list):
+        run.problems.append(f"{path.name}: 'inference' is not a list")
+        return
+    for i, it in enumerate(items):
+        ok = isinstance(it, dict) and isinstance(it.get("deployment"), str) and _positive(it.get("tokens_per_second"))
+        gpus = it.get("gpus") if isinstance(it, dict) else None
+        if not ok or (gpus is not None and not (isinstance(gpus, int) and not isinstance(gpus, bool) and gpus > 0)):
+            run.problems.append(f"{path.name}: inference[{i}] needs deployment (text), tokens_per_second (> 0), "
+                                "optional gpus (integer > 0)")
+            continue
+        run.inference.append(Measured(it["deployment"], float(it["tokens_per_second"]), gpus, str(path), run.id))
+
+
+def _checks(path: Path, run: Run, items: Any) -> None:
+    if not isinstance(items, list):
+        run.problems.append(f"{path.name}: 'checks' is not a list")
+        return
+    for i, it in enumerate(items):
+        if not (isinstance(it, dict) and isinstance(it.get("host"), str) and isinstance(it.get("check"), str)
+                and it.get("status") in STATUSES):
+            run.problems.append(f"{path.name}: checks[{i}] needs host, check and status ({', '.join(STATUSES)})")
+            continue
+        run.checks.append(CheckResult(it["host"], it["check"], it["status"], str(it.get("detail", ""))))
+
+
+def read_run(path: Path) -> Run:
+    run = Run(path.name, path)
+    for f in sorted(path.glob("bench*.json")):
+        doc = _load(f, run.problems)
+        if doc is None:
+            continue
+        if "inference" in doc:
+            _inference(f, run, doc["inference"])
+        nccl = doc.get("nccl", [])
+        if isinstance(nccl, list):
+            run.nccl.extend(x for x in nccl if isinstance(x, dict) and isinstance(x.get("rows"), list))
+        else:
+            run.problems.append(f"{f.name}: 'nccl' is not a list")
+        ms = doc.get("measurements", [])
+        if isinstance(ms, list):
+            run.measurements.extend(m for m in ms if isinstance(m, dict) and isinstance(m.get("name"), str)
+                                    and m.get("verdict") in VERDICTS)
+        else:
+            run.problems.append(f"{f.name}: 'measurements' is not a list")
+    for f in sorted(path.glob("verify*.json")):
+        doc = _load(f, run.problems)
+        if doc is not None and "checks" in doc:
+            _checks(f, run, doc["checks"])
+    return run
+
+
+def runs(workspace: Path) -> list[Run]:
+    """Every run folder, oldest first."""
+    d = workspace / "runs"
+    if not d.is_dir():
+        return []
+    return [read_run(p) for p in sorted(d.iterdir()) if p.is_dir()]
+
+
+def latest_run(workspace: Path) -> Run | None:
+    """The newest run that holds anything readable."""
+    for run in reversed(runs(workspace)):
+        if not run.empty:
+            return run
+    return None

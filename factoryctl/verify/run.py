@@ -165,8 +165,8 @@ HOSTS_PER_WORKER = 8  # below this, one process is faster: an xdist worker costs
 
 def default_jobs(hosts: int) -> int:
     """xdist workers for this many hosts: none on small sites (SSH multiplexing makes each check
-    a local socket round trip; research/lab.md measured 20 s -> 1 s from it, xdist adds start-up),
-    then one per HOSTS_PER_WORKER hosts, up to the CPUs and 8."""
+    a local socket round trip, which gains far more than xdist; benchmarks/README.md), then
+    one per HOSTS_PER_WORKER hosts, up to the CPUs and 8."""
     return max(1, min(-(-hosts // HOSTS_PER_WORKER) if hosts >= HOSTS_PER_WORKER else 1, os.cpu_count() or 1, 8))
 
 

@@ -64,8 +64,8 @@ def render_config(
         "  LogLevel ERROR",
         "  ConnectTimeout 5",
         "  ServerAliveInterval 15",
-        # Multiplexing turns each later ssh into a local socket round trip (20 s -> 1 s
-        # for a testinfra run in the prototype).
+        # Multiplexing turns each later ssh into a local socket round trip (the host checks'
+        # main cost; benchmarks/README.md).
         "  ControlMaster auto",
         f"  ControlPath {q(f'{control}/%r@%h:%p')}",
         "  ControlPersist 60s",

@@ -165,7 +165,7 @@ def test_to_dict_is_json_and_stable() -> None:
         "iter_cv_pct": None}
 
 
-# ------------------------------------------------------------ other layouts (verify.md 3.5)
+# ------------------------------------------------------------ other layouts (older nccl-tests)
 
 OLD_BCAST = """\
 # nThread 1 nGpus 4 minBytes 1024 maxBytes 2048 step: 2(factor) warmup iters: 5 iters: 20 validation: 1
@@ -277,7 +277,7 @@ def test_normalize_collective() -> None:
     assert normalize_collective("cat") is None
 
 
-# ------------------------------------------------------------ JSON (-J), verify.md 3.7
+# ------------------------------------------------------------ JSON (-J), nccl-tests src/common.cu
 
 def _json_report() -> dict:
     def half(t: float, alg: float, bus: float, wrong: float | None) -> dict:

@@ -6,19 +6,11 @@ import json
 
 import pytest
 
-from factoryctl.cli import run
-from tests.helpers import REFERENCE, reference_doc, write_doc
+from tests.helpers import REFERENCE, cli, reference_doc, write_doc
 
 
-def _run(capsys, *args):
-    rc = run(list(args))
-    cap = capsys.readouterr()
-    assert "Traceback" not in cap.out + cap.err
-    return rc, cap.out, cap.err
-
-
-def test_reference_example_validates(capsys):
-    rc, out, _ = _run(capsys, "validate", str(REFERENCE))
+def test_reference_example_validates():
+    rc, out, _ = cli("validate", str(REFERENCE))
     assert rc == 0
     assert "0 error(s)" in out
 
@@ -57,11 +49,11 @@ DEFECTS = [
 
 
 @pytest.mark.parametrize("name,mutate,code,paths", DEFECTS, ids=[d[0] for d in DEFECTS])
-def test_single_defect_is_reported_with_position_and_hint(tmp_path, capsys, name, mutate, code, paths):
+def test_single_defect_is_reported_with_position_and_hint(tmp_path, name, mutate, code, paths):
     doc = reference_doc()
     mutate(doc)
     f = write_doc(doc, tmp_path / "factory.yaml")
-    rc, out, _ = _run(capsys, "validate", str(f), "--format", "json")
+    rc, out, _ = cli("validate", str(f), "--format", "json")
     assert rc == 1, out
     findings = json.loads(out)["findings"]
     hits = [x for x in findings if x["code"].startswith(code) and x["path"] in paths and x["severity"] == "error"]
@@ -69,78 +61,78 @@ def test_single_defect_is_reported_with_position_and_hint(tmp_path, capsys, name
     hit = hits[0]
     assert hit["line"] and hit["column"] and hit["hint"] and hit["file"].endswith("factory.yaml")
     # The text form names the same place as file:line:col with the path and the hint.
-    rc, text, _ = _run(capsys, "validate", str(f))
+    rc, text, _ = cli("validate", str(f))
     assert rc == 1
     assert f"factory.yaml:{hit['line']}:{hit['column']}: error[{hit['code']}] {hit['path']}:" in text
     assert "hint:" in text
 
 
-def test_broken_yaml_points_at_the_line(tmp_path, capsys):
+def test_broken_yaml_points_at_the_line(tmp_path):
     text = REFERENCE.read_text().replace("  country: DE", "  country: [DE", 1)
     f = tmp_path / "factory.yaml"
     f.write_text(text)
-    rc, out, _ = _run(capsys, "validate", str(f))
+    rc, out, _ = cli("validate", str(f))
     assert rc == 1
     assert "error[SCH001]" in out and "hint:" in out
     assert "factory.yaml:" in out.splitlines()[0]
 
 
-def test_every_finding_is_collected_not_only_the_first(tmp_path, capsys):
+def test_every_finding_is_collected_not_only_the_first(tmp_path):
     doc = reference_doc()
     doc["nodes"][1]["hardware"]["gpu"]["model"] = "H1000"
     doc["inference"][0]["tensor_parallel"] = 3
     doc["storage"][1]["mount"] = "/lustre"
-    rc, out, _ = _run(capsys, "validate", str(write_doc(doc, tmp_path / "f.yaml")), "--format", "json")
+    rc, out, _ = cli("validate", str(write_doc(doc, tmp_path / "f.yaml")), "--format", "json")
     codes = {x["code"][:3] for x in json.loads(out)["findings"] if x["severity"] == "error"}
     assert {"NOD", "INF", "STO"} <= codes
 
 
-def test_several_schema_errors_are_all_reported(tmp_path, capsys):
+def test_several_schema_errors_are_all_reported(tmp_path):
     doc = reference_doc()
     doc["nodes"][0]["hardwre"] = {}
     doc["site"]["provider"] = "vmware"
     doc["metadata"]["name"] = "Fra1"
-    rc, out, _ = _run(capsys, "validate", str(write_doc(doc, tmp_path / "f.yaml")), "--format", "json")
+    rc, out, _ = cli("validate", str(write_doc(doc, tmp_path / "f.yaml")), "--format", "json")
     assert rc == 1
     assert {x["code"] for x in json.loads(out)["findings"]} >= {"SCH002", "SCH003", "SCH005"}
 
 
-def test_did_you_mean_for_unknown_key_and_gpu(tmp_path, capsys):
+def test_did_you_mean_for_unknown_key_and_gpu(tmp_path):
     doc = reference_doc()
     doc["nodes"][1]["hardware"]["gpuu"] = doc["nodes"][1]["hardware"].pop("gpu")
-    rc, out, _ = _run(capsys, "validate", str(write_doc(doc, tmp_path / "f.yaml")))
+    rc, out, _ = cli("validate", str(write_doc(doc, tmp_path / "f.yaml")))
     assert "did you mean 'gpu'?" in out
     doc = reference_doc()
     doc["nodes"][1]["hardware"]["gpu"]["model"] = "H100-SXM-80G"
-    rc, out, _ = _run(capsys, "validate", str(write_doc(doc, tmp_path / "g.yaml")))
+    rc, out, _ = cli("validate", str(write_doc(doc, tmp_path / "g.yaml")))
     assert "H100-SXM-80GB" in out
 
 
-def test_fail_level_warning_fails_on_warnings(tmp_path, capsys):
-    rc, out, _ = _run(capsys, "validate", str(REFERENCE), "--format", "json")
+def test_fail_level_warning_fails_on_warnings(tmp_path):
+    rc, out, _ = cli("validate", str(REFERENCE), "--format", "json")
     assert rc == 0
     warnings = [x for x in json.loads(out)["findings"] if x["severity"] == "warning"]
-    rc2, _, _ = _run(capsys, "validate", str(REFERENCE), "--fail-level", "warning")
+    rc2, _, _ = cli("validate", str(REFERENCE), "--fail-level", "warning")
     assert rc2 == (1 if warnings else 0)
 
 
-def test_skip_rule(tmp_path, capsys):
+def test_skip_rule(tmp_path):
     doc = reference_doc()
     doc["facility"]["racks"][0]["power_kw"] = 20
     f = str(write_doc(doc, tmp_path / "f.yaml"))
-    rc, out, _ = _run(capsys, "validate", f, "--format", "json")
+    rc, out, _ = cli("validate", f, "--format", "json")
     codes = {x["code"] for x in json.loads(out)["findings"] if x["severity"] == "error"}
     args = ["validate", f]
     for c in codes:
         args += ["--skip-rule", c]
-    rc, out, _ = _run(capsys, *args)
+    rc, out, _ = cli(*args)
     assert rc == 0
 
 
-def test_sarif_output_is_sarif_2_1_0(tmp_path, capsys):
+def test_sarif_output_is_sarif_2_1_0(tmp_path):
     doc = reference_doc()
     doc["inference"][0]["tensor_parallel"] = 3
-    rc, out, _ = _run(capsys, "validate", str(write_doc(doc, tmp_path / "f.yaml")), "--format", "sarif")
+    rc, out, _ = cli("validate", str(write_doc(doc, tmp_path / "f.yaml")), "--format", "sarif")
     assert rc == 1
     sarif = json.loads(out)
     assert sarif["version"] == "2.1.0"
@@ -155,33 +147,33 @@ def test_sarif_output_is_sarif_2_1_0(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args", [["validate"], ["validate", "--format", "xml", "f"], ["nosuch"], ["validate", "a", "b"]])
-def test_usage_errors_exit_64(capsys, args):
-    rc, _, _ = _run(capsys, *args)
+def test_usage_errors_exit_64(args):
+    rc, _, _ = cli(*args)
     assert rc == 64
 
 
 @pytest.mark.parametrize("content", ["", "- a\n- b\n", "just text\n", "a: [1,\n", "\x00\x01", "apiVersion: 3\n"])
-def test_bad_files_exit_1_without_traceback(tmp_path, capsys, content):
+def test_bad_files_exit_1_without_traceback(tmp_path, content):
     f = tmp_path / "f.yaml"
     f.write_text(content)
-    rc, out, _ = _run(capsys, "validate", str(f))
+    rc, out, _ = cli("validate", str(f))
     assert rc == 1
     assert "error[SCH" in out
 
 
-def test_missing_file_and_directory(tmp_path, capsys):
-    rc, out, _ = _run(capsys, "validate", str(tmp_path / "nope.yaml"))
+def test_missing_file_and_directory(tmp_path):
+    rc, out, _ = cli("validate", str(tmp_path / "nope.yaml"))
     assert rc == 1 and "SCH000" in out
-    rc, out, _ = _run(capsys, "validate", str(tmp_path))
+    rc, out, _ = cli("validate", str(tmp_path))
     assert rc == 1 and "SCH000" in out
 
 
-def test_norway_stays_a_country(tmp_path, capsys):
+def test_norway_stays_a_country(tmp_path):
     """YAML 1.1 would read NO as false; factory.yaml is read as YAML 1.2."""
     text = REFERENCE.read_text().replace("allowed_countries: [DE, FR, NL]", "allowed_countries: [DE, FR, NL, NO]")
     f = tmp_path / "f.yaml"
     f.write_text(text)
-    rc, out, _ = _run(capsys, "validate", str(f), "--format", "json")
+    rc, out, _ = cli("validate", str(f), "--format", "json")
     at = [x for x in json.loads(out)["findings"] if x["path"].startswith("sovereignty.allowed_countries")]
     assert not [x for x in at if x["code"].startswith("SCH")]  # read as the country, not as false
     assert [x for x in at if x["code"] == "SOV004"]  # and Norway is outside the EU jurisdiction

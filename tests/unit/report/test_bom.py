@@ -1,4 +1,5 @@
-"""`factoryctl bom`: counts against NVIDIA's published SuperPOD H100 figures (refarch.md 1.4).
+"""`factoryctl bom`: counts against NVIDIA's published SuperPOD H100 figures (DGX SuperPOD H100 RA
+RA-11333-001, Table 4 and Appendix A).
 
 RA-11333-001 Table 4 (compute fabric per SU count) and Appendix A (the 4-SU, 127-node bill
 of materials: 38 racks, 48 QM9700 compute, 8 SN4600C in-band, 8 SN2201 OOB, 96+12 PDUs).

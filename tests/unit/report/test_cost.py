@@ -1,4 +1,4 @@
-"""Cost arithmetic against hand-computed values (refarch.md section 6), and where inputs come from."""
+"""Cost arithmetic against hand-computed values (the DGX H100 examples of the defaults' sources), and where inputs come from."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from factoryctl.report.cost import (
 from factoryctl.report.runs import latest_run, measured_throughput, runs
 from tests.helpers import assert_finding, check_doc, reference_doc, write_doc
 
-# --- the worked examples of refarch.md section 6 ---------------------------------------------
+# --- worked examples: DGX H100 at the documented defaults ----------------------------------
 
 
 def test_dgx_h100_energy_per_year():
@@ -111,7 +111,7 @@ def test_defaults_carry_their_source(tmp_path):
     site = _one_node(tmp_path, econ=None)
     co = cost(site, bom(site))
     origins = {i.name: i.origin for f in co.figures() for i in f.inputs}
-    assert origins["utilisation"].startswith("default: refarch.md section 6")
+    assert origins["utilisation"].startswith("default: assumed: 80 %")
     assert origins["amortisation"].startswith("default:")
     assert origins["electricity price"].startswith("default:") and "0.10/kWh" in origins["electricity price"]
     assert "25,000 USD per H100-SXM-80GB" in origins["node price (gpu) x 1"]

@@ -1,4 +1,5 @@
-"""Compute-fabric sizing reproduces NVIDIA's published SuperPOD tables (refarch.md 1.4, 2)."""
+"""Compute-fabric sizing reproduces NVIDIA's published SuperPOD tables (DGX SuperPOD H100 RA
+RA-11333-001 Table 4; SuperPOD B200 RA)."""
 
 from __future__ import annotations
 

@@ -42,6 +42,14 @@ def test_terraform_commands_get_our_bin_first(monkeypatch, tmp_path: Path) -> No
     assert base_env(tmp_path / "rc")["PATH"].split(os.pathsep)[0] == BIN  # local-exec: `factoryctl lab up`
 
 
+def _bare_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME", "FACTORYCTL_FILE")}
+    env["PATH"] = BARE
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
+    return env
+
+
+@pytest.mark.ansible
 def test_verify_reaches_hosts_through_ansible_inventory_without_the_venv_on_path(tmp_path: Path) -> None:
     """The issue's defect: the benchmark stage asks testinfra (in factoryctl's own process) for
     an ansible:// host; testinfra shells out to `ansible-inventory`, which was looked up on
@@ -58,11 +66,32 @@ def test_verify_reaches_hosts_through_ansible_inventory_without_the_venv_on_path
         "out = executor(conn)('head01', 'echo reached')\n"
         "print(json.dumps(out.__dict__))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONHOME")}
-    env["PATH"] = BARE
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[3])
-    p = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120,
+    p = subprocess.run([sys.executable, "-c", script], env=_bare_env(), capture_output=True, text=True, timeout=120,
                        cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout.strip().splitlines()[-1])
     assert out["rc"] == 0 and out["stdout"].strip() == "reached" and not out.get("error"), out
+
+
+@pytest.mark.ansible
+def test_the_cli_by_absolute_path_runs_verify_through_ansible_without_the_venv_on_path(tmp_path: Path) -> None:
+    """`factoryctl verify` as the README runs it (the venv's interpreter by absolute path, PATH
+    without its bin): the host checks reach every host through the Ansible inventory
+    (ansible-inventory, pytest, testinfra) with no check ending in an error. The hosts are this
+    machine (ansible_connection=local in the connection file apply would write), so checks
+    fail on what it lacks, but none may fail to run."""
+    from factoryctl.session import check
+
+    site = tmp_path / "factory.yaml"
+    site.write_text((Path(__file__).resolve().parents[3] / "examples" / "reference" / "factory.yaml").read_text())
+    c = check(site)
+    conn = tmp_path / ".factory" / c.factory.metadata.name / "inventory" / "connection.yml"
+    conn.parent.mkdir(parents=True)
+    conn.write_text(json.dumps({"all": {"hosts": {h.name: {"ansible_connection": "local"} for h in c.site.hosts}}}))
+    p = subprocess.run([sys.executable, "-c", "from factoryctl.cli import main; main()", "verify", str(site),
+                        "--format", "json"], env=_bare_env(), capture_output=True, text=True, timeout=300,
+                       cwd=tmp_path)
+    assert p.returncode in (0, 1), p.stderr
+    doc = json.loads(p.stdout)
+    errors = [(r["host"], r["check"], r["detail"]) for r in doc["checks"] if r["status"] == "error"]
+    assert doc["checks"] and errors == [] and doc["problems"] == [], (errors[:3], doc["problems"], p.stderr[-500:])

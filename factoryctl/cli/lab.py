@@ -187,7 +187,8 @@ def ssh(
 ) -> None:
     """Open a shell on HOST, or run CMD there and exit with its status.
     Options go before HOST: `factoryctl lab ssh --dir .lab gpu01 ls -l /dev`, or
-    `factoryctl lab ssh --file examples/lab.yaml head01 -- sinfo`."""
+    `factoryctl lab ssh --file examples/lab.yaml head01 -- sinfo`; in a lab site's folder,
+    `factoryctl lab ssh head01 -- sinfo`."""
     if command and command[0] == "--":  # `ssh HOST -- CMD`: the separator is not the command
         command = command[1:]
     argv = Lab(_which_lab(lab_dir, file)[0]).ssh_argv(name, command or None)

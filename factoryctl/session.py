@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Literal
 
 from pydantic import ValidationError
 
-from .errors import InputRefused
+from .errors import InputRefused, UsageProblem
 from .findings import Finding, Severity, reaches
 from .load import Loaded, LoadError, load_file
 from .load.schema_errors import findings_from
@@ -109,3 +110,62 @@ def open_site(path: str | Path, refusal: str, lock: str | None = None,
         return
     with ws.lock(lock):
         yield SiteSession(c, ws)
+
+
+# --- which factory file a command means -----------------------------------------------------
+
+FILE_ENV = "FACTORYCTL_FILE"  # the factory file of commands run without --file (like KUBECONFIG)
+
+
+def is_factory_document(data: object) -> bool:
+    """Whether parsed YAML is a factory file rather than some other YAML in the folder: a
+    mapping that says `kind: Factory` or `apiVersion: factoryctl/...`, or one with both
+    `metadata` and `site` (a draft without the header). Kubernetes manifests carry apiVersion,
+    kind and metadata too, but neither that kind nor a `site`, so they do not count."""
+    if not isinstance(data, dict):
+        return False
+    if data.get("kind") == "Factory" or str(data.get("apiVersion", "")).startswith("factoryctl/"):
+        return True
+    return "metadata" in data and "site" in data
+
+
+def factory_files(folder: Path) -> list[Path]:
+    """The factory files directly in `folder` (*.yaml, *.yml; unreadable or other YAML skipped)."""
+    found = []
+    for p in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        if not p.is_file():
+            continue
+        try:
+            data = load_file(p).data  # bounded read (load/): a huge or odd file is skipped
+        except LoadError:
+            continue
+        if is_factory_document(data):
+            found.append(p)
+    return found
+
+
+def find_factory_file(given: Path | None, folder: Path | None = None, required: bool = True) -> Path | None:
+    """The factory file a command means: `given` (--file) when there is one, else
+    $FACTORYCTL_FILE, else the one factory file in `folder` (default: the current folder).
+    Several there: UsageProblem naming them. None there: UsageProblem when `required`, else
+    None (the caller has a default of its own)."""
+    if given is not None:
+        return given
+    if env := os.environ.get(FILE_ENV):
+        path = Path(env)
+        if not path.is_file():
+            raise UsageProblem(f"{FILE_ENV}={env} is not a file: set it to a factory.yaml, or unset it "
+                               "and pass --file FILE")
+        return path
+    here = folder or Path.cwd()
+    found = factory_files(here)
+    if len(found) == 1:
+        return found[0]
+    if len(found) > 1:
+        names = ", ".join(p.name for p in found)
+        raise UsageProblem(f"{len(found)} factory files in {here}: {names}; pass --file FILE to choose one "
+                           f"(or set {FILE_ENV})")
+    if required:
+        raise UsageProblem(f"no factory file in {here}: pass --file FILE (or set {FILE_ENV}), "
+                           "or run from the folder of a factory.yaml")
+    return None

@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from ..engines.toolpath import child_env
 from .fallback_worker import SCHEMA
 
 __all__ = ["SCHEMA", "FallbackResult", "LocalRun", "is_fallback", "load", "run_local", "torch_available"]
@@ -182,7 +183,7 @@ def run_local(mode: str = "cpu", world_size: int = 2, worker_args: list[str] | N
         port = _free_port()
         procs, logs = [], []
         for rank in range(world_size):
-            env = os.environ | {
+            env = child_env() | {  # factoryctl's bin first, as for every child (engines/toolpath.py)
                 "RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank),
                 "LOCAL_WORLD_SIZE": str(world_size), "MASTER_ADDR": "127.0.0.1",
                 "MASTER_PORT": str(port),

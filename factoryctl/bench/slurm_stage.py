@@ -48,6 +48,9 @@ class Out:
     rc: int
     stdout: str
     stderr: str
+    # Why the command could not be run at all (the exception, "Type: message"), as opposed to
+    # the command's own failure: reported as itself, never read as an answer of the host.
+    error: str = ""
 
 
 Exec = Callable[[str, str], Out]  # (host, shell command) -> result
@@ -135,6 +138,19 @@ def _srun(p: Plan, per_node: int, gpus: bool, minutes: int) -> str:
     return shlex.join(argv)
 
 
+def _srun_missing(which: Out) -> str:
+    """Why `command -v srun` did not find srun. Only its own "not found" (exit 1 in bash, 127
+    in dash: POSIX leaves it unspecified beyond non-zero) is read as a missing slurm-client;
+    anything else (an exception before the command ran, ssh failing with 255) is shown as
+    it is, so a broken connection is never reported as a missing package."""
+    if which.error:
+        return f"could not run `command -v srun`: {which.error}"
+    if which.rc in (1, 127) and not which.stderr.strip():
+        return "srun not found (slurm-client missing?)"
+    why = (which.stderr or which.stdout).strip()[-300:] or "no output"
+    return f"`command -v srun` exited {which.rc}: {why}"
+
+
 def run_stage(factory, site, run: Exec, *, partition: str | None = None, nodes: int | None = None,
               timeout: int = 900, ui: UI | None = None,
               stage_root: str | None = None, scheduler: str | None = None) -> BenchResult:
@@ -158,11 +174,14 @@ def run_stage(factory, site, run: Exec, *, partition: str | None = None, nodes: 
     minutes = max(1, -(-timeout // 60))
     wrap = f"timeout --kill-after=10 {timeout}"
     which = run(p.submit, "command -v srun")
-    if which.rc != 0:
+    if which.error or which.rc != 0:
         return BenchResult(path="none", scheduler="slurm", hosts=p.nodes, errors=[
-            f"{p.submit}: srun not found (slurm-client missing?)"], duration_s=time.monotonic() - t0)
+            f"{p.submit}: {_srun_missing(which)}"], duration_s=time.monotonic() - t0)
     if p.gpus_per_node:
         probe = run(p.nodes[0], f"test -x {NCCL_TESTS_DIR}/all_reduce_perf")
+        if probe.error:
+            return BenchResult(path="none", scheduler="slurm", hosts=p.nodes, errors=[
+                f"{p.nodes[0]}: could not look for nccl-tests: {probe.error}"], duration_s=time.monotonic() - t0)
         if probe.rc == 0:
             res = _nccl_tests(p, run, wrap, minutes, ctxs, th, say)
             res.duration_s = time.monotonic() - t0

@@ -28,6 +28,15 @@ app = typer.Typer(
 )
 
 DIR_OPTION = typer.Option(Path(".lab"), "--dir", "-d", help="Lab directory: state, keys, overlays.")
+# Commands that read a running lab: with neither --dir nor --file they use the lab of the
+# factory file in the current folder (or $FACTORYCTL_FILE), else ./.lab.
+SITE_DIR_OPTION = typer.Option(
+    None, "--dir", "-d", help="Lab directory [default: the lab of --file, else of the one factory file "
+    "in this folder or $FACTORYCTL_FILE, else .lab]."
+)
+FILE_OPTION = typer.Option(
+    None, "--file", help="A lab site's factory.yaml: use its lab (.factory/<name>/lab)."
+)
 
 
 class OutputFormat(StrEnum):
@@ -54,9 +63,10 @@ def _logger(quiet: bool) -> Callable[[str], None]:
     return (lambda _m: None) if quiet else (lambda m: typer.echo(m, err=True))
 
 
-def _emit(lab: Lab, infos: list[HostInfo], fmt: OutputFormat) -> None:
+def _emit(lab: Lab, infos: list[HostInfo], fmt: OutputFormat, site: tuple[str, Path] | None = None) -> None:
     if fmt is OutputFormat.json:
         doc = {
+            **({"site": site[0], "file": str(site[1])} if site else {}),
             "dir": str(lab.root),
             "hosts": [i.to_dict() for i in infos],
             "ssh_config": str(lab.ssh_config_path),
@@ -65,6 +75,8 @@ def _emit(lab: Lab, infos: list[HostInfo], fmt: OutputFormat) -> None:
         }
         sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
         return
+    if site:
+        typer.echo(f"lab of site {site[0]} ({site[1]}): {lab.root}")
     if not infos:
         typer.echo(f"no lab hosts in {lab.root}")
         return
@@ -114,53 +126,70 @@ def down(
 
 @app.command()
 def status(
-    lab_dir: Path = DIR_OPTION,
+    lab_dir: Path | None = SITE_DIR_OPTION,
+    file: Path | None = FILE_OPTION,
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f"),
 ) -> None:
     """Show each recorded host and whether its sshd answers. Exit 1 if any is down."""
-    lab = Lab(lab_dir)
+    where, site = _which_lab(lab_dir, file)
+    lab = Lab(where)
     infos = lab.status()
-    _emit(lab, infos, fmt)
+    _emit(lab, infos, fmt, site)
     if any(not i.alive for i in infos):
         raise typer.Exit(ExitCode.FAILED)
 
 
-def _site_lab_dir(file: Path) -> Path:
+def _site_name(file: Path) -> str:
     from ..load import load_file
 
     data = load_file(file).data  # a LoadError goes to cli.run: its findings, then the error
-    name = ((data or {}).get("metadata") or {}).get("name")
+    name = ((data or {}).get("metadata") or {}).get("name") if isinstance(data, dict) else None
     if not isinstance(name, str) or not name:
         raise LabError(f"{file} has no metadata.name")
+    return name
+
+
+def _site_lab_dir(file: Path) -> Path:
     from ..workspace import Workspace
 
-    return Workspace.beside(Path(file), name).lab_dir
+    return Workspace.find(Path(file), _site_name(file)).lab_dir  # only read: nothing recorded
+
+
+def _which_lab(lab_dir: Path | None, file: Path | None) -> tuple[Path, tuple[str, Path] | None]:
+    """The lab directory a reading command means, and the site (name, file) when it is a
+    site's: --dir as given, else the lab of --file, of $FACTORYCTL_FILE or of the one factory
+    file in this folder (several: a usage error naming them), else ./.lab."""
+    from ..session import find_factory_file
+
+    if lab_dir is not None and file is None:
+        return lab_dir, None
+    found = find_factory_file(file, required=False)
+    if found is None:
+        return Path(".lab"), None
+    return _site_lab_dir(found), (_site_name(found), found)
 
 
 @app.command("ssh-config")
-def ssh_config(lab_dir: Path = DIR_OPTION) -> None:
+def ssh_config(lab_dir: Path | None = SITE_DIR_OPTION, file: Path | None = FILE_OPTION) -> None:
     """Print the path of the lab's ssh_config (for ssh -F, testinfra --ssh-config)."""
-    typer.echo(str(Lab(lab_dir).ssh_config()))
+    typer.echo(str(Lab(_which_lab(lab_dir, file)[0]).ssh_config()))
 
 
 @app.command(context_settings={"allow_interspersed_args": False})
 def ssh(
     name: str = typer.Argument(..., metavar="HOST"),
     command: list[str] | None = typer.Argument(None, metavar="[CMD]..."),
-    lab_dir: Path = DIR_OPTION,
-    file: Path | None = typer.Option(
-        None, "--file", help="A lab site's factory.yaml: use its lab (.factory/<name>/lab)."
-    ),
+    lab_dir: Path | None = SITE_DIR_OPTION,
+    file: Path | None = FILE_OPTION,
 ) -> None:
     """Open a shell on HOST, or run CMD there and exit with its status.
 
     Options go before HOST: `factoryctl lab ssh --dir .lab gpu01 ls -l /dev`, or
-    `factoryctl lab ssh --file examples/lab.yaml head01 -- sinfo`."""
+    `factoryctl lab ssh --file examples/lab.yaml head01 -- sinfo`; in a lab site's folder,
+    `factoryctl lab ssh head01 -- sinfo`."""
     if command and command[0] == "--":  # `ssh HOST -- CMD`: the separator is not the command
         command = command[1:]
-    if file is not None:
-        lab_dir = _site_lab_dir(file)
-    argv = Lab(lab_dir).ssh_argv(name, command or None)
+    argv = Lab(_which_lab(lab_dir, file)[0]).ssh_argv(name, command or None)
     if not command:
         os.execvp(argv[0], argv)  # hand the terminal to ssh
     raise typer.Exit(subprocess.run(argv).returncode)

@@ -11,7 +11,6 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import uuid
@@ -20,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..workspace import Workspace
+from .toolpath import child_env, tool
 
 RUN_MARK = "FACTORYCTL_ANSIBLE_RUN"  # in the environment of every process of one playbook run
 
@@ -136,8 +136,12 @@ def run_playbook(
     env = dict(envvars or {})
     mark = f"{os.getpid()}-{uuid.uuid4().hex}"
     env[RUN_MARK] = mark
-    # ansible-playbook lives beside this interpreter (the venv's bin), which may not be on PATH.
-    env.setdefault("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    # ansible-playbook (and what it starts) come from factoryctl's own environment, whatever
+    # PATH holds (engines/toolpath.py).
+    # Not runner's `binary=`: that switches it to raw mode, which drops the playbook argument;
+    # pexpect finds the command on the PATH of the env it is given.
+    env.setdefault("PATH", child_env()["PATH"])
+    tool("ansible-playbook")  # absent: say so and how to install it, not a runner traceback
     env.setdefault("ANSIBLE_FORCE_COLOR", "0")
     artifact_dir.mkdir(parents=True, exist_ok=True)
     r = ansible_runner.run(

@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 
 from ..errors import EngineFailure
 from ..files import atomic_write
+from .toolpath import child_env, which
 
 BIN_ENV = "FACTORYCTL_TERRAFORM_BIN"
 LOCK_FILE = ".terraform.lock.hcl"
@@ -202,10 +203,9 @@ def base_env(cli_config: Path, extra: dict[str, str] | None = None) -> dict[str,
     # Go's collector at half the default frequency: less CPU per unit plan for little memory
     # (benchmarks/README.md, plan_scale.py). A GOGC the user set wins.
     env.setdefault("GOGC", "200")
-    # local-exec provisioners (the lab stack) find the tools installed beside this Python.
-    bindir = str(Path(sys.executable).parent)
-    if bindir not in env.get("PATH", "").split(os.pathsep):
-        env["PATH"] = os.pathsep.join(p for p in (bindir, env.get("PATH", "")) if p)
+    # local-exec provisioners (the lab stack: `factoryctl lab up`) find the tools installed
+    # beside this Python first, whatever PATH holds (engines/toolpath.py).
+    env["PATH"] = child_env(env)["PATH"]
     env.update(extra or {})
     return env
 
@@ -530,7 +530,7 @@ class BinaryTerraform(Terraform):
 
     def __init__(self, binary: str | Path, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        found = shutil.which(str(binary))
+        found = which(str(binary))  # beside this Python first, then PATH
         if found is None:
             raise TerraformError(f"no executable {str(binary)!r} (from --terraform-bin or {BIN_ENV})")
         self.binary = found

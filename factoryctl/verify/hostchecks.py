@@ -53,7 +53,8 @@ def executor(conn):
         try:
             r = conn.testinfra_host(host).run(command)
         except Exception as exc:  # noqa: BLE001 - an unreachable host is a result, not a crash
-            return Out(255, "", f"{type(exc).__name__}: {exc}")
+            why = f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}"
+            return Out(255, "", why, error=why)
         return Out(r.rc, r.stdout, r.stderr)
 
     return run

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engines.inventory import read_connection
+from ..engines.toolpath import child_env, use_own_tools
 from ..render import ansible_vars
 from ..render import hostchecks as generate
 from ..resources import templates_dir
@@ -55,6 +56,9 @@ class Connection:
         import testinfra
 
         os.environ.update({k: v for k, v in self.env.items() if k not in os.environ})
+        # testinfra runs `ansible-inventory` through the shell with this process's environment
+        # (testinfra/utils/ansible_runner.py takes no env): its PATH must lead to ours.
+        use_own_tools()
         if self.mode == "local":
             return testinfra.get_host("local://")
         kwargs: dict[str, Any] = {"ansible_inventory": str(self.inventory), "force_ansible": False}
@@ -123,11 +127,11 @@ def inventory(site, workspace: Path) -> tuple[dict, Path | None]:
 def ansible_env(folder: Path) -> dict[str, str]:
     """Ansible (testinfra's inventory reader) keeps its files under the run folder."""
     home = folder / "ansible-home"
-    bindir = str(Path(sys.executable).parent)
-    path = os.environ.get("PATH", "")
+    # testinfra's Ansible backend shells out to ansible-inventory: the one beside this Python,
+    # whatever PATH holds (engines/toolpath.py).
     return {"ANSIBLE_HOME": str(home), "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
             "ANSIBLE_SSH_CONTROL_PATH_DIR": str(home / "cp"), "ANSIBLE_HOST_KEY_CHECKING": "False",
-            "PATH": path if bindir in path.split(os.pathsep) else f"{bindir}{os.pathsep}{path}"}
+            "PATH": child_env()["PATH"]}
 
 
 def connect(site, workspace: Path, folder: Path, mode: str = "ssh", ssh_config: Path | None = None,

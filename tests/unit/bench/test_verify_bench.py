@@ -144,3 +144,29 @@ def test_cli_verify_and_bench_run_help() -> None:
     for args in (["verify", "--help"], ["bench", "run", "--help"]):
         res = runner.invoke(app, args)
         assert res.exit_code == 0 and "srun" in res.output
+
+
+class _BrokenConnection:
+    """A connection whose host cannot even be asked (testinfra raising before any command ran,
+    as it did when ansible-inventory was not on PATH)."""
+
+    def testinfra_host(self, name: str):
+        raise RuntimeError(f"ansible-inventory: not found while looking up {name}")
+
+
+def test_an_exception_reaching_the_host_is_reported_as_itself_not_as_a_missing_srun() -> None:
+    from factoryctl.verify.hostchecks import executor
+
+    res = _stage(LAB, executor(_BrokenConnection()))
+    assert res.failed and res.errors == [
+        "head01: could not run `command -v srun`: RuntimeError: ansible-inventory: not found while looking up head01"]
+    assert "slurm-client" not in res.errors[0]
+
+
+def test_ssh_failing_is_not_read_as_srun_missing() -> None:
+    def site(host: str, command: str) -> Out:
+        return Out(255, "", "ssh: connect to host 10.77.0.10 port 22: Connection refused\n")
+
+    res = _stage(LAB, site)
+    assert res.errors == ["head01: `command -v srun` exited 255: ssh: connect to host 10.77.0.10 port 22: "
+                          "Connection refused"]

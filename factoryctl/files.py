@@ -16,9 +16,12 @@ chmod, rename, so readers see the old content or the new, never half of it. Insi
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 
 from .errors import FactoryctlError
@@ -149,3 +152,20 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def flock_within(fd, wait: float) -> bool:
+    """Take an exclusive flock(2) on `fd` (a descriptor or a file object), retrying for up to
+    `wait` seconds; False when another process still holds it. The kernel drops a flock when
+    its holder dies, so a crashed command never leaves one behind (flock(2))."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError as e:
+            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.1)

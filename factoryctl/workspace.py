@@ -39,7 +39,6 @@ import shutil
 import socket
 import stat
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -47,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import FactoryctlError
-from .files import WORKSPACES, WorkspaceError, atomic_write, refuse_links
+from .files import WORKSPACES, WorkspaceError, atomic_write, flock_within, refuse_links
 from .manifest import owned_files, read_owned
 
 APPLIED = "applied.json"
@@ -310,19 +309,11 @@ class Workspace:
         self.claim()
         fh = self._open_lock()
         try:
-            deadline = time.monotonic() + wait
-            while True:
-                try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        fh.seek(0)
-                        holder = fh.read().strip() or "another factoryctl command"
-                        raise WorkspaceLocked(
-                            f"{self.root} is locked by {holder}; wait for it to finish "
-                            f"(the lock goes away with its process)") from None
-                    time.sleep(0.1)
+            if not flock_within(fh, wait):
+                fh.seek(0)
+                holder = fh.read().strip() or "another factoryctl command"
+                raise WorkspaceLocked(f"{self.root} is locked by {holder}; wait for it to finish "
+                                      f"(the lock goes away with its process)")
             self.clean_leftovers()
             fh.seek(0)
             fh.truncate()

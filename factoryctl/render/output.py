@@ -13,16 +13,15 @@ the files the manifest names are read back, each with a bound.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 # read_owned is re-exported: callers read a render's own files through this module.
+from ..files import flock_within
 from ..manifest import MANIFEST, folders_of, owned_files, read_owned  # noqa: F401
 from .errors import UnsafeOutput
 
@@ -126,18 +125,8 @@ def output_lock(parent: Path, wait: float = LOCK_WAIT_S) -> Iterator[None]:
     A lock on the folder itself leaves no file behind in a user's folder."""
     fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as e:
-                if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise UnsafeOutput(f"another render is writing into {parent}; try again when it "
-                                       "has finished") from None
-                time.sleep(0.1)
+        if not flock_within(fd, wait):
+            raise UnsafeOutput(f"another render is writing into {parent}; try again when it has finished")
         try:
             yield
         finally:

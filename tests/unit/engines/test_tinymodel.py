@@ -117,8 +117,8 @@ def test_the_tokenizer_round_trips_any_text(model: Path, text: str) -> None:
 
 
 def test_bad_shape_and_occupied_folder_are_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(LabError, match="heads x head_dim = 32, hidden = 128"):
-        build_tiny_model(tmp_path / "a", shape=TinyLlama(head_dim=16))
+    with pytest.raises(LabError, match="num_heads x head_size = 32, hidden_size = 128"):
+        build_tiny_model(tmp_path / "a", shape=TinyLlama(head_size=16))
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "x").write_text("x")
     with pytest.raises(LabError, match="not an empty folder: give a new or empty folder"):

@@ -18,6 +18,7 @@ from pathlib import Path
 import typer
 
 from ..engines.lab import HostInfo, HostSpec, Lab, LabError
+from ..engines.lab.tinymodel import build_tiny_model, cached_tiny_model, describe
 from ..errors import ExitCode
 from .app import app as root_app
 
@@ -193,6 +194,22 @@ def ssh(
     if not command:
         os.execvp(argv[0], argv)  # hand the terminal to ssh
     raise typer.Exit(subprocess.run(argv).returncode)
+
+
+@app.command()
+def model(
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Write it into this new or empty folder [default: the lab cache]."
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the random weights."),
+) -> None:
+    """Make the tiny Llama the lab serves (random weights, a locally trained byte-level BPE,
+    a chat template; Hugging Face layout) and print its folder and files. Without --out it
+    is built once into the lab cache ($FACTORYCTL_LAB_CACHE) and reused."""
+    folder = build_tiny_model(out, seed=seed) if out else cached_tiny_model(seed=seed, log=_logger(False))
+    typer.echo(str(folder))
+    for name, size in describe(folder):
+        typer.echo(f"  {name:<24} {size:>10,} bytes")
 
 
 root_app.add_typer(app, name="lab", help="Local test hosts (network namespaces) for the lab site.")

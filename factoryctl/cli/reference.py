@@ -51,6 +51,7 @@ EXIT_CODES: dict[str, dict[int, str]] = {
     "lab status": {0: "every recorded host answers (or none is recorded)", 1: "a host is down"},
     "lab ssh-config": {0: "printed", 1: "no lab there"},
     "lab ssh": {0: "the remote command's own status (any code)", 1: "no such host or no lab there"},
+    "lab model": {0: "made (or found in the cache) and listed", 1: "the folder is not empty or not writable, or the serve extra is missing"},
 }
 SHARED = {int(ExitCode.USAGE): "usage error: an unknown option, a bad value, a missing argument",
           int(ExitCode.INTERRUPTED): "interrupted (Ctrl-C); the work in flight stopped cleanly"}

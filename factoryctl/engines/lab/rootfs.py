@@ -78,7 +78,8 @@ def cache_dir() -> Path:
 
 
 @contextmanager
-def _locked(path: Path):
+def locked(path: Path):
+    """Hold an exclusive flock on path (created) for the block: one builder at a time."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -108,7 +109,7 @@ def ensure_rootfs(
     final = cache / f"rootfs-{key}"
     if (final / MARKER).is_file():
         return final
-    with _locked(cache / ".build.lock"):
+    with locked(cache / ".build.lock"):
         if (final / MARKER).is_file():  # another process built it while we waited
             return final
         _clear_leftovers(cache)

@@ -10,7 +10,7 @@ the generator's (on a 2-core machine the two processes share the cores, as a gen
 CPU vLLM server would).
 
     python benchmarks/serve_ceiling.py [--concurrency 1,2,4,8,16,32,64] [--prompts 256]
-        [--output-len 64]
+        [--output-len 64] [--split]
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ def _chunk(payload: bytes) -> bytes:
 
 TOKEN = _chunk(b'data: {"id":"c","object":"text_completion","model":"m","choices":'
                b'[{"index":0,"text":" tok","logprobs":null,"finish_reason":null}]}\n\n')
+SPLIT = False  # --split: one write per token
 HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
         b"transfer-encoding: chunked\r\n\r\n")
 
@@ -52,8 +53,19 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
             n = int(body.get("max_tokens", 16))
             usage = json.dumps({"choices": [], "usage": {"prompt_tokens": 8, "completion_tokens": n,
                                                          "total_tokens": n + 8}}).encode()
-            writer.write(HEAD + TOKEN * n + _chunk(b"data: " + usage + b"\n\n")
-                         + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+            if SPLIT:
+                # One write and one turn of the loop per token, as a server decoding token by
+                # token sends them: the client then reads about one chunk per socket read.
+                writer.write(HEAD)
+                for _ in range(n):
+                    writer.write(TOKEN)
+                    await writer.drain()
+                    await asyncio.sleep(0)
+                writer.write(_chunk(b"data: " + usage + b"\n\n") + _chunk(b"data: [DONE]\n\n")
+                             + b"0\r\n\r\n")
+            else:
+                writer.write(HEAD + TOKEN * n + _chunk(b"data: " + usage + b"\n\n")
+                             + _chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
             await writer.drain()
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
@@ -61,7 +73,10 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
         writer.close()
 
 
-def _serve(sock: socket.socket) -> None:
+def _serve(sock: socket.socket, split: bool) -> None:
+    global SPLIT
+    SPLIT = split
+
     async def main() -> None:
         server = await asyncio.start_server(_handle, sock=sock, backlog=1024)
         async with server:
@@ -75,12 +90,14 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,2,4,8,16,32,64")
     ap.add_argument("--prompts", type=int, default=256, help="requests per level")
     ap.add_argument("--output-len", type=int, default=64)
+    ap.add_argument("--split", action="store_true",
+                    help="the server writes each token on its own (default: one write per response)")
     args = ap.parse_args()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(1024)
     port = sock.getsockname()[1]
-    proc = multiprocessing.get_context("fork").Process(target=_serve, args=(sock,), daemon=True)
+    proc = multiprocessing.get_context("fork").Process(target=_serve, args=(sock, args.split), daemon=True)
     proc.start()
     try:
         cfg = serve.ServeConfig(url=serve.completions_url(f"http://127.0.0.1:{port}"), model="m",
@@ -93,8 +110,9 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.join()
+    how = "one write per token" if args.split else "one write per response"
     print(f"generator ceiling: {args.prompts} requests of {args.output_len} streamed tokens per "
-          f"level, server with no delay on 127.0.0.1 (total {wall:.1f} s)\n")
+          f"level, server with no delay ({how}) on 127.0.0.1 (total {wall:.1f} s)\n")
     print("| concurrency | requests/s | output tokens/s | TTFT p50 ms | ITL p99 ms | E2E p50 ms | errors |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for lv in res.levels:

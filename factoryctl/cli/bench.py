@@ -382,7 +382,7 @@ def _show_serve(res, ui) -> None:
 
 @app.command("serve")
 def serve_cmd(
-    url: str = typer.Argument(..., help="The server's base URL (http://HOST:PORT; .../v1 or .../v1/completions work too)."),
+    url: str = typer.Argument(..., metavar="URL", help="The server's base URL (http://HOST:PORT; .../v1 or .../v1/completions work too)."),
     model: str | None = typer.Option(None, "--model", help="Model name (default: the first /v1/models lists)."),
     concurrency: str = typer.Option("1,2,4,8", "--concurrency", help="Levels to sweep: requests in flight (the cap with --request-rate)."),
     request_rate: float | None = typer.Option(None, "--request-rate", min=0.001, help="Open loop: Poisson arrivals per second (default: closed loop)."),
@@ -398,7 +398,9 @@ def serve_cmd(
 ) -> None:
     """Load-test an OpenAI-compatible server (vLLM...): streamed /v1/completions at each
     concurrency level; TTFT, TPOT, ITL, E2E, throughput and goodput. Exit 1 when an SLO is
-    missed or every request of a level failed."""
+    missed or every request of a level failed.
+
+    Example: factoryctl bench serve http://127.0.0.1:8000 --concurrency 1,8,32 --input-len 32 --output-len 64 --slo ttft_p99_ms=500,tpot_p99_ms=50"""
     from ..bench import serve
     from .verify import progress_ui
 

@@ -357,7 +357,9 @@ class _Client:
         last = t0
         done = False
         try:
-            async with self.http.stream("POST", self.cfg.url, json=self.body(prompt, max_tokens)) as resp:
+            # A deadline on the whole request; httpx's own timeouts bound each read only.
+            async with asyncio.timeout(self.cfg.timeout_s), \
+                    self.http.stream("POST", self.cfg.url, json=self.body(prompt, max_tokens)) as resp:
                 if resp.status_code != 200:
                     text = (await resp.aread()).decode("utf-8", "replace")
                     s.error = f"HTTP {resp.status_code}: {_clip(text) or resp.reason_phrase}"
@@ -397,8 +399,8 @@ class _Client:
                         s.output_tokens = int(usage.get("completion_tokens") or 0)
                         if usage.get("prompt_tokens") is not None:
                             s.prompt_tokens = int(usage["prompt_tokens"])
-        except httpx.TimeoutException as exc:
-            s.error = f"timed out after {self.cfg.timeout_s:g} s ({type(exc).__name__})"
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            s.error = f"timed out after {self.cfg.timeout_s:g} s ({type(exc).__name__}); raise --timeout"
             return s
         except httpx.ConnectError as exc:
             s.error = f"cannot connect to {self.cfg.url}: {_clip(str(exc)) or type(exc).__name__}"

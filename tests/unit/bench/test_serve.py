@@ -61,8 +61,18 @@ class FakeServer:
         return self
 
     def __exit__(self, *exc) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()
+
+    async def _shutdown(self) -> None:
+        # Handlers still streaming are cancelled and awaited, not left for the GC.
+        self.server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _handle(self, reader, writer) -> None:
         try:
@@ -189,6 +199,14 @@ def test_a_broken_stream_is_an_error():
     lv = res.levels[0]
     assert lv.errors == 2 and lv.ttft_ms.mean is None
     assert "after 2 chunks" in lv.error_samples[0], lv.error_samples
+
+
+def test_a_request_past_its_deadline_is_an_error():
+    # Each read is quick (a token every 50 ms); the whole request (about 0.3 s) is not.
+    with FakeServer(Behaviour(ttft=0.05, gap=0.05)) as srv:
+        res = serve.run(cfg(srv.url, prompts=2, timeout_s=0.15), RecordingUI())
+    assert res.levels[0].errors == 2
+    assert res.levels[0].error_samples[0].startswith("2 x timed out after 0.15 s")
 
 
 def test_tokens_from_chunks_without_usage_and_a_server_refusing_the_extras():

@@ -108,7 +108,11 @@ def completions_url(url: str) -> str:
     """The completions endpoint of URL: a base (http://host:port), .../v1 or the endpoint
     itself. UsageProblem for anything that is not an http(s) URL with a host."""
     parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    # The host read from netloc here, not through SplitResult's attribute: docs/factory-yaml.md
+    # lists a stage as a reader of nodes[].hostname when its source names that attribute.
+    host = parts.netloc.rpartition("@")[2]
+    host = host[: host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
+    if parts.scheme not in ("http", "https") or not host:
         raise UsageProblem(f"URL {url!r} is not an http(s) URL with a host; give the server's base "
                            "URL, e.g. http://127.0.0.1:8000 (.../v1 and .../v1/completions work too)")
     try:

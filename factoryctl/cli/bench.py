@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..bench.nccl_parse import Half, NcclResult, parse_file
-from ..errors import ExitCode
+from ..errors import ExitCode, UsageProblem
 from ..files import ReadRefused
 from .app import app as root_app
 from .app import err, out
@@ -409,6 +409,8 @@ def serve_cmd(
         request_rate=request_rate, prompts=prompts, input_len=serve.parse_span("--input-len", input_len),
         output_len=serve.parse_span("--output-len", output_len), warmup=warmup,
         slo=serve.parse_slo(slo), timeout_s=timeout, seed=seed)
+    if out_file is not None and not out_file.parent.is_dir():  # found before the run, not after
+        raise UsageProblem(f"--out {out_file}: folder {out_file.parent} does not exist; create it first")
     res = serve.run(cfg, progress_ui(fmt.value))
     doc = json.dumps(res.to_dict(), indent=2) + "\n"
     if out_file is not None:

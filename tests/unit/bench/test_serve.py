@@ -261,6 +261,7 @@ def test_json_document_and_model_discovery(tmp_path):
 @pytest.mark.parametrize("args, words", [
     (["ftp://127.0.0.1:1"], "not an http(s) URL"),
     (["127.0.0.1:8000"], "not an http(s) URL"),
+    (["http://:8000"], "not an http(s) URL"),
     (["http://127.0.0.1:99999"], "http://127.0.0.1:8000"),
     (["http://h", "--concurrency", "0,2"], "--concurrency '0,2'"),
     (["http://h", "--concurrency", "two"], "e.g. --concurrency 1,2,4,8"),
@@ -269,6 +270,7 @@ def test_json_document_and_model_discovery(tmp_path):
     (["http://h", "--slo", "ttft_p95_ms=3"], "is not a known limit"),
     (["http://h", "--slo", "tpot_p99_ms=-1"], "not a positive number"),
     (["http://h", "--prompts", "0"], "--prompts"),
+    (["http://h", "--out", "/nonexistent/dir/x.json"], "does not exist; create it first"),
 ])
 def test_bad_url_or_option_is_a_usage_error(args, words):
     res = cli("bench", "serve", *args)
@@ -284,6 +286,7 @@ def test_no_model_listed_is_a_clear_error():
 def test_parsers_and_percentiles():
     assert serve.completions_url("http://h:8000/") == "http://h:8000/v1/completions"
     assert serve.completions_url("http://h/x/v1/completions") == "http://h/x/v1/completions"
+    assert serve.completions_url("http://u@[::1]:80/v1") == "http://u@[::1]:80/v1/completions"
     assert serve.parse_span("--input-len", "64-256") == serve.Span(64, 256)
     assert serve.parse_slo("ttft_p99_ms=500, tpot_p90_ms=50") == {"ttft_p99_ms": 500, "tpot_p90_ms": 50}
     with pytest.raises(UsageProblem):

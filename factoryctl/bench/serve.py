@@ -108,8 +108,8 @@ def completions_url(url: str) -> str:
     """The completions endpoint of URL: a base (http://host:port), .../v1 or the endpoint
     itself. UsageProblem for anything that is not an http(s) URL with a host."""
     parts = urlsplit(url.strip())
-    # The host read from netloc here, not through SplitResult's attribute: docs/factory-yaml.md
-    # lists a stage as a reader of nodes[].hostname when its source names that attribute.
+    # The host read from netloc, not through the attribute of SplitResult: the field reference
+    # (docsgen_fields) counts a stage naming that attribute among the readers of the factory field.
     host = parts.netloc.rpartition("@")[2]
     host = host[: host.find("]") + 1] if host.startswith("[") else host.partition(":")[0]
     if parts.scheme not in ("http", "https") or not host:

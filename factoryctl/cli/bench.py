@@ -12,10 +12,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..bench.nccl_parse import Half, NcclResult, parse_file
-from ..errors import ExitCode
+from ..errors import ExitCode, UsageProblem
 from ..files import ReadRefused
 from .app import app as root_app
-from .app import out
+from .app import err, out
+from .console import ConsoleUI
 
 app = typer.Typer(help="Parse and summarise benchmark outputs (nccl-tests / rccl-tests).",
                   no_args_is_help=True)
@@ -348,4 +349,78 @@ def run_cmd(
     raise typer.Exit(res.exit_code)
 
 
-root_app.add_typer(app, name="bench", help="Benchmarks: parse nccl-tests logs, expectations, judge results, run the built-in fallback.")
+def _ms(s) -> str:
+    return "-" if s is None else f"{s:.1f}"
+
+
+def _serve_table(res) -> Table:
+    table = Table(show_edge=False, pad_edge=False)
+    for col in ("conc", "rate", "reqs", "err", "req/s", "out tok/s", "TTFT mean", "TTFT p99",
+                "TPOT mean", "TPOT p99", "ITL p50", "ITL p99", "E2E p50", "E2E p99", "goodput"):
+        table.add_column(col, justify="right")
+    for lv in res.levels:
+        good = "-" if not lv.goodput.slo else f"{lv.goodput.share:.0%}"
+        colour = "red" if lv.errors or not lv.goodput.met else "green"
+        table.add_row(str(lv.concurrency), f"{lv.request_rate:g}" if lv.request_rate else "-",
+                      str(lv.requests), f"[{colour}]{lv.errors}[/{colour}]", f"{lv.req_per_s:.2f}",
+                      f"{lv.output_tok_per_s:.0f}", _ms(lv.ttft_ms.mean), _ms(lv.ttft_ms.p99),
+                      _ms(lv.tpot_ms.mean), _ms(lv.tpot_ms.p99), _ms(lv.itl_ms.p50),
+                      _ms(lv.itl_ms.p99), _ms(lv.e2e_ms.p50), _ms(lv.e2e_ms.p99),
+                      f"[{colour}]{good}[/{colour}]")
+    return table
+
+
+def _show_serve(res, ui) -> None:
+    ui.show(f"[bold]{escape(res.model)}[/bold] at {escape(res.url)} (times in ms)")
+    ui.show(_serve_table(res))
+    for lv in res.levels:
+        for miss in lv.goodput.missed:
+            ui.error(f"concurrency {lv.concurrency}: SLO missed: {miss}")
+        for text in lv.error_samples:
+            ui.error(f"concurrency {lv.concurrency}: {text}")
+
+
+@app.command("serve")
+def serve_cmd(
+    url: str = typer.Argument(..., metavar="URL", help="The server's base URL (http://HOST:PORT; .../v1 or .../v1/completions work too)."),
+    model: str | None = typer.Option(None, "--model", help="Model name (default: the first /v1/models lists)."),
+    concurrency: str = typer.Option("1,2,4,8", "--concurrency", help="Levels to sweep: requests in flight (the cap with --request-rate)."),
+    request_rate: float | None = typer.Option(None, "--request-rate", min=0.001, help="Open loop: Poisson arrivals per second (default: closed loop)."),
+    prompts: int = typer.Option(64, "--prompts", min=1, help="Requests per level."),
+    input_len: str = typer.Option("128", "--input-len", help="Prompt words (about one token each): N or LOW-HIGH."),
+    output_len: str = typer.Option("128", "--output-len", help="max_tokens (with ignore_eos): N or LOW-HIGH."),
+    warmup: int = typer.Option(2, "--warmup", min=0, help="Warm-up requests before the first level."),
+    slo: str | None = typer.Option(None, "--slo", help="Limits in ms, e.g. ttft_p99_ms=500,tpot_p99_ms=50 (METRIC ttft|tpot|itl|e2e, STAT mean|p50|p90|p99)."),
+    timeout: float = typer.Option(300.0, "--timeout", min=0.1, help="Seconds one request may take."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the prompts, lengths and arrivals."),
+    fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text table or JSON (factoryctl.serve/v1)."),
+    out_file: Path | None = typer.Option(None, "--out", help="Also write the JSON here."),
+) -> None:
+    """Load-test an OpenAI-compatible server (vLLM...): streamed /v1/completions at each
+    concurrency level; TTFT, TPOT, ITL, E2E, throughput and goodput. Exit 1 when an SLO is
+    missed or every request of a level failed.
+
+    Example: factoryctl bench serve http://127.0.0.1:8000 --concurrency 1,8,32 --input-len 32 --output-len 64 --slo ttft_p99_ms=500,tpot_p99_ms=50"""
+    from ..bench import serve
+    from .verify import progress_ui
+
+    cfg = serve.ServeConfig(
+        url=serve.completions_url(url), model=model, concurrency=serve.parse_concurrency(concurrency),
+        request_rate=request_rate, prompts=prompts, input_len=serve.parse_span("--input-len", input_len),
+        output_len=serve.parse_span("--output-len", output_len), warmup=warmup,
+        slo=serve.parse_slo(slo), timeout_s=timeout, seed=seed)
+    if out_file is not None and not out_file.parent.is_dir():  # found before the run, not after
+        raise UsageProblem(f"--out {out_file}: folder {out_file.parent} does not exist; create it first")
+    res = serve.run(cfg, progress_ui(fmt.value))
+    doc = json.dumps(res.to_dict(), indent=2) + "\n"
+    if out_file is not None:
+        out_file.write_text(doc, encoding="utf-8")
+    if fmt is OutputFormat.json:
+        typer.echo(doc, nl=False)
+    else:
+        _show_serve(res, ConsoleUI(_console(), err))
+    if res.failed:
+        raise typer.Exit(ExitCode.FAILED)
+
+
+root_app.add_typer(app, name="bench", help="Benchmarks: parse nccl-tests logs, expectations, judge results, run the built-in fallback, load-test a serving endpoint.")

@@ -46,6 +46,7 @@ EXIT_CODES: dict[str, dict[int, str]] = {
     "bench judge": {0: "no figure failed", 1: "a figure failed, or the file has errors"},
     "bench run-local": {0: "every rank ran and no figure failed", 1: "a rank failed or a figure failed its threshold"},
     "bench run": {0: "the benchmark ran and no figure failed", 1: "a figure or the run failed"},
+    "bench serve": {0: "every level ran and met its SLOs", 1: "an SLO missed, every request of a level failed, or no model listed"},
     "lab up": {0: "every host started", 1: "a host could not be started"},
     "lab down": {0: "every host stopped and removed", 1: "something could not be removed"},
     "lab status": {0: "every recorded host answers (or none is recorded)", 1: "a host is down"},
@@ -92,7 +93,7 @@ def _type(p, ctx) -> str:
         t = "one of " + ", ".join(f"`{c}`" for c in t.split("|"))
     if getattr(p, "min", None) is not None or getattr(p, "max", None) is not None:
         lo, hi = p.min, p.max
-        t = "int " + (f"{lo}..{hi}" if lo is not None and hi is not None else f">= {lo}" if lo is not None else f"<= {hi}")
+        t = ("float " if t.startswith("float") else "int ") + (f"{lo}..{hi}" if lo is not None and hi is not None else f">= {lo}" if lo is not None else f"<= {hi}")
     return t + (" (repeatable)" if p.multiple else "")
 
 

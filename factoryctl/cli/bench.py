@@ -380,6 +380,40 @@ def _show_serve(res, ui) -> None:
             ui.error(f"concurrency {lv.concurrency}: {text}")
 
 
+def _serve_site(file: Path | None, deployment: str | None):
+    """(factory file, deployment name, site name) to record a serve run in, or None without
+    --file; UsageProblem naming the fix when --deployment is missing or names no deployment."""
+    if file is None:
+        if deployment is not None:
+            raise UsageProblem("--deployment names a deployment of a factory file: give the file with --file FILE")
+        return None
+    from ..session import check, refuse_on_errors
+
+    c = refuse_on_errors(check(file), "nothing measured")
+    names = [inf.name for inf in c.factory.inference]
+    if not names:
+        raise UsageProblem(f"{file}: declares no inference deployments; add one under inference: to record a serve run")
+    if deployment is None:
+        if len(names) > 1:
+            raise UsageProblem(f"{file} has several inference deployments ({', '.join(names)}): choose one with --deployment NAME")
+        deployment = names[0]
+    elif deployment not in names:
+        raise UsageProblem(f"--deployment {deployment}: {file} has no such inference deployment; "
+                           f"it declares {', '.join(names)}")
+    return file, deployment, c.factory.metadata.name
+
+
+def _record_serve(res, file: Path, deployment: str, name: str) -> Path:
+    """runs/<id>/serve.json in the site's workspace, through the one run-folder writer."""
+    from datetime import UTC, datetime
+
+    from ..verify.results import write_serve_run
+    from ..workspace import Workspace
+
+    folder = Workspace.beside(file, name).new_run("serve")
+    return write_serve_run(res, deployment, folder, datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+
+
 @app.command("serve")
 def serve_cmd(
     url: str = typer.Argument(..., metavar="URL", help="The server's base URL (http://HOST:PORT; .../v1 or .../v1/completions work too)."),
@@ -395,10 +429,18 @@ def serve_cmd(
     seed: int = typer.Option(0, "--seed", help="Seed of the prompts, lengths and arrivals."),
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text table or JSON (factoryctl.serve/v1)."),
     out_file: Path | None = typer.Option(None, "--out", help="Also write the JSON here."),
+    file: Path | None = typer.Option(None, "--file", dir_okay=False,
+                                     help="factory.yaml: record the result as a run in its workspace (runs/<id>/serve.json), which cost and report read."),
+    deployment: str | None = typer.Option(None, "--deployment",
+                                          help="With --file: the inference[].name this server is (default: the file's only deployment)."),
 ) -> None:
     """Load-test an OpenAI-compatible server (vLLM...): streamed /v1/completions at each
     concurrency level; TTFT, TPOT, ITL, E2E, throughput and goodput. Exit 1 when an SLO is
     missed or every request of a level failed.
+
+    With --file, the result is recorded as a run of that site for the deployment it measured:
+    `cost` and `report` then use its output tokens/s at the highest concurrency in place of
+    the stated inference[].tokens_per_second.
 
     Example: factoryctl bench serve http://127.0.0.1:8000 --concurrency 1,8,32 --input-len 32 --output-len 64 --slo ttft_p99_ms=500,tpot_p99_ms=50"""
     from ..bench import serve
@@ -411,8 +453,12 @@ def serve_cmd(
         slo=serve.parse_slo(slo), timeout_s=timeout, seed=seed)
     if out_file is not None and not out_file.parent.is_dir():  # found before the run, not after
         raise UsageProblem(f"--out {out_file}: folder {out_file.parent} does not exist; create it first")
+    site = _serve_site(file, deployment)  # refused before the run, not after it
     res = serve.run(cfg, progress_ui(fmt.value))
     doc = json.dumps(res.to_dict(), indent=2) + "\n"
+    if site is not None:
+        recorded = _record_serve(res, *site)
+        err.print(f"recorded as run {recorded.parent.name} of {site[2]}: {escape(str(recorded))}", highlight=False)
     if out_file is not None:
         out_file.write_text(doc, encoding="utf-8")
     if fmt is OutputFormat.json:

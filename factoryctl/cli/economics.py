@@ -125,12 +125,16 @@ def cost_table(co: Cost, console: Console) -> None:
         for d in co.inference:
             note = d.cost_per_million_tokens.note or d.tokens_per_second.note
             src = refs.inputs(d.tokens_per_second)
-            t.add_row(d.name, str(d.replica_gpus), fmt_value(d.tokens_per_second), d.source,
+            # the per-token figures' basis: the run they were measured in, or the stated assumption
+            t.add_row(d.name, str(d.replica_gpus), fmt_value(d.tokens_per_second),
+                      escape(d.cost_per_million_tokens.throughput_from or d.source),
                       _headline(d.cost_per_million_tokens), _headline(d.energy_per_million_tokens),
                       escape("; ".join(x for x in (src, note) if x)))
         console.print(t)
     for i, origin in enumerate(refs.items, 1):
         console.print(f"[{i}] {escape(origin)}", highlight=False)
+    for p in co.problems:  # a run record cost could not read: said, not silently skipped
+        console.print(f"problem: {escape(p)}", style="yellow", highlight=False)
     owned = co.get("gpu_hour_cost")
     if owned.left_out:  # the headline, said once more where it cannot be missed
         console.print(f"owned cost per GPU-hour: {escape(owned.caveat())}", highlight=False)

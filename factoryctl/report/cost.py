@@ -58,6 +58,9 @@ class Figure:
     # "nodes only" (power without switches), "nothing priced"; left_out: "<part>: <why>" each.
     basis: str = ""
     left_out: tuple[str, ...] = ()
+    # Per-token figures: where the tokens/s they divide by comes from, in one line ("measured:
+    # run <id>, <date>, concurrency <c>, <tokens/s> ..." or "stated assumption: ..."); "" elsewhere.
+    throughput_from: str = ""
 
     @property
     def complete(self) -> bool:
@@ -89,10 +92,12 @@ class Deployment:
     cost_per_million_tokens: Figure
     energy_per_million_tokens: Figure
     source: str  # measured | stated | missing
+    run: Measured | None = None  # the measurement behind tokens/s, when source is "measured"
 
     def to_dict(self) -> dict:
         return {"name": self.name, "model": self.model, "replica_gpus": self.replica_gpus,
                 "replicas": self.replicas, "source": self.source,
+                "run": self.run.to_dict() if self.run else None,
                 "tokens_per_second": self.tokens_per_second.to_dict(),
                 "cost_per_million_tokens": self.cost_per_million_tokens.to_dict(),
                 "energy_per_million_tokens": self.energy_per_million_tokens.to_dict()}
@@ -107,6 +112,7 @@ class Cost:
     opex: list[Figure] = field(default_factory=list)
     unit_cost: list[Figure] = field(default_factory=list)
     inference: list[Deployment] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # run records that could not be read
 
     def figures(self) -> list[Figure]:
         return [*self.power, *self.capex, *self.opex, *self.unit_cost]
@@ -121,7 +127,7 @@ class Cost:
         return {"name": self.name, "currency": self.currency,
                 "power": [f.to_dict() for f in self.power], "capex": [f.to_dict() for f in self.capex],
                 "opex": [f.to_dict() for f in self.opex], "unit_cost": [f.to_dict() for f in self.unit_cost],
-                "inference": [d.to_dict() for d in self.inference]}
+                "inference": [d.to_dict() for d in self.inference], "problems": list(self.problems)}
 
 
 def _default(key: str) -> str:
@@ -349,13 +355,16 @@ def _deployments(c: _Ctx, per_hour: float | None, avg_kw_per_gpu: float | None,
         if m is not None:
             tps, source = m.tokens_per_second, "measured"
             tin = Input("tokens/s per replica", tps, "tokens/s", f"measured: {m.file} (run {m.run})")
+            origin = f"measured: {m.label()}"
             if m.gpus and m.gpus != gpus:
                 gpus = m.gpus
         elif inf.tokens_per_second is not None:
             tps, source = inf.tokens_per_second, "stated"
-            tin = Input("tokens/s per replica", tps, "tokens/s", f"factory.yaml inference[{inf.name}].tokens_per_second (stated assumption)")
+            where = f"factory.yaml inference[{inf.name}].tokens_per_second"
+            tin = Input("tokens/s per replica", tps, "tokens/s", f"{where} (stated assumption)")
+            origin = f"stated assumption: {where} = {tps:,.1f} tokens/s (no measured run for {inf.name})"
         else:
-            tps, source, tin = None, "missing", None
+            tps, source, tin, origin = None, "missing", None, ""
         tfig = Figure("tokens_per_second", "Throughput per replica", tps, "tokens/s", source, (tin,) if tin else (),
                       "" if tin else "no benchmark result in the workspace and no inference[].tokens_per_second stated")
         gpus_in = Input("GPUs per replica", gpus, "", "measured" if m and m.gpus else "tensor_parallel x pipeline_parallel")
@@ -363,14 +372,15 @@ def _deployments(c: _Ctx, per_hour: float | None, avg_kw_per_gpu: float | None,
         cfig = Figure("cost_per_million_tokens", "Cost per 1M tokens", _r(cost, 4), f"{c.cur}/1M tokens",
                       "owned cost per GPU-hour x GPUs per replica / (tokens/s x 3,600) x 1e6",
                       tuple(x for x in (Input("owned cost per GPU-hour", _r(per_hour, 4), f"{c.cur}/GPU-h", "above"),
-                                        gpus_in, tin) if x), gaps if cost is not None else "needs tokens/s")
+                                        gpus_in, tin) if x), gaps if cost is not None else "needs tokens/s",
+                      throughput_from=origin)
         kwh = (gpus * avg_kw_per_gpu / (tps * 3600) * 1e6) if tps and avg_kw_per_gpu else None
         efig = Figure("energy_per_million_tokens", "Energy per 1M tokens", _r(kwh, 3), "kWh/1M tokens",
                       "GPUs per replica x average kW per GPU at the meter / (tokens/s x 3,600) x 1e6",
                       tuple(x for x in (Input("average kW per GPU at the meter", _r(avg_kw_per_gpu, 4), "kW",
                                               "IT kW x average power fraction x PUE / GPUs"), gpus_in, tin) if x),
-                      "" if kwh is not None else "needs tokens/s")
-        out.append(Deployment(inf.name, inf.model, gpus, inf.replicas, tfig, cfig, efig, source))
+                      "" if kwh is not None else "needs tokens/s", throughput_from=origin)
+        out.append(Deployment(inf.name, inf.model, gpus, inf.replicas, tfig, cfig, efig, source, m))
     return out
 
 

@@ -23,7 +23,7 @@ from . import plots
 from .bom import bom
 from .cost import cost
 from .racks import racks_svg
-from .runs import latest_run, measured_throughput
+from .runs import latest_run, measured
 from .topology import topology_svg
 
 REPORT_FILE = "report.html"
@@ -61,7 +61,9 @@ def _money(v) -> str:
 def context(c: Checked, workspace: Path) -> dict:
     site = c.site
     b = bom(site)
-    co = cost(site, b, measured_throughput(workspace))
+    found, problems = measured(workspace)
+    co = cost(site, b, found)
+    co.problems = problems
     run = latest_run(workspace)
     findings = c.sorted_findings
     fabrics = []

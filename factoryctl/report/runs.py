@@ -10,19 +10,31 @@ from ..verify.results import Measured, Run, latest_run, read_run, runs
 from .bom import bom
 from .cost import Cost, cost
 
-__all__ = ["Measured", "Run", "latest_run", "measured_throughput", "read_run", "runs", "site_cost"]
+__all__ = ["Measured", "Run", "latest_run", "measured", "measured_throughput", "read_run", "runs", "site_cost"]
+
+
+def measured(workspace: Path) -> tuple[dict[str, Measured], list[str]]:
+    """Deployment name -> its newest measured tokens/s across all runs (a verify benchmark's
+    bench.json or a `bench serve` run's serve.json), and what could not be read on the way
+    ("run <id>: <problem>"), so that a corrupt record is reported, not silently dropped."""
+    out: dict[str, Measured] = {}
+    problems: list[str] = []
+    for run in runs(workspace):  # oldest first: newer runs overwrite
+        for m in run.inference:
+            out[m.deployment] = m
+        problems += [f"run {run.id}: {p}" for p in run.problems]
+    return out, problems
 
 
 def measured_throughput(workspace: Path) -> dict[str, Measured]:
     """Deployment name -> its newest measured tokens/s across all runs."""
-    out: dict[str, Measured] = {}
-    for run in runs(workspace):  # oldest first: newer runs overwrite
-        for m in run.inference:
-            out[m.deployment] = m
-    return out
+    return measured(workspace)[0]
 
 
 def site_cost(site, workspace: Path) -> Cost:
-    """The cost of a site (`factoryctl cost`), with the newest tokens/s verify measured in
-    `workspace` in place of the stated figures."""
-    return cost(site, bom(site), measured_throughput(workspace))
+    """The cost of a site (`factoryctl cost`), with the newest tokens/s measured in
+    `workspace` in place of the stated figures, and the problems met reading the runs."""
+    found, problems = measured(workspace)
+    co = cost(site, bom(site), found)
+    co.problems = problems
+    return co

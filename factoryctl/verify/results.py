@@ -18,6 +18,13 @@ the last folder in name order is the latest run. The files read here, all JSON o
                with "rows": [{"size_bytes": int, "busbw_gbps": float}] (the built-in sweep)>],
      "measurements": [<judged results as `factoryctl bench judge --format json` gives them:
                        name, value, unit, expected, fraction, verdict, reason>]}
+`runs/<id>/serve.json` (`factoryctl bench serve URL --file FILE --deployment NAME`)
+    {"schema": "factoryctl.serve/v1", "deployment": "chat", "recorded": "2026-05-01T12:00:00Z",
+     "model": ..., "url": ..., "config": {...},
+     "levels": [{"concurrency": 8, "output_tok_per_s": 812.5, "requests": 64, "errors": 0, ...}]}
+    The deployment's tokens/s is the output tokens/s of the highest concurrency level that
+    produced tokens: the most the server sustained in the sweep, the figure vLLM's
+    `bench serve` reports as output token throughput (vLLM docs, "Benchmark CLI").
 `runs/<id>/verify*.json`
     {"checks": [{"host": "gpu01", "check": "gpu-count",
                  "status": "passed" | "failed" | "skipped" | "error", "detail": "8 of 8"}]}
@@ -158,6 +165,22 @@ class Measured:
     gpus: int | None  # GPUs the measured replica ran on, when the result says
     file: str
     run: str
+    concurrency: int | None = None  # the load level it was measured at, when the result says
+    recorded: str = ""  # when (ISO 8601 UTC), when the result says; else the run id is the time
+    tool: str = ""  # what measured it, e.g. "factoryctl bench serve"
+
+    def label(self) -> str:
+        """One line naming the run behind the figure: id, date, concurrency, tokens/s."""
+        parts = [f"run {self.run}"]
+        if self.recorded:
+            parts.append(self.recorded)
+        if self.concurrency is not None:
+            parts.append(f"concurrency {self.concurrency}")
+        parts.append(f"{self.tokens_per_second:,.1f} output tokens/s")
+        return ", ".join(parts) + (f" ({self.tool})" if self.tool else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass
@@ -210,6 +233,47 @@ def _inference(path: Path, run: Run, items: Any) -> None:
         run.inference.append(Measured(it["deployment"], float(it["tokens_per_second"]), gpus, str(path), run.id))
 
 
+SERVE_TOOL = "factoryctl bench serve"
+
+
+def _serve(path: Path, run: Run, doc: dict) -> None:
+    """A `bench serve` record: the output tokens/s at its highest concurrency that made tokens."""
+    dep = doc.get("deployment")
+    if not isinstance(dep, str) or not dep:
+        run.problems.append(f"{path.name}: no 'deployment' (text): which inference[].name it measured")
+        return
+    levels = doc.get("levels")
+    if not isinstance(levels, list):
+        run.problems.append(f"{path.name}: 'levels' is not a list")
+        return
+    good = []
+    for i, lv in enumerate(levels):
+        if not (isinstance(lv, dict) and isinstance(lv.get("concurrency"), int) and not isinstance(lv["concurrency"], bool)
+                and lv["concurrency"] > 0 and isinstance(lv.get("output_tok_per_s"), int | float)
+                and not isinstance(lv["output_tok_per_s"], bool) and math.isfinite(lv["output_tok_per_s"])
+                and lv["output_tok_per_s"] >= 0):
+            run.problems.append(f"{path.name}: levels[{i}] needs concurrency (integer > 0) and output_tok_per_s (>= 0)")
+            return
+        if lv["output_tok_per_s"] > 0:
+            good.append(lv)
+    if not good:
+        run.problems.append(f"{path.name}: no level produced output tokens; nothing measured for {dep}")
+        return
+    top = max(good, key=lambda lv: lv["concurrency"])
+    recorded = doc.get("recorded")
+    run.inference.append(Measured(dep, float(top["output_tok_per_s"]), None, str(path), run.id,
+                                  concurrency=top["concurrency"],
+                                  recorded=recorded if isinstance(recorded, str) else "", tool=SERVE_TOOL))
+
+
+def write_serve_run(result: Any, deployment: str, folder: Path, recorded: str) -> Path:
+    """The one writer of a serving measurement: runs/<id>/serve.json, the result of
+    `bench serve` (bench.serve.ServeResult, its `factoryctl.serve/v1` document) with the
+    inference deployment it measured and when, as _serve reads it back."""
+    doc = result.to_dict() | {"deployment": deployment, "recorded": recorded}
+    return write_json(folder / "serve.json", doc)
+
+
 def _checks(path: Path, run: Run, items: Any) -> None:
     if not isinstance(items, list):
         run.problems.append(f"{path.name}: 'checks' is not a list")
@@ -241,6 +305,11 @@ def read_run(path: Path) -> Run:
                                     and m.get("verdict") in VERDICTS)
         else:
             run.problems.append(f"{f.name}: 'measurements' is not a list")
+    serve = path / "serve.json"
+    if serve.is_file():  # after bench*.json: in one run, the serving measurement is the newer word
+        doc = _load(serve, run.problems)
+        if doc is not None:
+            _serve(serve, run, doc)
     for f in sorted(path.glob("verify*.json")):
         doc = _load(f, run.problems)
         if doc is not None and "checks" in doc:

@@ -199,6 +199,12 @@ class Run:
     def empty(self) -> bool:
         return not (self.checks or self.nccl or self.inference or self.measurements)
 
+    @property
+    def serve_only(self) -> bool:
+        """A `bench serve` run: serving measurements and nothing verify ran."""
+        return (bool(self.inference) and not (self.checks or self.nccl or self.measurements)
+                and all(m.tool == SERVE_TOOL for m in self.inference))
+
 
 def _load(path: Path, problems: list[str]) -> dict | None:
     try:
@@ -326,8 +332,9 @@ def runs(workspace: Path) -> list[Run]:
 
 
 def latest_run(workspace: Path) -> Run | None:
-    """The newest run that holds anything readable."""
+    """The newest verify run that holds anything readable (a `bench serve` run is not one:
+    its figures reach the report through cost, named there)."""
     for run in reversed(runs(workspace)):
-        if not run.empty:
+        if not run.empty and not run.serve_only:
             return run
     return None

@@ -13,7 +13,7 @@ import pytest
 from factoryctl.bench.serve import Goodput, Level, ServeResult, Summary
 from factoryctl.report.bom import bom
 from factoryctl.report.cost import cost
-from factoryctl.report.runs import measured, runs
+from factoryctl.report.runs import latest_run, measured, runs
 from factoryctl.verify.results import write_serve_run
 from factoryctl.workspace import Workspace
 from tests.helpers import check_doc, cli, reference_doc, write_doc
@@ -161,6 +161,8 @@ def test_report_names_the_run(tmp_path):
     html = (tmp_path / "rep" / "report.html").read_text()
     assert f"measured: run {rec.parent.name}, 2026-05-03T08:00:00Z, concurrency 4, 1,234.5" in html
     assert "run zz-broken: serve.json: expected a JSON object" in html
+    assert latest_run(ws) is None  # a serve run is no verify run: the report shows none
+    assert 'href="#verify"' not in html
 
 
 @pytest.mark.parametrize(("args", "words"), [

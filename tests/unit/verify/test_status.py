@@ -216,3 +216,17 @@ def test_a_never_applied_site_says_run_up_and_creates_nothing(tmp_path, fake, fc
 
 def test_usage_error_is_64(tmp_path, fctl):
     assert fctl("status", str(tmp_path / "factory.yaml"), "--format", "xml").exit_code == 64
+
+
+def test_a_lab_site_without_its_bridge_is_all_down_and_sends_nothing(tmp_path, fctl, monkeypatch):
+    doc = yaml.safe_load((REFERENCE.parent.parent / "lab.yaml").read_text())
+    doc["site"]["lab"]["bridge"] = "fctnone9"  # no such link here: every host is down
+    path = tmp_path / "factory.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    _apply(path)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail(f"sent something: {a}"))
+    r = fctl("status", str(path), "--format", "json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 1 and [h["up"] for h in doc["hosts"]] == [False, False, False]
+    assert "bridge fctnone9 does not exist" in doc["hosts"][0]["reason"]
+    assert doc["slurm"] == {"controller": None, "ok": False, "reason": "no Slurm controller is up", "partitions": []}

@@ -27,7 +27,7 @@ for _module in pkgutil.iter_modules(__path__):
 
 # The order `factoryctl --help` lists them in: the pipeline's, then reports and tools; a
 # command not named here comes last.
-ORDER = ["validate", "inspect", "render", "plan", "apply", "up", "destroy", "drift", "bom", "cost", "report",
+ORDER = ["validate", "inspect", "render", "plan", "apply", "up", "destroy", "drift", "status", "bom", "cost", "report",
          "verify", "schema", "blueprint", "rules", "bench", "lab"]
 
 

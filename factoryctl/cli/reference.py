@@ -29,6 +29,8 @@ EXIT_CODES: dict[str, dict[int, str]] = {
     "up": {0: "planned, applied and every check passed", 1: "as apply, or a verification check failed"},
     "destroy": {0: "destroyed (or nothing to destroy)", 1: "no confirmation, or an engine failed"},
     "drift": {0: "in sync", 2: "drift", 1: "could not check (an unreachable host or an engine failure wins over drift)"},
+    "status": {0: "every declared host up, Slurm's partitions up and every inference endpoint ready",
+               1: "something declared is down or not ready, the site was never applied, or the file has errors"},
     "bom": {0: "printed", 1: "the file has errors"},
     "cost": {0: "printed", 1: "the file has errors"},
     "report": {0: "written", 1: "the file has errors"},

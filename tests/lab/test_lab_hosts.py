@@ -62,6 +62,16 @@ def test_hosts_reach_each_other_by_name(lab3):
         sh(lab3, name, f"for h in {others}; do ping -c1 -W2 $h >/dev/null || exit 1; done")
 
 
+def test_a_host_has_no_route_past_the_bridge(lab3):
+    # Issue 14: a lab host reaches nothing but the bridge. `ip route get` is a route lookup
+    # only (ip-route(8)): the kernel answers from its table and sends no packet.
+    for name in NAMES:
+        res = lab3.run(name, ["ip", "route", "get", "1.1.1.1"], timeout=30)
+        assert res.returncode != 0 and "Network is unreachable" in res.stderr, (name, res.stdout, res.stderr)
+        routes = sh(lab3, name, "ip -4 route show table main").splitlines()
+        assert len(routes) == 1 and routes[0].startswith("10.198.") and " dev eth0 " in f" {routes[0]} ", routes
+
+
 def test_fake_gpus_are_device_nodes_and_nothing_else(lab3):
     out = sh(lab3, "gpu01", "stat -c '%F %t:%T' /dev/nvidia0 /dev/nvidia1; ls /dev")
     assert out.splitlines()[:2] == ["character special file c3:0", "character special file c3:1"]

@@ -115,8 +115,16 @@ def add_hosts(links: list[HostLink], bridge: str) -> None:
         ]
     ip("-batch", "-", stdin="\n".join(batch) + "\n")
     for link in links:
-        script = f"link set lo up\naddr add {link.cidr} dev eth0\nlink set eth0 up\n"
-        ip("-n", link.netns, "-batch", "-", stdin=script)
+        ip("-n", link.netns, "-batch", "-", stdin=host_net_script(link))
+
+
+def host_net_script(link: HostLink) -> str:
+    """The `ip -batch` lines that give a host its network: loopback, and its address on eth0.
+    Adding the address makes the kernel add the bridge subnet's connected route, and that is
+    the host's only route: no default route, so a lookup of any outside address fails with
+    "Network is unreachable" before a packet is sent (the lab's packages come from the
+    machine's image, not from a mirror)."""
+    return f"link set lo up\naddr add {link.cidr} dev eth0\nlink set eth0 up\n"
 
 
 def delete_netns(name: str) -> None:

@@ -6,6 +6,7 @@ from .. import __version__
 from ..resolve import Site
 from . import ansible_vars, hostchecks, kube
 from . import slurm as slurm_facts
+from . import slurm_inference
 from .units import terraform_units
 
 
@@ -34,6 +35,7 @@ def build(site: Site) -> dict:
         "tool_version": __version__,
         "ansible": ansible_vars.build(f.model_dump(mode="json"), hosts, gpu_groups),
         "slurm": slurm_facts.build(site),
+        "slurm_inference": slurm_inference.jobs(site),  # slurm/inference/<name>.sbatch
         "kube": kube_facts,
         "kube_inference": kube_facts["inference"],  # kubernetes/inference/<name>/manifests.yaml
         "terraform_units": terraform_units(f, hosts, gpu_groups),  # render/units.py

@@ -61,6 +61,15 @@ def vllm_args(inf: Inference, port: int) -> list[str]:
     return args
 
 
+def enroot_image(ref: str) -> str:
+    """An OCI reference as pyxis' --container-image reads it: enroot takes the registry before
+    a '#' (enroot import: [REGISTRY#]IMAGE[:TAG]); without one it would look on Docker Hub."""
+    first, sep, rest = ref.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return f"{first}#{rest}"
+    return ref
+
+
 def _value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -127,7 +136,7 @@ def jobs(site: Site) -> list[dict]:
             "partition": _partition(site, fit.groups),
             "port": port,
             "ray_port": RAY_PORT,
-            "image": inf.image.strip() if inf.image else "",
+            "image": enroot_image(inf.image.strip()) if inf.image else "",
             "model_dir": model_path(inf) if model_path(inf).startswith("/") else "",
             "argv": argv + extra_flags(inf),
             "env": {k: _value(v) for k, v in sorted(inf.engine_options.env.items())},

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from .. import __version__
 from ..resolve import Site
-from . import ansible_vars, hostchecks, kube
+from . import ansible_vars, hostchecks, kube, slurm_inference
 from . import slurm as slurm_facts
-from . import slurm_inference
 from .units import terraform_units
 
 

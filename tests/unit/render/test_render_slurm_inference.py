@@ -110,5 +110,5 @@ def test_other_engines_render_a_script_that_parses(tmp_path, engine):
 
 def test_image_runs_through_pyxis_with_the_registry_before_a_hash(tmp_path):
     text = _script(tmp_path, tensor_parallel=8, replicas=1, image="registry.fra1.example.internal/vllm/vllm-openai:v0.8.5")
-    assert "STEP=(--container-image=registry.fra1.example.internal#vllm/vllm-openai:v0.8.5)" in text
+    assert "STEP=(--container-image='registry.fra1.example.internal#vllm/vllm-openai:v0.8.5')" in text
     assert all('"${STEP[@]}"' in s for s in _srun(text))

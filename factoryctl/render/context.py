@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import __version__
 from ..resolve import Site
-from . import ansible_vars, hostchecks, kube
+from . import ansible_vars, hostchecks, kube, slurm_inference
 from . import slurm as slurm_facts
 from .units import terraform_units
 
@@ -34,6 +34,7 @@ def build(site: Site) -> dict:
         "tool_version": __version__,
         "ansible": ansible_vars.build(f.model_dump(mode="json"), hosts, gpu_groups),
         "slurm": slurm_facts.build(site),
+        "slurm_inference": slurm_inference.jobs(site),  # slurm/inference/<name>.sbatch
         "kube": kube_facts,
         "kube_inference": kube_facts["inference"],  # kubernetes/inference/<name>/manifests.yaml
         "terraform_units": terraform_units(f, hosts, gpu_groups),  # render/units.py

@@ -34,7 +34,7 @@ FAMILIES = ("Debian", "RedHat")
 SLURM_PORTS = {"slurmctld": 6817, "slurmd": 6818, "slurmdbd": 6819}  # templates/slurm/*.conf
 KUBE_API_PORT, KUBELET_PORT = 6443, 10250
 INFERENCE_NAMESPACE = "inference"  # render/kube.py INFERENCE_NS
-INFERENCE_SERVICE_PORT = 8000  # render/kube.py SERVICE_PORT; the Slurm batch scripts' inference_port
+INFERENCE_SERVICE_PORT = 8000  # render/kube.py SERVICE_PORT, which the Slurm batch scripts serve on too
 # Process names a service runs as (pgrep -x), first match wins.
 PROCESSES = {"munge": ["munged"], "slurmctld": ["slurmctld"], "slurmd": ["slurmd"],
              "slurmdbd": ["slurmdbd"], "mariadb": ["mariadbd", "mysqld"],

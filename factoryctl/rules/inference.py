@@ -330,3 +330,46 @@ def multinode_needs_rdma(f: Factory, site: Site) -> Iterable[Issue]:
                 f"{fit.scale_up_gpus}, but the site has no InfiniBand or RoCE compute fabric",
                 "add an RDMA compute fabric, or shrink the instance to one node (lower precision, fewer GPUs)",
             )
+
+
+@rule("INF017", Severity.error, "model instance does not split evenly over whole nodes")
+def instance_splits_over_nodes(f: Factory, site: Site) -> Iterable[Issue]:
+    """An instance larger than a node takes ceil(TP x PP / GPUs per node) nodes with the same
+    GPUs on each (a Slurm job's --gres=gpu:N, a LeaderWorkerSet's per-pod limit). That only
+    works when TP x PP divides evenly over those nodes and each node holds whole TP groups:
+    Ray places TP ranks in order, so a TP group cut by a node boundary all-reduces over the
+    network on every layer (vLLM docs, "Parallelism and Scaling": TP within a node, PP across)."""
+    for i, inf, fit in _deployments(f, site):
+        per_instance, g, tp = inf.tensor_parallel * inf.pipeline_parallel, fit.gpus_per_node, inf.tensor_parallel
+        if not g or per_instance <= g or tp > g:
+            continue  # one node holds it; TP beyond a node is INF003's
+        nodes = -(-per_instance // g)
+        if per_instance % nodes == 0 and (per_instance // nodes) % tp == 0:
+            continue
+        ok = [p for p in range(1, 2 * inf.pipeline_parallel + 1) if tp * p <= g or (tp * p) % g == 0]
+        yield Issue(
+            ("inference", i, "pipeline_parallel"),
+            f"one instance of {inf.name!r} needs TP {tp} x PP {inf.pipeline_parallel} = {per_instance} GPUs on "
+            f"{nodes} nodes of {g}, which cannot each hold the same number of whole TP groups",
+            f"use a pipeline_parallel that makes TP x PP fit one node or fill whole nodes: "
+            f"{', '.join(map(str, ok[-4:]))}",
+        )
+
+
+@rule("INF018", Severity.error, "engine cannot spread one instance over Slurm nodes")
+def slurm_multinode_engine(f: Factory, site: Site) -> Iterable[Issue]:
+    """On Slurm, factoryctl's batch script spreads one instance over several nodes for vLLM
+    (a Ray cluster over the job's nodes) and SGLang (--nnodes/--node-rank); TGI shards within
+    one node only, and NIM and Dynamo bring their own multi-node launchers that the batch
+    script does not drive."""
+    for i, inf, fit in _deployments(f, site):
+        per_instance = inf.tensor_parallel * inf.pipeline_parallel
+        if (inf.platform == "slurm" and inf.engine not in ("vllm", "sglang") and fit.gpus_per_node
+                and per_instance > fit.gpus_per_node):
+            yield Issue(
+                ("inference", i, "engine"),
+                f"one instance of {inf.name!r} needs {per_instance} GPUs, more than one node's {fit.gpus_per_node}, "
+                f"and the Slurm batch script runs {inf.engine} on one node only",
+                "use engine: vllm (Ray across the job's nodes), or an instance that fits one node, "
+                "or platform: kubernetes",
+            )

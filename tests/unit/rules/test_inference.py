@@ -173,3 +173,23 @@ def test_inf016_multinode_instance_without_rdma(tmp_path):
     doc = _chat(reference_doc(), tensor_parallel=8, pipeline_parallel=2, replicas=1)
     doc["fabric"]["compute"]["type"] = "ethernet"
     assert_finding(check_doc(doc, tmp_path), "INF016", "inference[0].pipeline_parallel", "warning")
+
+
+def test_inf017_instance_that_cuts_tp_groups_at_a_node_boundary(tmp_path):
+    # TP 4 x PP 3 = 12 GPUs on 8-GPU nodes: 2 nodes of 6, and 6 GPUs cannot hold whole TP-4 groups
+    doc = _chat(reference_doc(), tensor_parallel=4, pipeline_parallel=3, replicas=1, platform="slurm")
+    f = assert_finding(check_doc(doc, tmp_path), "INF017", "inference[0].pipeline_parallel", "error")
+    assert "12 GPUs on 2 nodes of 8" in f.message and "4" in f.hint
+
+
+def test_inf017_quiet_when_the_instance_fills_whole_nodes(tmp_path):
+    for pp in (1, 2, 4):  # 4, 8, 16 GPUs: one node, one full node, two full nodes
+        doc = _chat(reference_doc(), tensor_parallel=4, pipeline_parallel=pp, replicas=1, platform="slurm")
+        assert "INF017" not in by_code(check_doc(doc, tmp_path))
+
+
+def test_inf018_engine_that_cannot_span_nodes_on_slurm(tmp_path):
+    doc = _chat(reference_doc(), engine="tgi", tensor_parallel=8, pipeline_parallel=2, replicas=1, platform="slurm")
+    assert_finding(check_doc(doc, tmp_path), "INF018", "inference[0].engine", "error")
+    doc = _chat(reference_doc(), engine="vllm", tensor_parallel=8, pipeline_parallel=2, replicas=1, platform="slurm")
+    assert "INF018" not in by_code(check_doc(doc, tmp_path))

@@ -20,14 +20,10 @@ import asyncio
 import json
 import multiprocessing
 import socket
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from factoryctl.bench import serve  # noqa: E402
-from factoryctl.ui import RecordingUI  # noqa: E402
+from factoryctl.bench import serve
+from factoryctl.ui import RecordingUI
 
 
 def _chunk(payload: bytes) -> bytes:

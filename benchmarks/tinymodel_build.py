@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from factoryctl.engines.lab.tinymodel import (  # noqa: E402
+from factoryctl.engines.lab.tinymodel import (
     build_tiny_model,
     cached_tiny_model,
     describe,

@@ -84,8 +84,10 @@ CHAT_TEMPLATE = (
 
 @dataclass(frozen=True)
 class TinyLlama:
-    """The shape. head_dim 64: vLLM's CPU attention refuses 16 ("Unsupported CPU attention
-    configuration", trials in /work/shared/research/inference.md); 2 heads x 64 = hidden 128.
+    """The shape. head_dim 64: vLLM's CPU attention kernels support a fixed set of head sizes
+    and refuse others at the first request ("Unsupported CPU attention configuration:
+    head_dim=...", vllm-project/vllm issue #39065); 16 is refused, 64 is supported, and
+    2 heads x 64 = hidden 128.
     The field names differ from factory.yaml's model_spec (layers, kv_heads, head_dim) on
     purpose: docsgen_fields counts code reading those attributes as readers of the file."""
 

@@ -572,12 +572,8 @@ def inference_deployments(site: Site) -> list[dict]:
     f = site.factory
     if not f.kubernetes.enabled:
         return []
-    fits = {fit.name: fit for fit in site.inference}
     out = []
-    for inf in f.inference:
-        if inf.platform != "kubernetes":
-            continue
-        fit = fits[inf.name]
+    for inf, fit in site.deployments_on("kubernetes"):
         mv = model_volume(site, inf)
         per_replica = inf.tensor_parallel * inf.pipeline_parallel
         per_node = fit.gpus_per_node or per_replica

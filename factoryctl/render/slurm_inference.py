@@ -100,12 +100,8 @@ def jobs(site: Site) -> list[dict]:
     f = site.factory
     if not f.slurm.enabled:
         return []
-    fits = {fit.name: fit for fit in site.inference}
     out = []
-    for inf in f.inference:
-        if inf.platform != "slurm":
-            continue
-        fit = fits[inf.name]
+    for inf, fit in site.deployments_on("slurm"):
         per_replica = inf.tensor_parallel * inf.pipeline_parallel
         per_node = fit.gpus_per_node  # 0: CPU nodes (the lab's vLLM CPU build)
         nodes = max(1, math.ceil(per_replica / per_node)) if per_node else 1

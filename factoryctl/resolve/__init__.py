@@ -149,6 +149,12 @@ class Site:
             out.setdefault(h.group, []).append(h)
         return out
 
+    def deployments_on(self, platform: str) -> list[tuple[Any, InferenceFit]]:
+        """(declared deployment, its fit) for every inference deployment on `platform`
+        (slurm | kubernetes), in file order: `inference` is resolved one-to-one from it."""
+        return [(inf, fit) for inf, fit in zip(self.factory.inference, self.inference, strict=True)
+                if inf.platform == platform]
+
     def to_dict(self) -> dict:
         return {
             "name": self.factory.metadata.name,

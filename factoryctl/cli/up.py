@@ -51,5 +51,8 @@ def up(
         writers.show_text(result.host_checks, ui)
         show_checks(result.checks, ui)
         out.print(f"results: {result.results}")
+        for e in result.endpoints:
+            state = "ready" if e.ready else f"NOT ready: {e.reason}"
+            out.print(f"endpoint {e.name}: {e.url or '-'} ({e.model}, {state})")
         out.print(f"up {'complete' if result.ok else 'FAILED verification'} in {result.seconds:.1f} s")
     raise typer.Exit(ExitCode.OK if result.ok else ExitCode.FAILED)

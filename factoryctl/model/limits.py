@@ -59,6 +59,7 @@ CONTEXT = Limit(100_000_000, "tokens of context", "the longest contexts are ~10 
 SEQUENCES = Limit(1_000_000, "concurrent sequences", "an engine batches hundreds to thousands")
 PARALLEL = Limit(4_096, "ways of parallelism", "more than every GPU of a large domain")
 REPLICAS = Limit(1_000_000, "replicas", "more than the GPUs of any site")
+LATENCY_MS = Limit(86_400_000, "ms", "a day; serving SLOs are tens to thousands of ms")
 TOKENS_PER_SECOND = Limit(10**12, "tokens per second", "far above any deployment")
 QUOTA = Limit(100_000_000, "in one quota", "more than the GPUs or cores of any site")
 MONEY = Limit(10**15, "in one price", "a quadrillion is beyond any site's budget")

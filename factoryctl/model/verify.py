@@ -24,10 +24,23 @@ class GemmBench(Strict):
     size: limits.whole(limits.GEMM_SIZE, ge=256) = 8192
 
 
+class ServingBench(Strict):
+    """The serving load test of every inference deployment (`verify --bench`): synthetic
+    prompts of input_len tokens, output_len tokens each (ignore_eos), `prompts` requests at each
+    concurrency level, closed loop, after `warmup` requests."""
+
+    concurrency: list[limits.whole(limits.SEQUENCES)] = Field(default_factory=lambda: [1, 2, 4, 8], min_length=1, max_length=16)
+    prompts: limits.whole(limits.SEQUENCES) = 64
+    input_len: limits.whole(limits.CONTEXT) = 32
+    output_len: limits.whole(limits.CONTEXT) = 64
+    warmup: limits.whole(limits.SEQUENCES, ge=0) = 2
+
+
 class Benchmarks(Strict):
     nccl: NcclBench | None = None
     gemm: GemmBench | None = None
     hbm: bool = True
+    serving: ServingBench = Field(default_factory=ServingBench)
 
 
 class Thresholds(Strict):
@@ -35,6 +48,9 @@ class Thresholds(Strict):
     gemm_fraction: Fraction = 0.7
     hbm_fraction: Fraction = 0.8
     warn_margin: Fraction = 0.1  # at or above the threshold but within this margin of it: warn
+    # Serving SLOs judged by the load test (goodput: requests inside every limit); none: measure only.
+    ttft_p99_ms: limits.amount(limits.LATENCY_MS, gt=0) | None = None
+    tpot_p99_ms: limits.amount(limits.LATENCY_MS, gt=0) | None = None
 
 
 class Verify(Strict):

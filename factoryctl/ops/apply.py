@@ -299,6 +299,9 @@ class Apply:
                 forget_facts(self.ws, restarted)
                 close_connections(self.ws, [created[h] for h in restarted])
             common = lab.connection_vars()
+            served = labsite.serve_mirror(self.c, self.ws, log=lambda m: self.ui.info(f"  lab: {m}"))
+            if served:
+                self.ui.info(f"  lab: mirror serving {served} on the bridge")
         inventory.write_connection(self.ws.connection_inventory, inventory.Connection(created, common))
         return created
 

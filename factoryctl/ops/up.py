@@ -14,9 +14,14 @@ from typing import Any
 from ..session import Checked
 from ..ui import UI
 from ..verify.hostchecks import HostCheckOptions, VerifyResult, run_host_checks
+from ..verify.status import wait_for_endpoints
 from ..workspace import Workspace
 from .apply import ApplyOptions, ApplyResult, apply
 from .plan import PlanDocument, record, run_plan
+
+# An engine's job starts, then loads its model: vLLM's CPU build serves the lab's tiny model
+# ~45 s after its job starts; a GPU site's large model takes minutes to load.
+ENDPOINT_WAIT = 600.0
 
 
 @dataclass
@@ -26,6 +31,7 @@ class UpResult:
     host_checks: VerifyResult | None = None  # the generated host checks, when verify ran
     checks: list = field(default_factory=list)  # the Slurm checks (verify.smoke.Check)
     results: Path | None = None  # runs/<id>/ of the verify step
+    endpoints: list = field(default_factory=list)  # verify.status.Endpoint, after waiting for them
     seconds: float = 0.0
 
     @property
@@ -64,6 +70,10 @@ def up(checked: Checked, ws: Workspace, opts: ApplyOptions, ui: UI,
         ui.info("3/3 verify: skipped (the ansible phase did not run)")
         result.seconds = time.perf_counter() - t0
         return result
+    if checked.factory.inference:
+        ui.info("")
+        ui.info(f"waiting for the inference endpoints to answer (up to {ENDPOINT_WAIT:.0f} s)")
+        result.endpoints = wait_for_endpoints(checked, ws, ENDPOINT_WAIT, note=lambda m: ui.info(f"  {m}"))
     ui.info("")
     ui.info("3/3 verify: the host checks factory.yaml implies (as `factoryctl verify`), "
             "then munge across hosts, sinfo and srun over SSH")

@@ -10,6 +10,7 @@ when the playbook runs.
 from __future__ import annotations
 
 from typing import Any, get_args
+from urllib.parse import urlsplit
 
 from .. import catalog
 from ..model.nodes import Role
@@ -88,6 +89,11 @@ def _deployment(i: dict) -> dict:
     out = {k: i[k] for k in keys}
     out["image"] = i["image"] or ""
     out["nodes"] = list(i["nodes"])
+    install = i.get("engine_install") if not i["image"] and i["platform"] == "slurm" else None
+    out["engine_packages"] = list(install["packages"]) if install else []
+    out["engine_exclude"] = list(install["exclude"]) if install else []
+    src = i["model_source"].strip()
+    out["model_stage"] = i["platform"] == "slurm" and src.startswith(("http://", "https://"))
     return out
 
 
@@ -170,6 +176,10 @@ def group_vars(f: dict) -> dict[str, Any]:
         "network_operator_chart_repo": helm_repo or ("https://helm.ngc.nvidia.com/nvidia" if public else ""),
         # inference
         "inference_deployments": [_deployment(i) for i in f["inference"]],
+        # engine_install: pip reads the site's first Python mirror; plain http needs --trusted-host
+        "inference_pip_index": mirrors["pypi"][0] if mirrors["pypi"] else "",
+        "inference_pip_trusted_host": (urlsplit(mirrors["pypi"][0]).hostname or "")
+        if mirrors["pypi"] and mirrors["pypi"][0].startswith("http://") else "",
         # monitoring: DCGM exporter on hosts unless the GPU Operator runs it (Kubernetes-only GPUs)
         "monitoring_node_exporter": not lab,
         "monitoring_dcgm_exporter": not lab and (not operator_dcgm or slurm["enabled"]),

@@ -31,15 +31,34 @@ ENDPOINT_PREFIX = "factoryctl-endpoint="
 MULTI_NODE_ENGINES = ("vllm", "sglang")
 
 _DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
+# Where the inference role puts a deployment's pip-installed engine and its staged model
+# (templates/ansible/project/roles/inference/defaults/main.yml names the same folders).
+ENGINE_ROOT = "/opt/factoryctl/engines"
+MODEL_ROOT = "/var/lib/factoryctl/models"
+
+
+def staged_over_http(inf: Inference) -> bool:
+    """An http(s) model_source is a folder with a SHA256SUMS file (sha256sum's output) that the
+    inference role copies to every node of a Slurm deployment, each file checked."""
+    return inf.platform == "slurm" and inf.model_source.strip().startswith(("http://", "https://"))
 
 
 def model_path(inf: Inference) -> str:
-    """What the server loads: the local folder model_source names (every node mounts it), else
-    the model id; weights from an object store are staged by the site, not by this job."""
+    """What the server loads: the local folder model_source names (every node mounts it), the
+    folder the role staged an http(s) source into, else the model id; weights from an object
+    store are staged by the site, not by this job."""
     src = inf.model_source.strip()
     if src.startswith("file://"):
         return src[len("file://"):]
+    if staged_over_http(inf):
+        return f"{MODEL_ROOT}/{inf.name}"
     return src if src.startswith("/") else inf.model
+
+
+def python(inf: Inference) -> str:
+    """The interpreter that starts the server: the deployment's own virtual environment when
+    the role installs the engine with pip, else the image's or the host's python3."""
+    return f"{ENGINE_ROOT}/{inf.name}/bin/python3" if inf.engine_install and not inf.image else "python3"
 
 
 def vllm_args(inf: Inference, port: int) -> list[str]:
@@ -50,8 +69,9 @@ def vllm_args(inf: Inference, port: int) -> list[str]:
             "--tensor-parallel-size", str(inf.tensor_parallel),
             "--pipeline-parallel-size", str(inf.pipeline_parallel),
             "--max-model-len", str(inf.max_context),
-            "--max-num-seqs", str(inf.max_num_seqs),
-            "--gpu-memory-utilization", str(inf.gpu_memory_utilization)]
+            "--max-num-seqs", str(inf.max_num_seqs)]
+    if inf.device == "gpu":  # the CPU build sizes its KV cache from VLLM_CPU_KVCACHE_SPACE instead
+        args += ["--gpu-memory-utilization", str(inf.gpu_memory_utilization)]
     if inf.precision in _DTYPE:
         args += ["--dtype", _DTYPE[inf.precision]]
     elif inf.precision == "fp8":
@@ -108,12 +128,15 @@ def jobs(site: Site) -> list[dict]:
         gpus_per_node = math.ceil(per_replica / nodes) if per_node else 0
         port = SERVICE_PORT  # every engine on one port: verify's inference check asks there (hostchecks)
         if inf.engine == "vllm":
-            argv = ["python3", "-m", "vllm.entrypoints.openai.api_server", *vllm_args(inf, port)]
+            # The module, not the `vllm serve` console script: the same server, and it also
+            # starts where the distribution is not named vllm (vllm-cpu's script fails with
+            # PackageNotFoundError).
+            argv = [python(inf), "-m", "vllm.entrypoints.openai.api_server", *vllm_args(inf, port)]
             if nodes > 1:
                 argv += ["--distributed-executor-backend", "ray"]
         else:
-            command = {"sglang": ["python3", "-m", "sglang.launch_server"], "tgi": ["text-generation-launcher"],
-                       "dynamo": ["python3", "-m", "dynamo.vllm"], "nim": ["nim-serve"]}[inf.engine]
+            command = {"sglang": [python(inf), "-m", "sglang.launch_server"], "tgi": ["text-generation-launcher"],
+                       "dynamo": [python(inf), "-m", "dynamo.vllm"], "nim": ["nim-serve"]}[inf.engine]
             argv = [*command, *engine_args(inf, model_path(inf), port)]
             argv = [a.replace("$$", "$") for a in argv]  # kube.literal's escape is for Kubernetes only
         out.append({

@@ -414,16 +414,17 @@ def inference_groups(f: Factory, inf) -> list[NodeGroup]:
     """Node groups a deployment may be placed on: GPU groups with the platform's worker role
     (kube-worker or slurm-compute), narrowed to `nodes` when that is given."""
     role = "kube-worker" if inf.platform == "kubernetes" else "slurm-compute"
+    wants_gpu = inf.device == "gpu"  # a CPU build runs on any node with the role
     return [
         ng for ng in f.nodes
-        if ng.hardware.gpu and role in ng.roles and (not inf.nodes or ng.group in inf.nodes)
+        if (ng.hardware.gpu or not wants_gpu) and role in ng.roles and (not inf.nodes or ng.group in inf.nodes)
     ]
 
 
 def inference_fit(f: Factory, inf, groups: dict[str, GroupFacts]) -> InferenceFit:
     chosen = inference_groups(f, inf)
     available = sum(groups[ng.group].count * groups[ng.group].gpus_per_node for ng in chosen)
-    gpu_model = chosen[0].hardware.gpu.model if chosen else None
+    gpu_model = next((ng.hardware.gpu.model for ng in chosen if ng.hardware.gpu), None)
     gspec = catalog.gpu(gpu_model) if gpu_model else None
     spec = model_shape(inf)
     tp, pp = inf.tensor_parallel, inf.pipeline_parallel
@@ -442,7 +443,7 @@ def inference_fit(f: Factory, inf, groups: dict[str, GroupFacts]) -> InferenceFi
     hbm = gspec.memory_gb if gspec else 0.0
     return InferenceFit(
         name=inf.name, model=inf.model, known_model=spec is not None, gpu_model=gpu_model,
-        gpus=tp * pp * inf.replicas, gpus_available=available,
+        gpus=tp * pp * inf.replicas if inf.device == "gpu" else 0, gpus_available=available,
         weights_gb_per_gpu=round(weights, 3), kv_gb_per_gpu=round(kv, 3),
         overhead_gb=RUNTIME_OVERHEAD_GB if spec is not None else 0.0,
         memory_gb_per_gpu=round(weights + kv + (RUNTIME_OVERHEAD_GB if spec else 0.0), 3),

@@ -290,6 +290,13 @@ def no_gpu_nodes(f: Factory, site: Site) -> Iterable[Issue]:
             continue  # INF013 names the unknown groups
         role = ROLE[inf.platform]
         where = f"among {', '.join(inf.nodes)}" if inf.nodes else "in the factory"
+        if inf.device == "cpu":
+            yield Issue(
+                ("inference", i, "nodes") if inf.nodes else ("inference", i, "platform"),
+                f"CPU deployment {inf.name!r} has no node group with the {role} role {where}",
+                f"add {role} to the roles of a node group" + (" or name another group in nodes" if inf.nodes else ""),
+            )
+            continue
         yield Issue(
             ("inference", i, "nodes") if inf.nodes else ("inference", i, "platform"),
             f"deployment {inf.name!r} has no GPU node group with the {role} role {where}",
@@ -373,3 +380,57 @@ def slurm_multinode_engine(f: Factory, site: Site) -> Iterable[Issue]:
                 "use engine: vllm (Ray across the job's nodes), or an instance that fits one node, "
                 "or platform: kubernetes",
             )
+
+
+# Engines with a CPU build factoryctl can run: vLLM's CPU backend (vLLM docs, "CPU" installation).
+CPU_ENGINES = ("vllm",)
+
+
+@rule("INF019", Severity.error, "CPU deployment the engine or platform cannot run")
+def cpu_deployment(f: Factory, site: Site) -> Iterable[Issue]:
+    """`device: cpu` runs one server per replica on one node with the engine's CPU build: vLLM
+    only (SGLang's CPU kernels need Intel AMX and a source build), on Slurm (a Kubernetes pod of
+    the GPU images would find no GPU), without tensor or pipeline parallelism across devices."""
+    for i, inf, _ in _deployments(f, site):
+        if inf.device != "cpu":
+            continue
+        if inf.engine not in CPU_ENGINES:
+            yield Issue(("inference", i, "engine"), f"{inf.engine} has no CPU build factoryctl can run",
+                        "use engine: vllm with its CPU build, or device: gpu")
+        elif inf.platform != "slurm":
+            yield Issue(("inference", i, "platform"), "a CPU deployment runs on Slurm nodes only",
+                        "use platform: slurm, or device: gpu")
+        elif inf.tensor_parallel * inf.pipeline_parallel > 1:
+            yield Issue(("inference", i, "tensor_parallel"),
+                        f"a CPU deployment runs one server per replica on one node, not TP {inf.tensor_parallel} "
+                        f"x PP {inf.pipeline_parallel}", "set tensor_parallel and pipeline_parallel to 1; add replicas")
+
+
+@rule("INF020", Severity.error, "engine_install where it cannot apply")
+def engine_install_place(f: Factory, site: Site) -> Iterable[Issue]:
+    """engine_install puts the engine into a virtual environment on the nodes of a Slurm
+    deployment that runs no container image. With an image the job runs the image's engine
+    (pyxis); Kubernetes pods always run an image."""
+    for i, inf, _ in _deployments(f, site):
+        if inf.engine_install is None:
+            continue
+        if inf.platform != "slurm":
+            yield Issue(("inference", i, "engine_install"), "engine_install applies to Slurm deployments only",
+                        "remove engine_install; a Kubernetes deployment runs its image")
+        elif inf.image:
+            yield Issue(("inference", i, "engine_install"),
+                        "the deployment declares both an image and engine_install: the job would run the image's engine",
+                        "keep one: image (pyxis) or engine_install (a virtual environment on the nodes)")
+
+
+@rule("INF021", Severity.error, "engine_install with no Python mirror on an offline site")
+def engine_install_mirror(f: Factory, site: Site) -> Iterable[Issue]:
+    """An air-gapped site's hosts (and a lab's, which have no route past the bridge) reach no
+    public package index: engine_install needs `site.mirrors.pypi`."""
+    offline = f.sovereignty.air_gapped or f.site.provider == "lab"
+    has_mirror = bool(f.site.mirrors and f.site.mirrors.pypi)
+    for i, inf, _ in _deployments(f, site):
+        if inf.engine_install and offline and not has_mirror:
+            yield Issue(("inference", i, "engine_install"),
+                        f"the site's hosts are offline and no Python mirror is declared for {inf.name!r}'s engine",
+                        "declare site.mirrors.pypi (the lab serves one on its bridge: http://<bridge address>:8080/simple/)")

@@ -60,6 +60,12 @@ def executor(conn):
     return run
 
 
+def run_serving_stage(checked: Checked, ws: Workspace, folder: Path, ui: UI):
+    from .serving import run_serving_stage as stage
+
+    return stage(checked, ws, folder, ui)
+
+
 def run_bench_stage(checked: Checked, conn, folder: Path, options: HostCheckOptions, ui: UI) -> BenchResult:
     from ..bench import slurm_stage
 
@@ -90,6 +96,7 @@ def run_host_checks(checked: Checked, ws: Workspace, options: HostCheckOptions, 
                        started=started)
     if options.bench:
         res.bench = run_bench_stage(checked, conn, folder, options, ui)
+        res.serving = run_serving_stage(checked, ws, folder, ui)
     shutil.rmtree(hc_dir / "ansible-home", ignore_errors=True)
     res.finished = _now()
     res.duration_s = round(time.monotonic() - t0, 3)
@@ -114,6 +121,7 @@ def run_bench(checked: Checked, ws: Workspace, options: HostCheckOptions, ui: UI
                               options.ssh_config, options.local_name)
     res = VerifyResult(checked.factory.metadata.name, folder.name, conn.mode, started=started, host_checks=False)
     res.bench = run_bench_stage(checked, conn, folder, options, ui)
+    res.serving = run_serving_stage(checked, ws, folder, ui)
     shutil.rmtree(folder / "connection" / "ansible-home", ignore_errors=True)
     res.finished = _now()
     res.duration_s = round(time.monotonic() - t0, 3)

@@ -520,27 +520,51 @@ print(json.dumps(out))
 """
 
 
-def endpoint(host, expect: dict) -> str:
-    """http://address:port of a deployment, or Skip when it is not deployed."""
+ENDPOINT_PREFIX = "factoryctl-endpoint="  # render/slurm_inference.py: the job's comment
+
+
+def parse_endpoints(text: str, port: int) -> list[str]:
+    """URLs of an inference job's running tasks from `squeue -h -o '%k|%N'` lines: the endpoint
+    the batch script wrote into its comment, else the first node with the declared port."""
+    out = []
+    for line in text.splitlines():
+        comment, _, nodes = line.strip().partition("|")
+        if comment.startswith(ENDPOINT_PREFIX):
+            out.append(comment[len(ENDPOINT_PREFIX):].split()[0].rstrip("/"))
+        elif nodes.strip():
+            out.append(f"http://{nodes.split(',')[0].split('[')[0].strip()}:{port}")
+    return out
+
+
+def endpoints(host, expect: dict) -> list[str]:
+    """http://address:port of each running replica of a deployment. Skip where the platform
+    is absent from this host; Fail when it is there and the deployment is declared but not
+    running (a stopped job is what verify exists to catch)."""
     if expect["platform"] == "kubernetes":
         if not _has(host, "kubectl"):
             raise Skip("kubectl absent here: no Kubernetes cluster, nothing deployed")
         res = sh(host, f"{KUBECTL} -n {shlex.quote(expect['namespace'])} get service "
                        f"{shlex.quote(expect['service'])} -o jsonpath='{{.spec.clusterIP}}'")
         if res.rc != 0 or not res.stdout.strip():
-            raise Skip(f"not deployed: no service {expect['namespace']}/{expect['service']}")
-        return f"http://{res.stdout.strip()}:{expect['port']}"
+            raise Fail(f"deployment {expect['name']} is declared but not deployed: no service "
+                       f"{expect['namespace']}/{expect['service']} (run factoryctl apply)")
+        return [f"http://{res.stdout.strip()}:{expect['port']}"]
     if not _has(host, "squeue"):
         raise Skip("squeue absent here: no Slurm job to reach")
-    res = sh(host, f"squeue -h -n {shlex.quote(expect['job'])} -t RUNNING -o '%N'")
-    nodes = res.stdout.split()
-    if res.rc != 0 or not nodes:
-        raise Skip(f"not deployed: no running Slurm job {expect['job']}")
-    return f"http://{nodes[0].split(',')[0].split('[')[0]}:{expect['port']}"
+    job = shlex.quote(expect["job"])
+    res = sh(host, f"squeue -h -n {job} -t RUNNING -o '%k|%N'")
+    if res.rc != 0:
+        raise Fail(f"squeue could not list job {expect['job']}: {_why(res)}")
+    urls = parse_endpoints(res.stdout, expect["port"])
+    if not urls:
+        other = sh(host, f"squeue -h -n {job} -o '%T %r'").stdout.strip()
+        raise Fail(f"deployment {expect['name']} is declared but not running: "
+                   + (f"job {expect['job']} is {other.splitlines()[0].lower()}" if other
+                      else f"no Slurm job {expect['job']}") + " (run factoryctl apply to start it)")
+    return urls
 
 
-def inference(host, expect: dict) -> str:
-    base = endpoint(host, expect)
+def _probe(host, base: str) -> str:
     res = sh(host, f"python3 -c {shlex.quote(HTTP_PROBE)} {shlex.quote(base)}")
     try:
         out = json.loads(res.stdout.strip().splitlines()[-1])
@@ -553,6 +577,11 @@ def inference(host, expect: dict) -> str:
     if not out.get("text"):
         raise Fail(f"{base}: the completion returned no text")
     return f"{base}: {', '.join(out['models'])}; completion {out['text'].strip()[:40]!r}"
+
+
+def inference(host, expect: dict) -> str:
+    """Every running replica lists its model and completes a short prompt."""
+    return "; ".join(_probe(host, base) for base in endpoints(host, expect))
 
 
 PROBES: dict[str, Callable[..., str]] = {

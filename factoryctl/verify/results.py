@@ -78,6 +78,7 @@ class VerifyResult:
     connection: str
     checks: list[CheckResult] = field(default_factory=list)
     bench: BenchResult | None = None
+    serving: Any = None  # verify.serving.ServingStage, when the benchmark stage load-tested deployments
     problems: list[str] = field(default_factory=list)  # the run itself went wrong somewhere
     started: str = ""
     finished: str = ""
@@ -91,7 +92,7 @@ class VerifyResult:
     @property
     def failed(self) -> bool:
         return (any(c.status in ("failed", "error") for c in self.checks) or bool(self.problems)
-                or bool(self.bench and self.bench.failed))
+                or bool(self.bench and self.bench.failed) or bool(self.serving and self.serving.failed))
 
     @property
     def exit_code(self) -> ExitCode:
@@ -102,7 +103,9 @@ class VerifyResult:
                 "started": self.started, "finished": self.finished, "duration_s": self.duration_s,
                 "result": "failed" if self.failed else "passed", "summary": self.counts(),
                 "checks": [c.to_dict() for c in self.checks],
-                "bench": self.bench.to_dict() if self.bench else None, "problems": self.problems}
+                "bench": self.bench.to_dict() if self.bench else None,
+                "serving": [o.to_dict() for o in self.serving.outcomes] if self.serving else [],
+                "problems": self.problems}
 
 
 def write_run_folder(run: VerifyResult, folder: Path) -> list[Path]:
@@ -272,12 +275,13 @@ def _serve(path: Path, run: Run, doc: dict) -> None:
                                   recorded=recorded if isinstance(recorded, str) else "", tool=SERVE_TOOL))
 
 
-def write_serve_run(result: Any, deployment: str, folder: Path, recorded: str) -> Path:
-    """The one writer of a serving measurement: runs/<id>/serve.json, the result of
-    `bench serve` (bench.serve.ServeResult, its `factoryctl.serve/v1` document) with the
-    inference deployment it measured and when, as _serve reads it back."""
+def write_serve_run(result: Any, deployment: str, folder: Path, recorded: str, name: str = "serve.json") -> Path:
+    """The one writer of a serving measurement: runs/<id>/serve.json (serve-<deployment>.json
+    from verify --bench), the result of `bench serve` (bench.serve.ServeResult, its
+    `factoryctl.serve/v1` document) with the inference deployment it measured and when, as
+    _serve reads it back."""
     doc = result.to_dict() | {"deployment": deployment, "recorded": recorded}
-    return write_json(folder / "serve.json", doc)
+    return write_json(folder / name, doc)
 
 
 def _checks(path: Path, run: Run, items: Any) -> None:
@@ -311,8 +315,9 @@ def read_run(path: Path) -> Run:
                                     and m.get("verdict") in VERDICTS)
         else:
             run.problems.append(f"{f.name}: 'measurements' is not a list")
-    serve = path / "serve.json"
-    if serve.is_file():  # after bench*.json: in one run, the serving measurement is the newer word
+    # After bench*.json: in one run, the serving measurement is the newer word. serve.json is
+    # `bench serve --file`'s; verify --bench writes serve-<deployment>.json, one per deployment.
+    for serve in sorted(path.glob("serve*.json")):
         doc = _load(serve, run.problems)
         if doc is not None:
             _serve(serve, run, doc)

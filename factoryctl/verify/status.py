@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import shlex
 import subprocess
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
@@ -289,6 +291,31 @@ def site_status(checked, ws: Workspace, file: str) -> SiteStatus:
                   else _kube_endpoint(checked, i, remote, up)) for i in checked.factory.inference]
     # No role renders Prometheus yet (grep templates/ for it): report none rather than guess.
     return SiteStatus(checked.factory.metadata.name, hosts, slurm, endpoints, prometheus=None)
+
+
+def wait_for_endpoints(checked, ws: Workspace, timeout: float, step: float = 5.0,
+                       note: Callable[[str], None] | None = None) -> list[Endpoint]:
+    """Poll the declared inference endpoints until all are ready or timeout seconds pass; the
+    last look at them. An engine loads its model after its job starts (vLLM's CPU build on the
+    lab: ~45 s), so `up` waits here before verify asks for a completion."""
+    if not checked.factory.inference:
+        return []
+    remote = Remote(checked, ws)
+    deadline = time.monotonic() + timeout
+    seen: dict[str, str] = {}
+    while True:
+        up = {h.name for h in host_states(checked, ws, remote) if h.up}
+        slurm = slurm_state(checked, remote, up)
+        ctl = slurm.controller if slurm else None
+        eps = [(_slurm_endpoint(checked, i, remote, ctl) if i.platform == "slurm"
+                else _kube_endpoint(checked, i, remote, up)) for i in checked.factory.inference]
+        for e in eps:
+            if note and seen.get(e.name) != e.reason:
+                note(f"{e.name}: {'ready at ' + e.url if e.ready else e.reason}")
+            seen[e.name] = e.reason
+        if all(e.ready for e in eps) or time.monotonic() + step > deadline:
+            return eps
+        time.sleep(step)
 
 
 # --- showing ---------------------------------------------------------------------------------

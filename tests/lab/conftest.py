@@ -115,12 +115,21 @@ def traces(lab: Lab, names: list[str], whole: bool = True) -> dict[str, list[str
 FACTORYCTL = str(Path(sys.executable).parent / "factoryctl")
 
 
-def write_lab_site(folder: Path, name: str, subnet: str, bridge: str, compute: int = 2) -> Path:
-    """examples/lab.yaml under another name, subnet and bridge, so sites never collide."""
+def write_lab_site(folder: Path, name: str, subnet: str, bridge: str, compute: int = 2,
+                   serve: bool = False) -> Path:
+    """examples/lab.yaml under another name, subnet and bridge, so sites never collide.
+    Without serve, the Slurm site alone (no inference deployment, no mirror): the tests of
+    apply, drift and faults need no engine, and installing it costs minutes per host."""
     doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "lab.yaml").read_text())
     doc["metadata"]["name"] = name
-    doc["site"]["lab"] = {"subnet": subnet, "bridge": bridge}
     gateway = subnet.rsplit(".", 1)[0] + ".1"
+    if serve:
+        text = yaml.safe_dump(doc, sort_keys=False).replace("//10.77.0.1:", f"//{gateway}:")
+        doc = yaml.safe_load(text)
+    else:
+        doc.pop("inference", None)
+        doc["site"].pop("mirrors", None)
+    doc["site"]["lab"] = {"subnet": subnet, "bridge": bridge}
     doc["fabric"]["management"] = {"cidr": subnet, "gateway": gateway}
     doc["nodes"][1]["count"] = compute
     folder.mkdir(parents=True, exist_ok=True)

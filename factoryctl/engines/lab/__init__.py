@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from . import addresses as address_plan
-from . import host, keys, net, preflight, reachability, sshconf, state
+from . import host, keys, mirror, net, preflight, reachability, sshconf, state
 from .addresses import DEFAULT_BRIDGE, DEFAULT_SUBNET, HostSpec
 from .errors import LabError
 from .mounts import mount_overlay, mounts_under, safe_rmtree, unmount_all
@@ -323,6 +323,7 @@ class Lab:
         return {n for n in found if address_plan.HOSTNAME.match(n)}
 
     def _remove_lab_network(self, bridge: str) -> None:
+        mirror.stop(self.root)  # its address goes with the bridge
         net.delete_bridge(bridge)
         net.release_netns_dir()
         state.remove(self.state_path)

@@ -48,6 +48,10 @@ SEED_PACKAGES = (
     "slurmdbd",
     "chrony",
     "nfs-common",
+    "python3-venv",  # the inference role's engine virtual environments (engine_install)
+    "mariadb-server",  # slurmdbd's database (slurm.accounting)
+    "prometheus",  # the monitoring host's server
+    "prometheus-node-exporter",
 )
 
 

@@ -11,9 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ...workspace import Workspace
-from . import HostSpec, Lab
+from . import HostSpec, Lab, mirror
+from . import addresses as address_plan
+from .errors import LabError
+
+# The model the lab can publish into its model store (tinymodel.py), by its folder name.
+LAB_MODELS = ("tiny-llama",)
 
 
 def is_lab(checked) -> bool:
@@ -69,3 +75,53 @@ def prepare_image(log: Callable[[str], None]) -> None:
 
 def lab_dir_for(file: Path, name: str) -> Path:
     return Workspace.beside(file, name).lab_dir
+
+
+def _bridge_address(checked) -> str:
+    settings = checked.factory.site.lab
+    subnet = settings.subnet if settings else checked.factory.fabric.management.cidr
+    return str(address_plan.bridge_interface(subnet).ip)
+
+
+def mirror_spec(checked, log: Callable[[str], None] | None = None) -> mirror.MirrorSpec | None:
+    """What the lab's mirror must serve for this site: the declared mirrors and http(s) model
+    sources on the bridge's address (the only place a lab host reaches), filled from the lab
+    cache (built first where absent). None when the site declares nothing there."""
+    from .tinymodel import cached_tiny_model
+    from .wheelhouse import cached_wheelhouse
+
+    f = checked.factory
+    bridge = _bridge_address(checked)
+    pypi = [u for u in (f.site.mirrors.pypi if f.site.mirrors else []) if urlsplit(u).hostname == bridge]
+    models = [i for i in f.inference if i.model_source.startswith("http://")
+              and urlsplit(i.model_source).hostname == bridge]
+    served = [*pypi, *(i.model_source for i in models)]
+    if not served:
+        return None
+    ports = sorted({urlsplit(u).port or 80 for u in served})
+    if len(ports) > 1 or any(u.startswith("https://") for u in served):
+        raise LabError(f"the lab serves its mirror on one http port of {bridge}, and factory.yaml names "
+                       + ", ".join(str(p) for p in ports),
+                       f"use http://{bridge}:{ports[0]}/ for site.mirrors.pypi and the models' model_source")
+    for u in pypi:
+        if urlsplit(u).path.rstrip("/") != "/simple":
+            raise LabError(f"{u}: the lab serves its Python index at /simple/", f"use http://{bridge}:{ports[0]}/simple/")
+    folders: dict[str, str] = {}
+    for i in models:
+        parts = [p for p in urlsplit(i.model_source).path.split("/") if p]
+        if len(parts) != 2 or parts[0] != "models" or parts[1] not in LAB_MODELS:
+            raise LabError(f"inference {i.name}: the lab's model store holds {', '.join(LAB_MODELS)} under /models/, "
+                           f"not {i.model_source}",
+                           f"use model_source: http://{bridge}:{ports[0]}/models/{LAB_MODELS[0]}/")
+        folders[parts[1]] = str(cached_tiny_model(log=log))
+    packages = sorted({p for i in f.inference if i.engine_install and not i.image for p in i.engine_install.packages})
+    wheels = str(cached_wheelhouse(packages, log=log)) if pypi and packages else ""
+    return mirror.MirrorSpec(bind=bridge, port=ports[0], wheelhouse=wheels, models=tuple(sorted(folders.items())))
+
+
+def serve_mirror(checked, ws: Workspace, log: Callable[[str], None] | None = None) -> str | None:
+    """Fill and start the lab's mirror for this site (idempotent); its base URL, or None."""
+    spec = mirror_spec(checked, log)
+    if spec is None:
+        return None
+    return mirror.ensure_running(ws.lab_dir, spec)

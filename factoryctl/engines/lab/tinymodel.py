@@ -27,7 +27,7 @@ from .errors import LabError
 from .rootfs import cache_dir, locked
 
 # Bump when the files written change in a way the recipe below does not capture.
-RECIPE = 1
+RECIPE = 2  # 2: SHA256SUMS beside the files
 MARKER = ".factoryctl-model.json"
 FILES = (
     "config.json",
@@ -37,6 +37,9 @@ FILES = (
     "tokenizer.json",
     "tokenizer_config.json",
 )
+# sha256sum's output over FILES: what a host staging the folder over HTTP fetches first and
+# checks every file against (the inference role's get_url with checksum).
+SUMS = "SHA256SUMS"
 # Ids 0-3, in this order (the trainer assigns special tokens first).
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
 UNK, BOS, EOS, PAD = SPECIAL_TOKENS
@@ -292,7 +295,12 @@ def _write(dest: Path, seed: int, shape: TinyLlama) -> Path:
             },
         },
     )
+    (dest / SUMS).write_text("".join(f"{_file_sha256(dest / name)}  {name}\n" for name in FILES))
     return dest
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def recipe_digest(seed: int = 0, shape: TinyLlama | None = None) -> str:
@@ -356,4 +364,4 @@ def cached_tiny_model(
 
 def describe(folder: Path) -> list[tuple[str, int]]:
     """(file name, size in bytes) of the model's files, sorted by name."""
-    return [(p.name, p.stat().st_size) for p in sorted(Path(folder).iterdir()) if p.name != MARKER]
+    return [(p.name, p.stat().st_size) for p in sorted(Path(folder).iterdir()) if p.name not in (MARKER, SUMS)]

@@ -523,6 +523,18 @@ print(json.dumps(out))
 ENDPOINT_PREFIX = "factoryctl-endpoint="  # render/slurm_inference.py: the job's comment
 
 
+def first_node(nodelist: str) -> str | None:
+    """The first host of a Slurm hostlist: "node[01-03],gpu7" -> "node01" (the batch script's
+    first node runs the API server)."""
+    head = nodelist.split(",")[0].strip()
+    if not head or head in ("(null)", "n/a"):
+        return None
+    if "[" in head:
+        prefix, rng = head.split("[", 1)
+        return prefix + rng.split("]")[0].split(",")[0].split("-")[0]
+    return head
+
+
 def parse_endpoints(text: str, port: int) -> list[str]:
     """URLs of an inference job's running tasks from `squeue -h -o '%k|%N'` lines: the endpoint
     the batch script wrote into its comment, else the first node with the declared port."""
@@ -531,8 +543,8 @@ def parse_endpoints(text: str, port: int) -> list[str]:
         comment, _, nodes = line.strip().partition("|")
         if comment.startswith(ENDPOINT_PREFIX):
             out.append(comment[len(ENDPOINT_PREFIX):].split()[0].rstrip("/"))
-        elif nodes.strip():
-            out.append(f"http://{nodes.split(',')[0].split('[')[0].strip()}:{port}")
+        elif first_node(nodes):
+            out.append(f"http://{first_node(nodes)}:{port}")
     return out
 
 

@@ -21,6 +21,7 @@ from ..engines.lab import site as labsite
 from ..engines.ssh import Remote
 from ..errors import FactoryctlError
 from ..workspace import Workspace
+from .probes import first_node
 
 SCHEMA = "factoryctl.status/v1"
 SSH_TIMEOUT = 10.0  # one round trip per host; a host that takes longer is reported down
@@ -131,18 +132,6 @@ def parse_squeue(text: str) -> list[tuple[str, str, str]]:
             raise ValueError(f"squeue line {n} is not 'jobid|state|nodes': {line!r}")
         out.append((parts[0], parts[1], parts[2]))
     return out
-
-
-def first_node(nodelist: str) -> str | None:
-    """The first host of a Slurm hostlist: "node[01-03],gpu7" -> "node01" (the batch script's
-    first node runs the API server)."""
-    head = nodelist.split(",")[0].strip()
-    if not head or head in ("(null)", "n/a"):
-        return None
-    if "[" in head:
-        prefix, rng = head.split("[", 1)
-        return prefix + rng.split("]")[0].split(",")[0].split("-")[0]
-    return head
 
 
 def models_listed(body: str, model: str) -> tuple[bool, str]:

@@ -232,7 +232,8 @@ def test_inference_endpoints() -> None:
            "service": "chat", "port": 8000, "job": "inference-chat"}
     with pytest.raises(p.Skip, match="kubectl absent"):
         judge(FakeHost(), "inference", exp)
-    with pytest.raises(p.Skip, match="not deployed: no service inference/chat"):
+    # Declared but not deployed: a failure that names the deployment, no longer a skip.
+    with pytest.raises(p.Fail, match="deployment chat is declared but not deployed: no service inference/chat"):
         judge(FakeHost({"command -v kubectl": Res(0), "get service": Res(1, "", "NotFound")}), "inference", exp)
     up = {"command -v kubectl": Res(0), "get service": Res(0, "10.96.0.40"),
           "python3 -c": Res(0, json.dumps({"models": ["meta-llama/Llama-3.1-70B-Instruct"], "text": " Paris."}))}
@@ -242,10 +243,17 @@ def test_inference_endpoints() -> None:
     with pytest.raises(p.Fail, match="http://10.96.0.40:8000: URLError: refused"):
         judge(FakeHost(down), "inference", exp)
     slurm = exp | {"platform": "slurm"}
-    with pytest.raises(p.Skip, match="no running Slurm job inference-chat"):
+    with pytest.raises(p.Fail, match="deployment chat is declared but not running: no Slurm job inference-chat"):
         judge(FakeHost({"command -v squeue": Res(0), "squeue": Res(0, "")}), "inference", slurm)
-    ok = {"command -v squeue": Res(0), "squeue": Res(0, "gpu03\n"), "python3 -c": up["python3 -c"]}
+    pending = {"command -v squeue": Res(0), "-t RUNNING": Res(0, ""), "%T %r": Res(0, "PENDING Resources\n")}
+    with pytest.raises(p.Fail, match="job inference-chat is pending resources"):
+        judge(FakeHost(pending), "inference", slurm)
+    # The endpoint the batch script wrote into the job's comment; the node where it wrote none.
+    ok = {"command -v squeue": Res(0), "squeue": Res(0, "factoryctl-endpoint=http://gpu03:8000|gpu03\n"),
+          "python3 -c": up["python3 -c"]}
     assert judge(FakeHost(ok), "inference", slurm).startswith("http://gpu03:8000:")
+    assert p.parse_endpoints("(null)|gpu[04-05]\nfactoryctl-endpoint=http://gpu07:8000/|gpu07\n", 8000) == \
+        ["http://gpu04:8000", "http://gpu07:8000"]
 
 
 def test_http_probe_is_valid_python() -> None:

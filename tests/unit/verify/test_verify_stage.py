@@ -53,6 +53,7 @@ def test_bench_run_writes_only_bench_json(tmp_path, monkeypatch):
     c, ws = _site(tmp_path)
     monkeypatch.setattr(hostchecks, "run_bench_stage",
                         lambda *a: BenchResult(path="none", skipped="no scheduler"))
+    monkeypatch.setattr(hostchecks, "run_serving_stage", lambda *a: None)  # tests/unit/verify/test_serving_stage.py
     res = hostchecks.run_bench(c, ws, hostchecks.HostCheckOptions(connection="local"), RecordingUI())
     assert res.host_checks is False and res.exit_code == ExitCode.OK
     assert (res.folder / "bench.json").is_file() and not (res.folder / "verify.json").exists()

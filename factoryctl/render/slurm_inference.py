@@ -35,6 +35,7 @@ _DTYPE = {"bf16": "bfloat16", "fp16": "float16"}
 # (templates/ansible/project/roles/inference/defaults/main.yml names the same folders).
 ENGINE_ROOT = "/opt/factoryctl/engines"
 MODEL_ROOT = "/var/lib/factoryctl/models"
+LOG_DIR = "/var/log/factoryctl/inference"  # the jobs' logs and working folder, on every node
 
 
 def staged_over_http(inf: Inference) -> bool:
@@ -160,5 +161,6 @@ def jobs(site: Site) -> list[dict]:
             "argv": argv + extra_flags(inf),
             "env": {k: _value(v) for k, v in sorted(inf.engine_options.env.items())},
             "endpoint_prefix": ENDPOINT_PREFIX,
+            "log_dir": LOG_DIR,
         })
     return out

@@ -1,7 +1,8 @@
 """The checks `factoryctl up` runs after apply, over SSH, until the full verify stage exists:
 every host answers; munge encodes and decodes on every Slurm host and across hosts; each
-controller's sinfo shows every declared partition with exactly its nodes, all idle; srun
-runs on every compute node. Each check reports pass or fail with what it saw.
+controller's sinfo shows every declared partition with exactly its nodes, each idle or running
+jobs (an inference deployment's job keeps its node allocated); srun runs on every compute node
+that has a free CPU (a node its jobs fill is named, not waited for). Each check reports pass or fail with what it saw.
 """
 
 from __future__ import annotations
@@ -92,13 +93,22 @@ def sinfo_nodes(remote: Remote, controller: str) -> dict[str, dict[str, str]] | 
     return parts
 
 
+# sinfo(1) compact states of a healthy node: free, partly or fully running jobs, finishing one.
+# Anything else (down, drain, fail, unk, ...) or a '*' (not responding) is a finding.
+HEALTHY = ("idle", "mix", "alloc", "comp")
+
+
+def _healthy(state: str) -> bool:
+    return state in HEALTHY
+
+
 def check_sinfo(remote: Remote, controller: str, expected: dict[str, list[str]],
                 wait: float = IDLE_WAIT) -> list[Check]:
     deadline = time.monotonic() + wait
     while True:
         seen = sinfo_nodes(remote, controller)
         ready = isinstance(seen, dict) and all(
-            sorted(seen.get(p, {})) == nodes and all(s == "idle" for s in seen[p].values())
+            sorted(seen.get(p, {})) == nodes and all(_healthy(s) for s in seen[p].values())
             for p, nodes in expected.items())
         if ready or time.monotonic() >= deadline:
             break
@@ -113,27 +123,37 @@ def check_sinfo(remote: Remote, controller: str, expected: dict[str, list[str]],
                                 f"{', '.join(sorted(seen)) or 'none'})"))
             continue
         states = ", ".join(f"{n} {s}" for n, s in sorted(got.items()))
-        ok = sorted(got) == nodes and all(s == "idle" for s in got.values())
+        ok = sorted(got) == nodes and all(_healthy(s) for s in got.values())
         detail = states if sorted(got) == nodes else f"nodes {', '.join(sorted(got))}, expected {', '.join(nodes)}"
         checks.append(Check(f"sinfo {p}", controller, ok, detail))
     return checks
 
 
-def check_srun(remote: Remote, controller: str, compute: list[str], expected: dict[str, list[str]]) -> list[Check]:
-    """srun -N<all compute nodes> hostname, in a partition holding them all (else per partition)."""
+def check_srun(remote: Remote, controller: str, compute: list[str], expected: dict[str, list[str]],
+               busy: set[str] | frozenset[str] = frozenset()) -> list[Check]:
+    """srun -N<compute nodes> hostname, in a partition holding them all (else per partition),
+    on the nodes with a free CPU: a node its jobs fill (alloc) would make srun wait for them."""
     whole = [p for p, nodes in expected.items() if nodes == sorted(compute)]
     runs = [(whole[0], compute)] if whole else [(p, n) for p, n in expected.items() if n]
     if not expected:
         runs = [(None, compute)]
     checks = []
     for part, nodes in runs:
-        argv = ["srun", f"-N{len(nodes)}"] + ([f"--partition={part}"] if part else []) + ["hostname"]
+        free = [n for n in sorted(nodes) if n not in busy]
+        skipped = sorted(set(nodes) - set(free))
+        note = f" ({', '.join(skipped)} fully allocated to jobs: not tested)" if skipped else ""
+        if not free:
+            checks.append(Check(f"srun --partition={part}" if part else "srun", controller, True,
+                                "every node is fully allocated to jobs: not tested"))
+            continue
+        argv = (["srun", f"-N{len(free)}"] + ([f"--partition={part}"] if part else [])
+                + ([f"--nodelist={','.join(free)}"] if skipped else []) + ["hostname"])
         r = remote.run(controller, argv, timeout=90)
         got = sorted(r.stdout.split())
-        ok = r.returncode == 0 and got == sorted(nodes)
+        ok = r.returncode == 0 and got == free
         detail = " ".join(got) if r.returncode == 0 else _why(r)
-        checks.append(Check(" ".join(argv), controller, ok, detail if ok or r.returncode else
-                            f"returned {detail or 'nothing'}, expected {' '.join(sorted(nodes))}"))
+        checks.append(Check(" ".join(argv), controller, ok, (detail + note) if ok or r.returncode else
+                            f"returned {detail or 'nothing'}, expected {' '.join(free)}"))
     return checks
 
 
@@ -155,7 +175,10 @@ def run_checks(checked, ws: Workspace) -> list[Check]:
             checks += check_munge(remote, ctl, [h for h in slurm_hosts if h not in down])
             checks += check_sinfo(remote, ctl, expected)
             if compute:
-                checks += check_srun(remote, ctl, compute, expected)
+                seen = sinfo_nodes(remote, ctl)
+                busy = {n for nodes in seen.values() for n, st in nodes.items() if st == "alloc"} \
+                    if isinstance(seen, dict) else set()
+                checks += check_srun(remote, ctl, compute, expected, busy)
             break  # one controller runs the cluster checks; the others are backups
     return checks
 

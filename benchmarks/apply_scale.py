@@ -47,6 +47,8 @@ def site(tmp: Path, hosts: int) -> Path:
     doc = yaml.safe_load((ROOT / "examples" / "lab.yaml").read_text())
     n = hosts
     doc["metadata"]["name"] = f"bench{n}"
+    doc.pop("inference", None)  # the Slurm site: serving is benchmarks/serve_lab.py's
+    doc["site"].pop("mirrors", None)
     subnet = f"10.79.{n}.0/24"
     doc["site"]["lab"] = {"subnet": subnet, "bridge": f"fbench{n}"}
     doc["fabric"]["management"] = {"cidr": subnet, "gateway": f"10.79.{n}.1"}

@@ -35,6 +35,8 @@ def site(tmp: Path, hosts: int) -> Path:
     name = f"drift{hosts}"
     subnet = f"10.81.{hosts}.0/24"
     doc["metadata"]["name"] = name
+    doc.pop("inference", None)  # the Slurm site: serving is benchmarks/serve_lab.py's
+    doc["site"].pop("mirrors", None)
     doc["site"]["lab"] = {"subnet": subnet, "bridge": f"fdrift{hosts}"}
     doc["fabric"]["management"] = {"cidr": subnet, "gateway": f"10.81.{hosts}.1"}
     if hosts == 1:

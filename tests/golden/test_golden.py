@@ -4,9 +4,9 @@ Refresh after an intended change with `pytest tests/golden --update-goldens` and
 diff like code. Roles under ansible/project/roles are verbatim copies of templates/ (their
 hashes are in manifest.json, which is compared), so they are not stored again here.
 
-An input that renders exactly like another case (examples/lab.yaml is the lab blueprint with
-other comments) has no tree of its own: SAME_AS names the case whose golden tree it must
-match, and --update-goldens writes only the reference.
+An input that renders exactly like another case has no tree of its own: SAME_AS names the
+case whose golden tree it must match, and --update-goldens writes only the reference.
+(examples/lab.yaml was one, until it gained the lab's inference deployment.)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ GOLDEN = Path(__file__).resolve().parent
 CASES = {p.parent.name: p for p in sorted((ROOT / "blueprints").glob("*/factory.yaml"))}
 CASES["example-lab"] = ROOT / "examples" / "lab.yaml"
 CASES["example-reference"] = ROOT / "examples" / "reference" / "factory.yaml"
-SAME_AS = {"example-lab": "lab"}  # case -> the case whose golden tree it renders to
+SAME_AS: dict[str, str] = {}  # case -> the case whose golden tree it renders to
 SKIP = "ansible/project/roles/"
 
 

@@ -116,10 +116,19 @@ def test_sovereign_blueprint_is_air_gapped() -> None:
     assert all(s.location is not None and s.encryption is not None for s in f.storage)
 
 
-def test_lab_example_validates_and_matches_the_blueprint() -> None:
+def test_lab_example_is_the_blueprint_plus_serving() -> None:
+    """examples/lab.yaml = blueprints/lab + the mirror, the inference deployment and the
+    compute nodes' room for the engine (memory, a second CPU): nothing else differs."""
     c = check(LAB_EXAMPLE)
     assert c.site is not None and _errors(c) == []
-    assert c.factory == checked("lab").factory
+    example, blueprint = c.factory, checked("lab").factory
+    assert [i.name for i in example.inference] == ["tiny"] and not blueprint.inference
+    assert example.site.mirrors is not None and example.site.mirrors.pypi
+    node = example.nodes[1].model_copy(update={"hardware": blueprint.nodes[1].hardware})
+    same = example.model_copy(update={
+        "inference": [], "site": example.site.model_copy(update={"mirrors": None}),
+        "nodes": [example.nodes[0], node], "metadata": blueprint.metadata})
+    assert same == blueprint
 
 
 def _leaves(node, path=""):

@@ -1,5 +1,6 @@
 """The host probe: one SSH command per host, all hosts at once, that reports the state of
-every resource Ansible manages there (resources.py) in one line of JSON.
+every resource Ansible manages there (resources.py) in one line of JSON; also the Slurm jobs
+a role keeps queued (`slurmjobs:<name prefix>`, the inference deployments' jobs).
 
 After each apply the probe's answer is kept as the host's baseline; drift asks again and
 compares. A host whose answer moved is handed to `ansible-playbook --check --diff`, which
@@ -93,6 +94,10 @@ for key in keys:
             seen[key] = os.uname()[1]
         elif kind == "user":
             seen[key] = "uid %d" % pwd.getpwnam(name).pw_uid
+        elif kind == "slurmjobs":
+            rc, out = run(["squeue", "-h", "-o", "%j", "-t", "PENDING,RUNNING,CONFIGURING,REQUEUED"])
+            jobs = sorted({j for j in out.split() if j.startswith(name)})
+            seen[key] = ("queued: " + " ".join(jobs) if jobs else "none queued") if rc == 0 else "squeue failed"
         else:
             seen[key] = "unknown kind"
     except FileNotFoundError:

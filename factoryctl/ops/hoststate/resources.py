@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 # module (short name) -> kind of resource, and where its result names it
-FILE_MODULES = {"copy": "dest", "template": "dest"}
+FILE_MODULES = {"copy": "dest", "template": "dest", "get_url": "dest"}
 PATH_MODULES = {"file", "lineinfile", "blockinfile", "replace"}
 SERVICE_MODULES = {"service", "systemd", "systemd_service", "sysvinit"}
 PACKAGE_MODULES = {"package", "apt", "dnf", "yum"}

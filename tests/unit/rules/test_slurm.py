@@ -215,3 +215,20 @@ def test_slm023_block_topology_needs_slurm_23_11(tmp_path):
     assert "23.11" in f.message and "topology: tree" in f.hint
     doc["slurm"]["version"] = "23.11.4"
     assert "SLM023" not in by_code(check_doc(doc, tmp_path))
+
+
+def test_reference_example_follows_the_spec_for_state_save_and_gpu_split():
+    """examples/reference/factory.yaml carries the spec's slurm.state_save_location and
+    gpu_split values (../shared/spec/factory.example.yaml, the contract), and both validate."""
+    from pathlib import Path
+
+    import pytest
+    import yaml
+
+    spec_path = Path(__file__).resolve().parents[3].parent / "shared" / "spec" / "factory.example.yaml"
+    if not spec_path.is_file():
+        pytest.skip(f"the spec is not beside the repository ({spec_path})")
+    spec = yaml.safe_load(spec_path.read_text())
+    ref = reference_doc()
+    assert ref["slurm"]["state_save_location"] == spec["slurm"]["state_save_location"]
+    assert [ng.get("gpu_split") for ng in ref["nodes"]] == [ng.get("gpu_split") for ng in spec["nodes"]]

@@ -171,6 +171,10 @@ def group_vars(f: dict) -> dict[str, Any]:
         "gpu_operator_driver_enabled": operator_driver,
         "gpu_operator_dcgm_exporter": operator_dcgm,
         "gpu_operator_chart_repo": helm_repo or ("https://helm.ngc.nvidia.com/nvidia" if public else ""),
+        # node groups whose GPUs Slurm shares (gpu_split with a Kubernetes share): their own
+        # device plugin DaemonSet (kubernetes/gpu-operator/device-plugin-split.yaml), not the operator's
+        "gpu_operator_split_groups": [ident(ng["group"]) for ng in f["nodes"] if gpu_op and ng["gpu_split"]
+                                      and ng["gpu_split"]["kubernetes"] and "kube-worker" in ng["roles"]],
         "network_operator_enabled": bool(net_op and net_op["enabled"]),
         "network_operator_rdma_shared_device": bool(net_op and net_op["rdma_shared_device"]),
         "network_operator_sriov": bool(net_op and net_op["sriov"]),

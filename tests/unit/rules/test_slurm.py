@@ -205,6 +205,10 @@ def test_slm022_air_gapped_pyxis_needs_a_source(tmp_path):
     assert "pyxis_repo" in f.hint
     doc["sovereignty"]["air_gapped"] = False  # github.com is reachable
     assert "SLM022" not in by_code(check_doc(doc, tmp_path))
+    doc = reference_doc()
+    doc["slurm"]["containers"]["pyxis_repo"] = "https://github.com/NVIDIA/pyxis.git"  # not a mirror
+    f = assert_finding(check_doc(doc, tmp_path), "SOV006", "slurm.containers.pyxis_repo", "error")
+    assert "github.com" in f.message
 
 
 def test_slm023_block_topology_needs_slurm_23_11(tmp_path):

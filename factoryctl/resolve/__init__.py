@@ -499,7 +499,8 @@ def inference_fit(f: Factory, inf, groups: dict[str, GroupFacts]) -> InferenceFi
 
 
 def gpus_with_role(hosts: list[Host], role: str) -> int:
-    """GPUs on the hosts that carry `role` (kube-worker, slurm-compute)."""
+    """Every GPU on the hosts that carry `role` (kube-worker, slurm-compute), shared or not;
+    what a scheduler may hand out is `Site.scheduled_gpus(platform)` (gpu_split's share)."""
     return sum(h.gpus for h in hosts if role in h.roles)
 
 

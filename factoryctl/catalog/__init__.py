@@ -178,11 +178,12 @@ class Switch(_Entry):
 
 
 class CPU(_Entry):
-    FIGURES = ("arch", "cores", "tdp_w")
+    FIGURES = ("arch", "cores", "threads_per_core", "tdp_w")
 
     vendor: Literal["intel", "amd", "nvidia"]
     arch: Literal["x86_64", "aarch64"]
     cores: StrictInt  # per socket
+    threads_per_core: StrictInt  # hardware threads per core as shipped (SMT on: 2); Slurm's ThreadsPerCore
     tdp_w: StrictFloat | None
 
 

@@ -43,6 +43,7 @@ class Cpu(Strict):
     model: Token
     sockets: Sockets = 1
     cores_per_socket: Cores | None = None  # overrides the catalog
+    threads_per_core: Literal[1, 2, 4] | None = None  # overrides the catalog (SMT off in firmware: 1)
 
 
 class Gpu(Strict):
@@ -89,6 +90,14 @@ class NodeNetwork(Strict):
     oob: Interface | None = None
 
 
+class GpuSplit(Strict):
+    """How a node's GPUs are shared between the two schedulers: device indices 0..slurm-1 go
+    to Slurm (gres.conf), the next `kubernetes` to the Kubernetes device plugin."""
+
+    slurm: limits.whole(limits.GPUS_PER_NODE, ge=0)
+    kubernetes: limits.whole(limits.GPUS_PER_NODE, ge=0)
+
+
 class NodeGroup(Strict):
     group: Name
     count: NodeCount
@@ -96,6 +105,7 @@ class NodeGroup(Strict):
     start_index: StartIndex = 1
     rack: Name | Annotated[list[Name], Field(min_length=1)]
     roles: list[Role] = Field(default_factory=list)
+    gpu_split: GpuSplit | None = None  # GPUs per node for Slurm and for Kubernetes (NOD011, NOD012)
     hardware: Hardware
     network: NodeNetwork = Field(default_factory=NodeNetwork)
     location: Location | None = None  # overrides site.country for this group

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from .common import EnrootImageRef, Name, Strict, Text, Version
+from .common import EnrootImageRef, HttpUrl, Name, PathWord, Strict, Text, Version
 
 # Slurm time: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS, or UNLIMITED.
 _TIME = re.compile(r"^(UNLIMITED|infinite|\d+|\d+:\d{2}|\d+:\d{2}:\d{2}|\d+-\d+|\d+-\d+:\d{2}|\d+-\d+:\d{2}:\d{2})$")
@@ -31,12 +31,14 @@ class Containers(Strict):
     pyxis: bool = False
     enroot: bool = False
     images: list[EnrootImageRef] = Field(default_factory=list)
+    pyxis_repo: HttpUrl | None = None  # git mirror of NVIDIA/pyxis (air-gapped sites; SLM016)
 
 
 class Slurm(Strict):
     enabled: bool = False
     cluster_name: Name = "cluster"
     version: Version | None = None
+    state_save_location: PathWord | None = None  # StateSaveLocation; shared storage with HA controllers (SLM014)
     partitions: list[Partition] = Field(default_factory=list)
     containers: Containers | None = None
     accounting: bool = False

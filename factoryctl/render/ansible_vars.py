@@ -128,6 +128,10 @@ def group_vars(f: dict) -> dict[str, Any]:
         # nvidia_driver / cuda_nccl: host drivers unless the GPU Operator brings its own
         "nvidia_driver_enabled": not operator_driver or slurm["enabled"],
         "cuda_nccl_enabled": not operator_driver or slurm["enabled"],
+        # enroot's GPU hook (98-nvidia.sh) runs nvidia-container-cli from libnvidia-container
+        # (NVIDIA/enroot doc/installation.md, GPU support): installed with the driver where
+        # Slurm runs containers
+        "nvidia_driver_container_toolkit": bool(slurm["enabled"] and (containers["enroot"] or containers["pyxis"])),
         "cuda_nccl_tests_repo": versions.components()["nccl_tests"].repo if public else "",
         # fabric
         "fabric_compute_type": compute["type"] if compute else "",
@@ -150,7 +154,10 @@ def group_vars(f: dict) -> dict[str, Any]:
         "slurm_pyxis": containers["pyxis"],
         "slurm_enroot": containers["enroot"] or containers["pyxis"],  # pyxis runs on enroot
         "slurm_container_images": _words(containers["images"], "container image"),
-        "slurm_pyxis_repo": versions.components()["pyxis"].repo if public and containers["pyxis"] else "",
+        # pyxis is built from the site's mirror when declared, else from GitHub where reachable
+        # (air-gapped without a mirror: rule SLM022 refuses the file)
+        "slurm_pyxis_repo": (containers.get("pyxis_repo") or (versions.components()["pyxis"].repo if public else "")
+                             if containers["pyxis"] else ""),
         # kubernetes
         "kubernetes_enabled": k8s["enabled"],
         "kubernetes_version": k8s["version"],
@@ -170,6 +177,10 @@ def group_vars(f: dict) -> dict[str, Any]:
         "gpu_operator_driver_enabled": operator_driver,
         "gpu_operator_dcgm_exporter": operator_dcgm,
         "gpu_operator_chart_repo": helm_repo or ("https://helm.ngc.nvidia.com/nvidia" if public else ""),
+        # node groups whose GPUs Slurm shares (gpu_split with a Kubernetes share): their own
+        # device plugin DaemonSet (kubernetes/gpu-operator/device-plugin-split.yaml), not the operator's
+        "gpu_operator_split_groups": [ident(ng["group"]) for ng in f["nodes"] if gpu_op and ng["gpu_split"]
+                                      and ng["gpu_split"]["kubernetes"] and "kube-worker" in ng["roles"]],
         "network_operator_enabled": bool(net_op and net_op["enabled"]),
         "network_operator_rdma_shared_device": bool(net_op and net_op["rdma_shared_device"]),
         "network_operator_sriov": bool(net_op and net_op["sriov"]),

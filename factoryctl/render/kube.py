@@ -622,6 +622,89 @@ def build(site: Site) -> dict:
         "inference": inference,
         "inference_namespace": INFERENCE_NS,
         "bench": kube_bench.build(site),
+        "gpu_split": gpu_split_device_plugins(site),
     }
     # a JSON round trip unshares repeated parts (volumes, probes), so YAML has no aliases
     return json.loads(json.dumps(out))
+
+
+# --- gpu_split: the Kubernetes share of nodes Slurm shares ---------------------------------
+# The device plugin advertises every GPU its container sees and has no device filter of its
+# own; NVIDIA's answer for "some GPUs of a node to Kubernetes" is a device plugin DaemonSet per
+# node set with NVIDIA_VISIBLE_DEVICES naming those GPUs (NVIDIA/k8s-device-plugin issues #81
+# and #236, maintainers' replies), with the GPU Operator's own device plugin kept off those
+# nodes by the node label nvidia.com/gpu.deploy.device-plugin=false (GPU Operator docs,
+# "Disabling an operand on a node" through the nvidia.com/gpu.deploy.<operand> labels).
+DEVICE_PLUGIN_IMAGE = versions.image("k8s_device_plugin")
+SPLIT_LABEL = "nvidia.com/gpu.deploy.device-plugin"
+
+
+def gpu_split_device_plugins(site: Site) -> list[dict]:
+    """One device plugin DaemonSet per node group with a gpu_split that gives Kubernetes a
+    share, advertising only the GPUs after Slurm's (indices slurm .. slurm+kubernetes-1)."""
+    from ..resolve import kube_gpus, slurm_gpus
+
+    f = site.factory
+    if not f.kubernetes.enabled or f.kubernetes.gpu_operator is None:
+        return []
+    registry = airgap_registry(site)
+    out = []
+    for ng in f.nodes:
+        share = kube_gpus(ng)
+        hosts = [h.name for h in site.hosts_by_group.get(ng.group, []) if "kube-worker" in h.roles]
+        if ng.gpu_split is None or not share or not hosts:
+            continue
+        first = slurm_gpus(ng)
+        devices = ",".join(str(i) for i in range(first, first + share))
+        name = f"nvidia-device-plugin-{ng.group}"[:63].rstrip("-")
+        labels = {**MANAGED, "app.kubernetes.io/name": name}
+        out.append({
+            "group": ng.group,
+            "hosts": hosts,
+            "devices": devices,
+            "label": SPLIT_LABEL,
+            "manifest": _device_plugin_daemonset(name, labels, hosts, devices, mirrored(DEVICE_PLUGIN_IMAGE, registry)),
+        })
+    return out
+
+
+def _device_plugin_daemonset(name: str, labels: dict, hosts: list[str], devices: str, image: str) -> dict:
+    plugin_dir = "/var/lib/kubelet/device-plugins"
+    return {
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": {"name": name, "namespace": GPU_OPERATOR_NS, "labels": labels},
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": labels["app.kubernetes.io/name"]}},
+            "updateStrategy": {"type": "RollingUpdate"},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    # the "nvidia" RuntimeClass the GPU Operator's toolkit installs: it injects
+                    # exactly the GPUs NVIDIA_VISIBLE_DEVICES names into this container
+                    "runtimeClassName": "nvidia",
+                    "priorityClassName": "system-node-critical",
+                    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [{"matchExpressions": [
+                            {"key": "kubernetes.io/hostname", "operator": "In", "values": hosts}]}]}}},
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                    "containers": [{
+                        "name": "nvidia-device-plugin",
+                        "image": image,
+                        "command": ["nvidia-device-plugin"],
+                        "env": [
+                            {"name": "NVIDIA_VISIBLE_DEVICES", "value": devices},
+                            {"name": "NVIDIA_DRIVER_CAPABILITIES", "value": "compute,utility"},
+                            # pods get their GPUs by UUID in NVIDIA_VISIBLE_DEVICES (the default strategy)
+                            {"name": "DEVICE_LIST_STRATEGY", "value": "envvar"},
+                            {"name": "FAIL_ON_INIT_ERROR", "value": "true"},
+                        ],
+                        "securityContext": {"allowPrivilegeEscalation": False,
+                                            "capabilities": {"drop": ["ALL"]}},
+                        "volumeMounts": [{"name": "device-plugin", "mountPath": plugin_dir}],
+                    }],
+                    "volumes": [{"name": "device-plugin", "hostPath": {"path": plugin_dir}}],
+                },
+            },
+        },
+    }
+

@@ -19,7 +19,18 @@ import re
 from collections.abc import Iterable
 
 from .. import catalog
-from ..resolve import Site, rack_scale_nvlink, recommended_topology
+from ..resolve import (
+    SLURM_BASE_RELEASE,
+    SLURM_BLOCK_TOPOLOGY,
+    SLURM_IMEX_SWITCH,
+    Site,
+    rack_scale_nvlink,
+    recommended_topology,
+    release_text,
+    slurm_gpus,
+    slurm_imex_groups,
+    slurm_supports,
+)
 
 # Memory the OS and firmware keep: slurmd drains a node whose RealMemory exceeds what it
 # detects, and the detected figure is always below the nominal DIMM size.
@@ -31,6 +42,9 @@ SLURMD_SPOOL = "/var/spool/slurmd"
 LOG_DIR = "/var/log/slurm"
 RUN_DIR = "/run"
 DBD_PASSWORD_ENV = "FACTORYCTL_SLURMDBD_STORAGE_PASS"
+# HealthCheckInterval (seconds) when a health check program is set: slurm.conf(5) runs
+# HealthCheckProgram on every slurmd this often (0 disables it).
+HEALTH_CHECK_INTERVAL = 300
 
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")
 
@@ -85,15 +99,21 @@ def gres_type(gpu_model: str) -> str:
     return re.sub(r"[^a-z0-9_]+", "_", family.lower()).strip("_") or "gpu"
 
 
-def _cpu_shape(ng) -> tuple[int, int]:
-    """(sockets, cores per socket) of a node group; cores 1 when neither the model nor the
-    catalog says (a node configured below its hardware still registers)."""
+def _cpu_shape(ng) -> tuple[int, int, int]:
+    """(sockets, cores per socket, threads per core) of a node group: the model's figures,
+    else the catalog's (threads as the CPU ships: SMT on is 2, e.g. DGX H100's Xeon 8480C,
+    112 cores / 224 threads); cores and threads 1 when neither says (a node configured below
+    its hardware still registers). slurm.conf(5): CPUs = Sockets x CoresPerSocket x
+    ThreadsPerCore, and slurmd drains a node that reports fewer than configured."""
     cpu = ng.hardware.cpu
+    spec = catalog.cpu(cpu.model)
     cores = cpu.cores_per_socket
     if cores is None:
-        spec = catalog.cpu(cpu.model)
         cores = spec.cores if spec else 1
-    return cpu.sockets, cores
+    threads = cpu.threads_per_core
+    if threads is None:
+        threads = spec.threads_per_core if spec else 1
+    return cpu.sockets, cores, threads
 
 
 def _node_groups(site: Site) -> list[dict]:
@@ -104,27 +124,31 @@ def _node_groups(site: Site) -> list[dict]:
         hosts = [h for h in by_group.get(ng.group, []) if "slurm-compute" in h.roles]
         if not hosts or any(g["group"] == ng.group for g in out):
             continue
-        sockets, cores = _cpu_shape(ng)
+        sockets, cores, threads = _cpu_shape(ng)
         gpu = ng.hardware.gpu
         spec = catalog.gpu(gpu.model) if gpu else None
+        # Slurm's share of the node's GPUs (gpu_split: devices 0..N-1; the rest are Kubernetes')
+        count = slurm_gpus(ng)
         gtype = gres_type(gpu.model) if gpu else ""
         real_memory = max(1, math.floor(ng.hardware.memory_gb * 1024 * REAL_MEMORY_FRACTION))
         features = [ng.group] + ([gtype] if gtype and gtype != ng.group else [])
+        cpus = sockets * cores * threads
         out.append({
             "group": ng.group,
             "hosts": [{"name": h.name, "address": h.address} for h in hosts],
             "hostlist": hostlist(h.name for h in hosts),
             "sockets": sockets,
             "cores_per_socket": cores,
-            "threads_per_core": 1,
-            "cpus": sockets * cores,
+            "threads_per_core": threads,
+            "cpus": cpus,
             "real_memory": real_memory,
-            "gpus": gpu.count if gpu else 0,
+            "gpus": count,
+            "gpus_on_node": gpu.count if gpu else 0,
             "gpu_vendor": spec.vendor if spec else ("nvidia" if gpu else ""),
             "gres_type": gtype,
-            "gres": f"gpu:{gtype}:{gpu.count}" if gpu else "",
+            "gres": f"gpu:{gtype}:{count}" if count else "",
             "features": ",".join(features),
-            "def_mem_per_cpu": max(1, real_memory // (sockets * cores)),
+            "def_mem_per_cpu": max(1, real_memory // cpus),
         })
     return out
 
@@ -241,6 +265,32 @@ def topology_plugin(site: Site) -> str | None:
     return None if want in (None, "none") else want
 
 
+def health_check(site: Site) -> tuple[str | None, int]:
+    """(HealthCheckProgram, HealthCheckInterval) for slurm.conf: no program yet (the node
+    health checks fill it); slurm.conf renders the HealthCheck lines only with a program."""
+    return None, HEALTH_CHECK_INTERVAL
+
+
+def min_release(site: Site, topology: str | None, switch_type: str | None) -> tuple[int, int]:
+    """The oldest Slurm release the rendered configuration runs on: 22.05 (the lab's), later
+    when it uses topology/block (23.11) or switch/nvidia_imex (24.05)."""
+    need = SLURM_BASE_RELEASE
+    if topology == "block":
+        need = max(need, SLURM_BLOCK_TOPOLOGY)
+    if switch_type == "switch/nvidia_imex":
+        need = max(need, SLURM_IMEX_SWITCH)
+    return need
+
+
+def pyxis_available(site: Site) -> bool:
+    """pyxis is wanted and has a source: github.com for sites that reach it, else the
+    declared mirror (rule SLM022 refuses air-gapped sites without one). plugstack.conf must
+    not `require` a spank_pyxis.so that nothing installs: slurmd would not start (spank(8))."""
+    f = site.factory
+    c = f.slurm.containers
+    return bool(c and c.pyxis and (c.pyxis_repo or not f.sovereignty.air_gapped))
+
+
 def build(site: Site) -> dict:
     """The `slurm` key of the render context."""
     f = site.factory
@@ -251,13 +301,19 @@ def build(site: Site) -> dict:
     groups = _node_groups(site)
     gpu_groups = [g for g in groups if g["gpus"]]
     topo = topology_plugin(site) if s.enabled else None
+    if topo == "block" and not slurm_supports(f, SLURM_BLOCK_TOPOLOGY):
+        topo = "tree"  # the declared release has no topology/block (rule SLM023 refuses this file)
     tree = _tree(site, groups) if topo == "tree" else []
     blocks, block_sizes, unblocked = _blocks(site, groups) if topo == "block" else ([], [], [])
     mpi = s.mpi_default
     mpi_note = ""
     if lab and "mpi_default" not in s.model_fields_set and mpi == "pmix":
         mpi, mpi_note = "none", "lab hosts: mpi/pmix_v4 fails to initialise there (slurmd log); set slurm.mpi_default to override"
-    containers = s.containers
+    # switch/nvidia_imex: an IMEX channel per job for NVL72 trays (Slurm 24.05+, Slurm NEWS;
+    # NVIDIA IMEX guide, "IMEX Channels"); older declared releases get rule SLM023's warning.
+    switch_type = ("switch/nvidia_imex" if s.enabled and slurm_imex_groups(f)
+                   and slurm_supports(f, SLURM_IMEX_SWITCH) else None)
+    health_program, health_interval = health_check(site)
     if lab:
         plugins = {"proctrack": "proctrack/linuxproc", "task": "task/none",
                    "jobacct_gather": "jobacct_gather/none", "prolog_flags": ""}
@@ -285,9 +341,14 @@ def build(site: Site) -> dict:
         "mpi_note": mpi_note,
         "plugins": plugins,
         "select_parameters": "CR_Core_Memory",
-        "pyxis": bool(containers and containers.pyxis),
+        "pyxis": pyxis_available(site),
         "pyxis_plugin": PYXIS_PLUGIN,
-        "paths": {"state_save": STATE_SAVE, "slurmd_spool": SLURMD_SPOOL, "log_dir": LOG_DIR,
+        "switch_type": switch_type,
+        "min_release": release_text(min_release(site, topo, switch_type)),
+        "lab_release": release_text(SLURM_BASE_RELEASE),
+        "health_check_program": health_program,
+        "health_check_interval": health_interval,
+        "paths": {"state_save": s.state_save_location or STATE_SAVE, "slurmd_spool": SLURMD_SPOOL, "log_dir": LOG_DIR,
                   "run_dir": RUN_DIR},
         "cgroup": {"ignore_systemd": lab},
     }

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
@@ -149,6 +150,24 @@ class Site:
             out.setdefault(h.group, []).append(h)
         return out
 
+    def _node_group(self, group: str) -> NodeGroup | None:
+        return next((ng for ng in self.factory.nodes if ng.group == group), None)
+
+    def slurm_gpus(self, group: str) -> int:
+        """GPUs per node of node group `group` that Slurm schedules (resolve.slurm_gpus)."""
+        ng = self._node_group(group)
+        return slurm_gpus(ng) if ng else 0
+
+    def kube_gpus(self, group: str) -> int:
+        """GPUs per node of node group `group` that Kubernetes schedules (resolve.kube_gpus)."""
+        ng = self._node_group(group)
+        return kube_gpus(ng) if ng else 0
+
+    def scheduled_gpus(self, platform: str) -> int:
+        """GPUs of the whole site that a platform (slurm | kubernetes) schedules."""
+        per = self.kube_gpus if platform == "kubernetes" else self.slurm_gpus
+        return sum(g.count * per(name) for name, g in self.groups.items())
+
     def deployments_on(self, platform: str) -> list[tuple[Any, InferenceFit]]:
         """(declared deployment, its fit) for every inference deployment on `platform`
         (slurm | kubernetes), in file order: `inference` is resolved one-to-one from it."""
@@ -236,6 +255,31 @@ def training_nodes(f: Factory) -> int:
     if not f.slurm.enabled:
         return 0
     return sum(g.count for g in f.nodes if g.hardware.gpu and "slurm-compute" in g.roles)
+
+
+def slurm_gpus(g: NodeGroup) -> int:
+    """GPUs per node Slurm schedules: gpu_split.slurm where the group declares a split, else
+    every GPU of a slurm-compute node (none without the role)."""
+    gpu = g.hardware.gpu
+    if gpu is None or "slurm-compute" not in g.roles:
+        return 0
+    return min(g.gpu_split.slurm, gpu.count) if g.gpu_split else gpu.count
+
+
+def kube_gpus(g: NodeGroup) -> int:
+    """GPUs per node the Kubernetes device plugin advertises: gpu_split.kubernetes where the
+    group declares a split (the devices after Slurm's), else every GPU of a kube-worker."""
+    gpu = g.hardware.gpu
+    if gpu is None or "kube-worker" not in g.roles:
+        return 0
+    if g.gpu_split:
+        return max(0, min(g.gpu_split.kubernetes, gpu.count - slurm_gpus(g)))
+    return gpu.count
+
+
+def platform_gpus(g: NodeGroup, platform: str) -> int:
+    """GPUs per node of `g` that a platform (slurm | kubernetes) schedules."""
+    return kube_gpus(g) if platform == "kubernetes" else slurm_gpus(g)
 
 
 def group_facts(f: Factory, g: NodeGroup) -> GroupFacts:
@@ -423,7 +467,8 @@ def inference_groups(f: Factory, inf) -> list[NodeGroup]:
 
 def inference_fit(f: Factory, inf, groups: dict[str, GroupFacts]) -> InferenceFit:
     chosen = inference_groups(f, inf)
-    available = sum(groups[ng.group].count * groups[ng.group].gpus_per_node for ng in chosen)
+    # Only the platform's share of a node shared through gpu_split (kube_gpus / slurm_gpus).
+    available = sum(groups[ng.group].count * platform_gpus(ng, inf.platform) for ng in chosen)
     gpu_model = next((ng.hardware.gpu.model for ng in chosen if ng.hardware.gpu), None)
     gspec = catalog.gpu(gpu_model) if gpu_model else None
     spec = model_shape(inf)
@@ -449,13 +494,14 @@ def inference_fit(f: Factory, inf, groups: dict[str, GroupFacts]) -> InferenceFi
         memory_gb_per_gpu=round(weights + kv + (RUNTIME_OVERHEAD_GB if spec else 0.0), 3),
         usable_gb_per_gpu=round(hbm * inf.gpu_memory_utilization, 3),
         groups=tuple(ng.group for ng in chosen),
-        gpus_per_node=max((groups[ng.group].gpus_per_node for ng in chosen), default=0),
+        gpus_per_node=max((platform_gpus(ng, inf.platform) for ng in chosen), default=0),
         nvlink_domain=gspec.nvlink_domain if gspec else 0,
     )
 
 
 def gpus_with_role(hosts: list[Host], role: str) -> int:
-    """GPUs on the hosts that carry `role` (kube-worker, slurm-compute)."""
+    """Every GPU on the hosts that carry `role` (kube-worker, slurm-compute), shared or not;
+    what a scheduler may hand out is `Site.scheduled_gpus(platform)` (gpu_split's share)."""
     return sum(h.gpus for h in hosts if role in h.roles)
 
 
@@ -465,6 +511,45 @@ def gpus_with_role(hosts: list[Host], role: str) -> int:
 MIG_FAMILIES = frozenset({"A100", "A30", "H100", "H200", "H20", "B200", "B300", "GB200", "GB300"})
 FP4_FAMILIES = frozenset({"B200", "B300", "GB200", "GB300", "MI350X", "MI355X"})  # Blackwell, CDNA4
 EAR_3A090_TPP = 4800  # ECCN 3A090.a: total processing performance >= 4800 (EAR, 15 CFR 774 Supp. 1)
+
+
+# Slurm releases that brought what the rendered configuration may use (SchedMD NEWS and
+# slurm.conf(5)/topology.conf(5)): topology/block in 23.11, switch/nvidia_imex in 24.05.
+# The lab's Debian bookworm slurm-wlm is 22.05, which has neither.
+SLURM_BASE_RELEASE = (22, 5)
+SLURM_BLOCK_TOPOLOGY = (23, 11)
+SLURM_IMEX_SWITCH = (24, 5)
+
+
+def slurm_release(version: str | None) -> tuple[int, int] | None:
+    """(major, minor) of a declared slurm.version ("24.05.3", "v23.11" -> (24, 5), (23, 11));
+    None when none is declared (the distribution's current release is assumed)."""
+    if not version:
+        return None
+    parts = [int(p) for p in re.findall(r"\d+", version)[:2]]
+    return (parts[0], parts[1] if len(parts) > 1 else 0) if parts else None
+
+
+def slurm_supports(f: Factory, since: tuple[int, int]) -> bool:
+    """Whether the declared Slurm release is at least `since` (true when none is declared)."""
+    release = slurm_release(f.slurm.version)
+    return release is None or release >= since
+
+
+def slurm_imex_groups(f: Factory) -> list[str]:
+    """Slurm compute groups whose NVLink domain spans nodes (NVL72 trays): their jobs need an
+    IMEX channel, which switch/nvidia_imex sets up per job (NVIDIA IMEX guide, Slurm NEWS 24.05)."""
+    out = []
+    for ng in f.nodes:
+        gpu = ng.hardware.gpu
+        spec = catalog.gpu(gpu.model) if gpu else None
+        if spec and "slurm-compute" in ng.roles and spec.nvlink_domain > gpu.count:
+            out.append(ng.group)
+    return out
+
+
+def release_text(release: tuple[int, int]) -> str:
+    return f"{release[0]}.{release[1]:02d}"
 
 
 def recommended_topology(f: Factory, site: Site) -> tuple[str | None, str]:

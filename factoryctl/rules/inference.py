@@ -307,11 +307,13 @@ def no_gpu_nodes(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("INF015", Severity.warning, "deployments together need more GPUs than the platform has")
 def platform_overcommit(f: Factory, site: Site) -> Iterable[Issue]:
     """Each deployment may fit alone (INF006), yet all deployments on one platform together
-    need sum(replicas x TP x PP) GPUs, which the platform's GPU groups must hold at once."""
+    need sum(replicas x TP x PP) GPUs, which the platform's GPU groups must hold at once. A
+    group shared through `gpu_split` counts only the platform's share."""
     for platform in ("kubernetes", "slurm"):
         mine = [(i, inf, fit) for i, inf, fit in _deployments(f, site) if inf.platform == platform]
         groups = {g for _, _, fit in mine for g in fit.groups}
-        have = sum(site.groups[g].count * site.groups[g].gpus_per_node for g in groups)
+        share = site.kube_gpus if platform == "kubernetes" else site.slurm_gpus  # gpu_split's share
+        have = sum(site.groups[g].count * share(g) for g in groups)
         need = sum(fit.gpus for _, _, fit in mine)
         if len(mine) > 1 and have and need > have and all(fit.gpus <= fit.gpus_available for _, _, fit in mine):
             i = mine[-1][0]

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from .. import catalog
 from ..findings import Severity
 from ..model import Factory
-from ..resolve import Site, gpu_mig_capable, gpus_with_role
+from ..resolve import Site, gpu_mig_capable
 from .base import Issue, rule
 
 MIN_VERSION = (1, 28)
@@ -136,10 +136,11 @@ def rdma_without_network_operator(f: Factory, site: Site) -> Iterable[Issue]:
 @rule("K8S007", Severity.error, "tenant GPU quotas exceed the GPUs of the workers")
 def tenant_quota_overcommit(f: Factory, site: Site) -> Iterable[Issue]:
     """The sum of `tenants[].gpu_quota` must not exceed the GPUs on hosts with the
-    `kube-worker` role: quotas beyond them promise capacity that does not exist."""
+    `kube-worker` role (only Kubernetes' share of a group with `gpu_split`): quotas beyond
+    them promise capacity that does not exist."""
     if not f.kubernetes.enabled or not f.kubernetes.tenants:
         return
-    have = gpus_with_role(site.hosts, "kube-worker")
+    have = site.scheduled_gpus("kubernetes")
     total = 0
     for i, t in enumerate(f.kubernetes.tenants):
         total += t.gpu_quota

@@ -1,4 +1,4 @@
-"""Rules: nodes (hardware known to the catalog, hostnames, racks, per-GPU CPU and memory, power)."""
+"""Rules: nodes (hardware known to the catalog, hostnames, racks, per-GPU CPU and memory, power, GPU split between schedulers)."""
 
 from __future__ import annotations
 
@@ -205,3 +205,55 @@ def hostname_label(f: Factory, site: Site) -> Iterable[Issue]:
                         f"hostname template {ng.hostname!r} yields {bad!r}, which is not an RFC 1123 "
                         "label (1-63 lowercase letters, digits and '-', no leading or trailing '-')",
                         "use lowercase letters, digits and '-' only, e.g. gpu{index:02d}")
+
+
+_BOTH = ("slurm-compute", "kube-worker")
+
+
+@rule("NOD011", Severity.error, "GPUs handed to Slurm and Kubernetes at once")
+def gpus_in_two_schedulers(f: Factory, site: Site) -> Iterable[Issue]:
+    """A GPU node group with both the `slurm-compute` and `kube-worker` roles hands the same
+    GPUs to two schedulers: slurmd's gres.conf and the Kubernetes device plugin would both
+    allocate every device, and jobs of one land on GPUs the other is using. Such a group must
+    declare `gpu_split: {slurm: N, kubernetes: M}`: Slurm then gets /dev/nvidia0..N-1, the
+    device plugin the other M."""
+    for i, ng in enumerate(f.nodes):
+        gpu = ng.hardware.gpu
+        if gpu is None or ng.gpu_split is not None or not all(r in ng.roles for r in _BOTH):
+            continue
+        half = gpu.count // 2
+        yield Issue(("nodes", i, "roles"),
+                    f"node group {ng.group!r} is slurm-compute and kube-worker, so both Slurm and "
+                    f"Kubernetes would schedule all {gpu.count} GPUs of each node",
+                    f"declare gpu_split: {{slurm: {gpu.count - half}, kubernetes: {half}}} on the group "
+                    "(the two add up to its GPUs), or drop one of the two roles")
+
+
+@rule("NOD012", Severity.error, "gpu_split does not match the node group")
+def gpu_split_mismatch(f: Factory, site: Site) -> Iterable[Issue]:
+    """`gpu_split.slurm + gpu_split.kubernetes` must equal the node's GPUs
+    (`hardware.gpu.count`): fewer leaves devices no scheduler uses, more promises devices that
+    do not exist. A split is only meaningful on a GPU group with both the `slurm-compute` and
+    `kube-worker` roles."""
+    for i, ng in enumerate(f.nodes):
+        split = ng.gpu_split
+        if split is None:
+            continue
+        loc = ("nodes", i, "gpu_split")
+        gpu = ng.hardware.gpu
+        if gpu is None:
+            yield Issue(loc, f"node group {ng.group!r} declares gpu_split but has no GPUs",
+                        "remove gpu_split, or declare hardware.gpu")
+            continue
+        missing = [r for r in _BOTH if r not in ng.roles]
+        if missing:
+            yield Issue(loc, f"node group {ng.group!r} declares gpu_split but lacks the "
+                        f"{' and '.join(missing)} role, so one share has no scheduler",
+                        f"add {' and '.join(missing)} to its roles, or remove gpu_split")
+            continue
+        total = split.slurm + split.kubernetes
+        if total != gpu.count:
+            yield Issue(loc, f"gpu_split of node group {ng.group!r} gives {split.slurm} GPUs to Slurm "
+                        f"and {split.kubernetes} to Kubernetes ({total}), but each node has {gpu.count}",
+                        f"make slurm + kubernetes equal {gpu.count}, e.g. "
+                        f"{{slurm: {gpu.count - gpu.count // 2}, kubernetes: {gpu.count // 2}}}")

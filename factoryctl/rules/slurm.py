@@ -11,7 +11,15 @@ from collections.abc import Iterable
 from ..findings import Severity
 from ..model import Factory
 from ..model.slurm import Partition
-from ..resolve import Site, recommended_topology
+from ..resolve import (
+    SLURM_BLOCK_TOPOLOGY,
+    SLURM_IMEX_SWITCH,
+    Site,
+    recommended_topology,
+    release_text,
+    slurm_imex_groups,
+    slurm_release,
+)
 from .base import Issue, Loc, rule
 
 
@@ -232,3 +240,121 @@ def compute_group_unpartitioned(f: Factory, site: Site) -> Iterable[Issue]:
                 f"node group {ng.group!r} has the slurm-compute role but is in no partition",
                 f"add {ng.group!r} to a partition's nodes, or drop slurm-compute from its roles",
             )
+
+
+# Mounted filesystems (every storage type but the object store) can hold slurmctld state.
+_OBJECT_STORES = ("s3",)
+
+
+def _controller_groups(f: Factory) -> list[str]:
+    return [ng.group for ng in f.nodes if "slurm-controller" in ng.roles and ng.count > 0]
+
+
+def _under(path: str, mount: str) -> bool:
+    mount = mount.rstrip("/") or "/"
+    return path == mount or path.startswith(mount if mount == "/" else mount + "/")
+
+
+@rule("SLM020", Severity.error, "HA controllers without a shared StateSaveLocation")
+def state_save_not_shared(f: Factory, site: Site) -> Iterable[Issue]:
+    """With more than one `slurm-controller` host, slurm.conf lists several SlurmctldHost lines
+    and a backup takes over only when it reads the state the primary wrote: StateSaveLocation
+    must be on a filesystem every controller mounts (slurm.conf(5), SlurmctldHost /
+    StateSaveLocation: "shared by the primary and backup"). `slurm.state_save_location` must
+    therefore lie under the `mount` of a declared `storage` filesystem whose clients include
+    every controller group; the default /var/spool/slurmctld is each controller's local disk."""
+    if not f.slurm.enabled or _hosts_with(site, "slurm-controller") < 2:
+        return
+    controllers = _controller_groups(f)
+    path = f.slurm.state_save_location
+    loc: Loc = ("slurm", "state_save_location") if path else ("slurm",)
+    mounts = [st for st in f.storage if st.type not in _OBJECT_STORES and st.mount]
+    example = next((st.mount for st in mounts), "/shared")
+    if path is None:
+        yield Issue(loc, f"{_hosts_with(site, 'slurm-controller')} hosts have the slurm-controller role but "
+                    "slurm.state_save_location is not set, so each keeps its state on local disk "
+                    "(/var/spool/slurmctld) and a takeover loses the job queue",
+                    f"set slurm.state_save_location to a folder on shared storage, e.g. {example}/slurm/statesave")
+        return
+    holder = next((st for st in mounts if _under(path, st.mount)), None)
+    if holder is None:
+        declared = ", ".join(f"{st.mount} ({st.name})" for st in mounts) or "none"
+        yield Issue(loc, f"state_save_location {path} is on no declared storage mount (declared: {declared}), "
+                    "so the controllers do not share it and a takeover loses the job queue",
+                    f"put it under a shared mount, e.g. {example}/slurm/statesave, or declare the "
+                    "filesystem under storage")
+        return
+    missing = [g for g in controllers if holder.clients and g not in holder.clients]
+    if missing:
+        yield Issue(loc, f"state_save_location {path} is on storage {holder.name!r}, which controller "
+                    f"group(s) {', '.join(missing)} do not mount (its clients: {', '.join(holder.clients)})",
+                    f"add {', '.join(missing)} to storage {holder.name!r} clients, or use a mount they have")
+
+
+@rule("SLM021", Severity.warning, "HA controllers with the accounting database on one controller")
+def dbd_on_single_controller(f: Factory, site: Site) -> Iterable[Issue]:
+    """With more than one controller (HA declared) and accounting on, slurmdbd's database
+    (StorageHost in slurmdbd.conf) is placed on the first slurm-dbd host, or the first
+    controller when no group has the slurm-dbd role: a single controller's local MariaDB that
+    the other controllers cannot take over. slurmctld keeps accounting records while slurmdbd
+    is unreachable (slurmdbd.conf(5), accounting docs), so jobs keep running, but accounting,
+    limits and fair share stop with that one host. Give the database its own `slurm-dbd` group."""
+    if not (f.slurm.enabled and f.slurm.accounting) or _hosts_with(site, "slurm-controller") < 2:
+        return
+    dbd = [h for h in site.hosts if "slurm-dbd" in h.roles]
+    db_host = (dbd or [h for h in site.hosts if "slurm-controller" in h.roles])[0]
+    if "slurm-controller" not in db_host.roles:
+        return
+    yield Issue(("slurm", "accounting"),
+                f"the controllers fail over, but the accounting database is the local MariaDB of "
+                f"controller {db_host.name} alone; when it is down, accounting and its limits stop",
+                "give the slurm-dbd role to a separate management group (its first host holds the "
+                "database), so the database does not live on one of the failover controllers")
+
+
+@rule("SLM022", Severity.warning, "air-gapped site with pyxis but no pyxis source")
+def pyxis_without_source(f: Factory, site: Site) -> Iterable[Issue]:
+    """pyxis is built from its git repository at the pinned tag (NVIDIA/pyxis README: `make
+    install`, against the Slurm release deployed). An air-gapped site cannot reach
+    github.com, so it names its mirror in `slurm.containers.pyxis_repo`. Without one, pyxis
+    is left out: plugstack.conf must not `require` a spank_pyxis.so that is never installed
+    (slurmd and srun refuse to start with a required SPANK plugin missing, spank(8)), so the
+    cluster runs, but `srun --container-image` does not work there (a warning, not an error:
+    the reference example, the input contract, declares no mirror)."""
+    c = f.slurm.containers
+    if not (f.slurm.enabled and c is not None and c.pyxis and f.sovereignty.air_gapped and not c.pyxis_repo):
+        return
+    yield Issue(("slurm", "containers", "pyxis"),
+                "pyxis is on and the site is air-gapped, but slurm.containers.pyxis_repo names no mirror "
+                "of pyxis to build it from: pyxis is left out of plugstack.conf, and srun --container-image "
+                "will not work",
+                "set slurm.containers.pyxis_repo to the site's git mirror of https://github.com/NVIDIA/pyxis.git, "
+                "or set pyxis: false")
+
+
+@rule("SLM023", Severity.error, "Slurm version too old for the rendered topology or IMEX")
+def version_lacks_feature(f: Factory, site: Site) -> Iterable[Issue]:
+    """A declared `slurm.version` must support what the configuration needs: topology/block
+    exists since Slurm 23.11 (SchedMD NEWS 23.11, topology.conf(5)), so an older release with
+    block topology (declared, or `auto` on NVL72 racks) fails to start slurmctld (error);
+    switch/nvidia_imex, which sets up the per-job IMEX channel NVL72 trays need, exists since
+    24.05 (Slurm NEWS 24.05); older releases leave IMEX channels to the site (warning)."""
+    if not f.slurm.enabled:
+        return
+    release = slurm_release(f.slurm.version)
+    if release is None:
+        return
+    topo = f.slurm.topology if f.slurm.topology != "auto" else recommended_topology(f, site)[0]
+    loc: Loc = ("slurm", "version")
+    if topo == "block" and release < SLURM_BLOCK_TOPOLOGY:
+        yield Issue(loc, f"Slurm {f.slurm.version} has no topology/block (it came with "
+                    f"{release_text(SLURM_BLOCK_TOPOLOGY)}), which "
+                    + ("slurm.topology asks for" if f.slurm.topology == "block" else "these NVLink domains need"),
+                    f"declare slurm.version {release_text(SLURM_BLOCK_TOPOLOGY)} or later, or set slurm.topology: tree")
+    imex = slurm_imex_groups(f)
+    if imex and release < SLURM_IMEX_SWITCH:
+        yield Issue(loc, f"Slurm {f.slurm.version} has no switch/nvidia_imex (since "
+                    f"{release_text(SLURM_IMEX_SWITCH)}), so jobs on {', '.join(imex)} get no IMEX channel "
+                    "from Slurm and multi-node NVLink memory sharing fails unless the site creates channels itself",
+                    f"declare slurm.version {release_text(SLURM_IMEX_SWITCH)} or later",
+                    Severity.warning)

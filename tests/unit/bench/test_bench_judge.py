@@ -206,6 +206,7 @@ def test_load_rejects_other_documents() -> None:
 def factory(tmp_path: Path, nodes: int = 2) -> str:
     doc = reference_doc()
     doc["nodes"][1]["count"] = nodes
+    doc["inference"][0]["replicas"] = 1  # one node's Kubernetes share (gpu_split) holds one TP-4 replica
     return str(write_doc(doc, tmp_path / "factory.yaml"))
 
 

@@ -340,9 +340,10 @@ cpus:
     vendor: intel
     arch: x86_64
     cores: 8
+    threads_per_core: 2
     tdp_w: 100
     sources:
-      cores, tdp_w: "made up for the test"
+      cores, threads_per_core, tdp_w: "made up for the test"
 """
 
 
@@ -362,8 +363,8 @@ def test_parse_file_accepts_a_good_file(tmp_path):
     [
         (("cores: 8", "cores: eight"), "cores"),
         (("cores: 8", "cores: 8\n    sockets: 2"), "sockets"),
-        (("    sources:\n      cores, tdp_w", "    notes:\n      cores, tdp_w"), "sources"),
-        (("cores, tdp_w:", "cores, watts:"), "watts"),
+        (("    sources:\n      cores, threads_per_core, tdp_w", "    notes:\n      cores, tdp_w"), "sources"),
+        (("threads_per_core, tdp_w:", "threads_per_core, watts:"), "watts"),
         (("arch: x86_64", "arch: sparc"), "arch"),
     ],
 )

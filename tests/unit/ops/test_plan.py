@@ -98,7 +98,8 @@ def test_first_plan_then_no_changes_after_apply_then_a_new_node(capsys, site):
     if doc["ansible"]["available"]:  # plays that run on the new host or install slurm.conf run
         affected = {r: p["affected"] for p in doc["ansible"]["plays"] for r in p["roles"]}
         assert affected.get("nvidia_driver", True) and affected.get("slurm", True)
-        assert not affected.get("gpu_operator", False)  # control plane only: nothing new there
+        # gpu05 shares its GPUs (gpu_split): the gpu_operator play labels it and its device plugin lists it
+        assert affected.get("gpu_operator", False)
     changed_files = {e["path"] for e in doc["files"]["entries"]}
     assert "ansible/inventory/hosts.yml" in changed_files
     assert "terraform/existing/units/gpu-000/hosts.auto.tfvars.json" in changed_files

@@ -213,7 +213,11 @@ def test_group_vars_match_the_model_switches():
     sov = build_context(check(ROOT / "blueprints" / "sovereign-eu-airgapped" / "factory.yaml").site)
     gv = sov["ansible"]["group_vars"]
     assert gv["gpu_operator_chart_repo"] == "https://charts.par1.example.internal"  # the site's mirror
-    assert gv["cuda_nccl_tests_repo"] == "" and gv["slurm_pyxis_repo"] == ""  # nothing public
+    assert gv["cuda_nccl_tests_repo"] == ""  # nothing public
+    # pyxis from the site's declared mirror (slurm.containers.pyxis_repo), never GitHub
+    assert gv["slurm_pyxis_repo"] == "https://git.par1.example.internal/mirrors/NVIDIA/pyxis.git"
+    # enroot's GPU hook needs nvidia-container-cli with the driver where Slurm runs containers
+    assert gv["nvidia_driver_container_toolkit"] is True and lab["nvidia_driver_container_toolkit"] is False
     assert [m["name"] for m in gv["storage_client_mounts"]] == ["scratch", "home"]  # no s3 mount
 
 

@@ -82,6 +82,7 @@ def test_lab_checks() -> None:
         ("head01", "service:munge", "head01"), ("head01", "service:slurmctld", "head01"),
         ("head01", "port:6817", "head01"), ("head01", "gpu-count", "head01"),
         ("head01", "slurm-partition:batch", "head01"), ("head01", "slurm-partition:debug", "head01"),
+        ("head01", "inference:tiny", "head01"),  # asked from the login host: models, then a completion
         *[(n, k, "head01" if k == "slurm-node" else n) for n in ("node01", "node02") for k in (
             "hostname", "packages", "service:munge", "service:slurmd", "port:6818", "gpu-count", "slurm-node")],
     ]

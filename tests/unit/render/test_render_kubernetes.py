@@ -342,6 +342,7 @@ def test_air_gapped_sites_pull_only_from_their_registry(source, rendered):
 
 def _variants_doc() -> dict:
     doc = reference_doc()  # the pilot: 4x 8 H100, air-gapped, registry.fra1.example.internal
+    doc["nodes"][1]["gpu_split"] = {"slurm": 0, "kubernetes": 8}  # every GPU to Kubernetes here
     base = {"model": "meta-llama/Llama-3.1-8B-Instruct", "platform": "kubernetes", "max_context": 8192}
     store = "s3://models.fra1.example.internal"
     doc["inference"] = [
@@ -459,3 +460,28 @@ def test_render_is_deterministic(tmp_path, rendered):
         for p in sorted((first / sub).rglob("*")):
             if p.is_file():
                 assert p.read_bytes() == (other / p.relative_to(first)).read_bytes(), p
+
+
+def test_gpu_split_device_plugin_advertises_only_kubernetes_share(tmp_path, monkeypatch):
+    """The reference gives Kubernetes GPUs 4-7 of each gpu node (gpu_split 4/4): one device
+    plugin DaemonSet on exactly those nodes sees only those devices; without a split, none."""
+    out = tmp_path / "build"
+    c = render_to(write_doc(reference_doc(), tmp_path / "factory.yaml"), out)
+    path = out / "kubernetes" / "gpu-operator" / "device-plugin-split.yaml"
+    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    assert not list(validate_all(docs, schema_version(c.factory.kubernetes.version)))
+    (ds,) = docs
+    spec = ds["spec"]["template"]["spec"]
+    env = {e["name"]: e["value"] for e in spec["containers"][0]["env"]}
+    assert env["NVIDIA_VISIBLE_DEVICES"] == "4,5,6,7" and spec["runtimeClassName"] == "nvidia"
+    hosts = spec["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][
+        "nodeSelectorTerms"][0]["matchExpressions"][0]["values"]
+    assert hosts == ["gpu01", "gpu02", "gpu03", "gpu04"]
+    assert spec["containers"][0]["image"].startswith("registry.fra1.example.internal/")  # air-gapped mirror
+    gv = yaml.safe_load((out / "ansible" / "inventory" / "group_vars" / "all.yml").read_text())
+    assert gv["gpu_operator_split_groups"] == ["gpu"]  # the role labels them off the operator's plugin
+    doc = reference_doc()
+    doc["nodes"][1]["gpu_split"] = {"slurm": 8, "kubernetes": 0}
+    render_to(write_doc(doc, tmp_path / "b.yaml"), tmp_path / "b")
+    assert not [d for d in yaml.safe_load_all(
+        (tmp_path / "b" / "kubernetes" / "gpu-operator" / "device-plugin-split.yaml").read_text()) if d]

@@ -174,9 +174,11 @@ def test_slurm_files_render_and_read_back(source, rendered):
         ng = next(g for g in f.nodes if g.group == h.group)
         assert int(d["RealMemory"]) < ng.hardware.memory_gb * 1024  # below what slurmd detects
         assert int(d["CPUs"]) == int(d["Sockets"]) * int(d["CoresPerSocket"]) * int(d["ThreadsPerCore"])
-        if h.gpus:
+        share = site.slurm_gpus(h.group)  # gpu_split: only Slurm's share of the node's GPUs
+        assert share == (ng.gpu_split.slurm if ng.gpu_split else h.gpus)
+        if share:
             spec = catalog.gpu(ng.hardware.gpu.model)
-            assert d["Gres"] == f"gpu:{spec.name.split('-')[0].lower()}:{h.gpus}"
+            assert d["Gres"] == f"gpu:{spec.name.split('-')[0].lower()}:{share}"
         else:
             assert "Gres" not in d
         if h.address:
@@ -280,13 +282,16 @@ def test_fat_tree_leaves_fill_racks_up_to_their_ports(tmp_path):
     assert conf(tmp_path / "lab", "topology.conf") == [{"SwitchName": "rack-lab", "Nodes": "node[01-02]"}]
 
 
-def _nvl72_slurm(tmp_path: Path) -> Path:
+def _nvl72_slurm(tmp_path: Path, version: str | None = None) -> Path:
     """The GB300 NVL72 blueprint with Slurm on its trays (block topology)."""
     doc = YAML(typ="safe").load((ROOT / "blueprints" / "gb300-nvl72-neocloud" / "factory.yaml").read_text())
     doc["nodes"][0]["roles"] = ["slurm-controller", "kube-control-plane", "monitoring"]
     doc["nodes"][1]["roles"] = ["slurm-compute", "kube-worker"]
+    doc["nodes"][1]["gpu_split"] = {"slurm": 4, "kubernetes": 0}  # every tray GPU to Slurm (NOD011)
     doc["slurm"] = {"enabled": True, "cluster_name": "nvl", "topology": "auto",
                     "partitions": [{"name": "gpu", "nodes": "tray", "default": True}]}
+    if version:
+        doc["slurm"]["version"] = version
     return write_doc(doc, tmp_path / "factory.yaml")
 
 
@@ -388,6 +393,12 @@ mount --bind "$HOSTS" /etc/hosts
 mkdir -p /run/munge /run/etc-slurm /var/spool/slurmctld /var/spool/slurmd
 chown munge:munge /run/munge /etc/munge
 chown slurm:slurm /var/spool/slurmctld /var/log/slurm
+# a StateSaveLocation on shared storage (/home/...): a tmpfs over its top folder stands in
+STATE=$(sed -n 's/^StateSaveLocation=//p' "$CONF/slurm.conf")
+TOP=/$(echo "$STATE" | cut -d/ -f2)
+case "$TOP" in /var|/run) ;; *) [ -d "$TOP" ] && mount -t tmpfs tmpfs "$TOP" ;; esac
+mkdir -p "$STATE"
+chown slurm:slurm "$STATE"
 head -c 1024 /dev/urandom > /etc/munge/munge.key
 chown munge:munge /etc/munge/munge.key
 chmod 0400 /etc/munge/munge.key
@@ -523,13 +534,108 @@ def test_real_slurmd_reads_gres_conf(blueprint, slurm_daemons, rendered, tmp_pat
     script.write_text(GRES_SCRIPT)
     for g in c.site.groups.values():
         hosts = [h for h in c.site.hosts_by_group[g.name] if "slurm-compute" in h.roles]
-        if not g.gpus_per_node or not hosts:
+        share = c.site.slurm_gpus(g.name)  # gpu_split: Slurm's devices only
+        if not share or not hosts:
             continue
+        # every GPU of the node has its device file; Slurm registers only its share
         r = subprocess.run(["unshare", "--uts", "--mount", "--pid", "--fork", "--mount-proc", "--propagation",
                             "private", "bash", str(script), str(out / "slurm"), hosts[0].name, str(g.gpus_per_node)],
                            capture_output=True, text=True, timeout=60)
         text = r.stdout + r.stderr
         assert r.returncode == 0 and "fatal" not in text, text
-        want = f"Gres Name=gpu Type={gres_type(g.gpu_model)} Count={g.gpus_per_node}"
+        want = f"Gres Name=gpu Type={gres_type(g.gpu_model)} Count={share}"
         assert want in text, text
-        assert f"File=/dev/nvidia[0-{g.gpus_per_node - 1}]" in text, text
+        assert f"File=/dev/nvidia[0-{share - 1}]" in text, text
+        if share < g.gpus_per_node:  # the Kubernetes share is not Slurm's
+            assert f"/dev/nvidia{share}" not in text.replace(f"[0-{share - 1}]", ""), text
+
+
+# --- production settings (issue 16) ------------------------------------------------------
+
+
+def test_threads_per_core_from_the_cpu_catalog(rendered):
+    # DGX H100 / HGX with 2x Xeon 8480C ships with Hyper-Threading on: slurmd -C reports
+    # ThreadsPerCore=2 and CPUs=224; configuring 1 and 112 would under-count every node.
+    c, out = rendered(ROOT / "examples" / "reference" / "factory.yaml")
+    nodes = [d for d in conf(out, "slurm.conf") if "NodeName" in d]
+    gpu = next(d for d in nodes if d["NodeName"] == "gpu01")
+    assert (gpu["Sockets"], gpu["CoresPerSocket"], gpu["ThreadsPerCore"], gpu["CPUs"]) == ("2", "56", "2", "224")
+    assert catalog.cpu("Xeon-8480C").threads_per_core == 2 and catalog.cpu("Grace").threads_per_core == 1
+
+
+def test_threads_per_core_override_and_unknown_cpu(tmp_path):
+    doc = reference_doc()
+    doc["nodes"][1]["hardware"]["cpu"]["threads_per_core"] = 1  # SMT off in the firmware
+    out = tmp_path / "build"
+    render_to(write_doc(doc, tmp_path / "factory.yaml"), out)
+    gpu = next(d for d in conf(out, "slurm.conf") if d.get("NodeName") == "gpu01")
+    assert (gpu["ThreadsPerCore"], gpu["CPUs"]) == ("1", "112")
+
+
+def test_state_save_location_from_the_model(rendered):
+    c, out = rendered(ROOT / "examples" / "reference" / "factory.yaml")
+    assert single(conf(out, "slurm.conf"), "StateSaveLocation") == "/home/slurm/statesave"
+    c, out = rendered(ROOT / "blueprints" / "lab" / "factory.yaml")
+    assert single(conf(out, "slurm.conf"), "StateSaveLocation") == "/var/spool/slurmctld"  # one controller
+
+
+def test_gres_conf_lists_only_slurms_share_of_a_gpu_split(rendered):
+    c, out = rendered(ROOT / "examples" / "reference" / "factory.yaml")
+    gres = conf(out, "gres.conf")
+    gpu = next(d for d in gres if d.get("NodeName") == "gpu[01-04]")
+    assert gpu["File"] == "/dev/nvidia[0-3]" and gpu["Type"] == "h100"
+    node = next(d for d in conf(out, "slurm.conf") if d.get("NodeName") == "gpu01")
+    assert node["Gres"] == "gpu:h100:4"
+    text = (out / "slurm" / "gres.conf").read_text()
+    assert "gives Slurm 4 of each node's 8 GPUs" in text and "others are the Kubernetes device plugin's" in text
+
+
+def test_header_claims_22_05_only_without_newer_features(rendered, tmp_path):
+    c, out = rendered(ROOT / "examples" / "reference" / "factory.yaml")
+    text = (out / "slurm" / "slurm.conf").read_text()
+    assert "valid for Debian bookworm's Slurm 22.05" in text and "SwitchType" not in text
+    nvl = tmp_path / "nvl"
+    render_to(_nvl72_slurm(tmp_path), nvl)
+    text = (nvl / "slurm" / "slurm.conf").read_text()
+    assert "22.05" not in text.split("ClusterName", 1)[0]  # the header
+    assert "needs Slurm 24.05 or later" in text
+    assert single(conf(nvl, "slurm.conf"), "SwitchType") == "switch/nvidia_imex"  # NVL72 trays: IMEX
+
+
+def test_declared_slurm_version_gates_block_and_imex(tmp_path):
+    out = tmp_path / "v2311"
+    (tmp_path / "a").mkdir()
+    c = render_to(_nvl72_slurm(tmp_path / "a", "23.11.8"), out)
+    sc = conf(out, "slurm.conf")
+    assert single(sc, "TopologyPlugin") == "topology/block" and single(sc, "SwitchType") is None
+    assert "needs Slurm 23.11 or later" in (out / "slurm" / "slurm.conf").read_text()
+    f = next(f for f in c.findings if f.code == "SLM023")
+    assert f.severity.value == "warning" and "nvidia_imex" in f.message
+    (tmp_path / "b").mkdir()
+    c = check(_nvl72_slurm(tmp_path / "b", "22.05"))
+    assert any(f.code == "SLM023" and f.severity.value == "error" for f in c.findings)
+    render(c.site, tmp_path / "v2205")  # even when the error is ignored, no topology/block for 22.05
+    assert single(conf(tmp_path / "v2205", "slurm.conf"), "TopologyPlugin") == "topology/tree"
+
+
+def test_health_check_lines_only_with_a_program(tmp_path, monkeypatch, rendered):
+    c, out = rendered(ROOT / "examples" / "reference" / "factory.yaml")
+    assert "HealthCheck" not in (out / "slurm" / "slurm.conf").read_text()
+    from factoryctl.render import slurm as slurm_render
+
+    monkeypatch.setattr(slurm_render, "health_check", lambda site: ("/usr/local/sbin/node-health", 120))
+    render(c.site, tmp_path / "hc")
+    sc = conf(tmp_path / "hc", "slurm.conf")
+    assert single(sc, "HealthCheckProgram") == "/usr/local/sbin/node-health"
+    assert single(sc, "HealthCheckInterval") == "120" and single(sc, "HealthCheckNodeState") == "ANY"
+
+
+def test_plugstack_never_requires_pyxis_without_a_source(tmp_path, rendered):
+    c, out = rendered(ROOT / "examples" / "reference" / "factory.yaml")  # air-gapped, with a mirror
+    assert "required /usr/local/lib/slurm/spank_pyxis.so" in (out / "slurm" / "plugstack.conf").read_text()
+    doc = reference_doc()
+    del doc["slurm"]["containers"]["pyxis_repo"]
+    c = check(write_doc(doc, tmp_path / "factory.yaml"))
+    assert any(f.code == "SLM022" for f in c.findings)
+    render(c.site, tmp_path / "out")  # even when the error is ignored
+    assert "spank_pyxis" not in (tmp_path / "out" / "slurm" / "plugstack.conf").read_text()

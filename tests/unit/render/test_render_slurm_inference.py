@@ -19,6 +19,7 @@ from tests.helpers import check_doc, reference_doc
 
 def _script(tmp_path, **changes) -> str:
     doc = reference_doc()
+    doc["nodes"][1]["gpu_split"] = {"slurm": 8, "kubernetes": 0}  # every GPU to Slurm here
     doc["inference"][0].update({"platform": "slurm", "pipeline_parallel": 1, **changes})
     c = check_doc(doc, tmp_path)
     assert c.site is not None and not [f for f in c.findings if f.code.startswith("INF") and f.severity.value == "error"]

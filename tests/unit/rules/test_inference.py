@@ -45,7 +45,8 @@ def test_inf001_model_spec_silences(tmp_path):
 def test_inf002_tp_does_not_divide_heads(tmp_path):
     doc = _chat(reference_doc(), tensor_parallel=3, replicas=1)
     f = assert_finding(check_doc(doc, tmp_path), "INF002", "inference[0].tensor_parallel", "error")
-    assert "8" in f.hint
+    # the reference gives Kubernetes 4 of each node's 8 GPUs (gpu_split): TP 8 is not offered
+    assert f.hint.endswith("1, 2, 4")
 
 
 def test_inf003_tp_across_nodes(tmp_path):
@@ -178,8 +179,24 @@ def test_inf016_multinode_instance_without_rdma(tmp_path):
 def test_inf017_instance_that_cuts_tp_groups_at_a_node_boundary(tmp_path):
     # TP 4 x PP 3 = 12 GPUs on 8-GPU nodes: 2 nodes of 6, and 6 GPUs cannot hold whole TP-4 groups
     doc = _chat(reference_doc(), tensor_parallel=4, pipeline_parallel=3, replicas=1, platform="slurm")
+    doc["nodes"][1]["gpu_split"] = {"slurm": 8, "kubernetes": 0}  # Slurm schedules all 8 GPUs
     f = assert_finding(check_doc(doc, tmp_path), "INF017", "inference[0].pipeline_parallel", "error")
     assert "12 GPUs on 2 nodes of 8" in f.message and "4" in f.hint
+
+
+def test_inference_counts_only_the_platforms_gpu_split_share(tmp_path):
+    # 4 nodes x 8 GPUs, split 6 Slurm / 2 Kubernetes: 8 Kubernetes GPUs in all, 2 per node
+    doc = _chat(reference_doc(), tensor_parallel=2, replicas=5)
+    doc["nodes"][1]["gpu_split"] = {"slurm": 6, "kubernetes": 2}
+    f = assert_finding(check_doc(doc, tmp_path), "INF006", "inference[0].replicas", "error")
+    assert "have 8" in f.message
+    doc = _chat(reference_doc(), tensor_parallel=4, replicas=1)
+    doc["nodes"][1]["gpu_split"] = {"slurm": 6, "kubernetes": 2}
+    codes = by_code(check_doc(doc, tmp_path))
+    assert "INF006" not in codes  # 4 GPUs fit the 8, but TP 4 spans the 2-GPU share of a node
+    site = check_doc(doc, tmp_path).site
+    assert (site.slurm_gpus("gpu"), site.kube_gpus("gpu"), site.kube_gpus("head")) == (6, 2, 0)
+    assert site.scheduled_gpus("kubernetes") == 8 and site.scheduled_gpus("slurm") == 24
 
 
 def test_inf017_quiet_when_the_instance_fills_whole_nodes(tmp_path):

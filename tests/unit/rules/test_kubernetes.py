@@ -108,8 +108,16 @@ def test_k8s007_quota_overcommit(tmp_path):
 
 def test_k8s007_quota_within_gpus(tmp_path):
     doc = reference_doc()
-    doc["kubernetes"]["tenants"] = [{"name": "a", "gpu_quota": 16}, {"name": "b", "gpu_quota": 16}]
+    doc["kubernetes"]["tenants"] = [{"name": "a", "gpu_quota": 8}, {"name": "b", "gpu_quota": 8}]
     assert "K8S007" not in by_code(check_doc(doc, tmp_path))
+
+
+def test_k8s007_counts_only_kubernetes_share_of_a_gpu_split(tmp_path):
+    # 4 nodes x 8 GPUs split 4/4: Kubernetes has 16 GPUs, not 32
+    doc = reference_doc()
+    doc["kubernetes"]["tenants"] = [{"name": "a", "gpu_quota": 16}, {"name": "b", "gpu_quota": 16}]
+    f = assert_finding(check_doc(doc, tmp_path), "K8S007", "kubernetes.tenants[1].gpu_quota", "error")
+    assert "have 16 GPUs" in f.message
 
 
 def test_k8s008_duplicate_tenant(tmp_path):

@@ -119,3 +119,48 @@ def test_nod010_template_that_cannot_expand_is_a_finding_not_a_crash(tmp_path):
     checked = check_doc(doc, tmp_path)
     assert_finding(checked, "NOD010", "nodes[1].hostname", "error")
     assert "NOD004" not in by_code(checked)
+
+
+# --- GPUs shared by Slurm and Kubernetes (gpu_split) ---------------------------------------
+
+
+def test_nod011_gpu_group_in_both_schedulers_needs_a_split(tmp_path):
+    doc = reference_doc()
+    del doc["nodes"][GPU]["gpu_split"]
+    f = assert_finding(check_doc(doc, tmp_path), "NOD011", f"nodes[{GPU}].roles", "error")
+    assert "all 8 GPUs" in f.message and "gpu_split: {slurm: 4, kubernetes: 4}" in f.hint
+
+
+def test_nod011_quiet_with_one_scheduler(tmp_path):
+    doc = reference_doc()
+    del doc["nodes"][GPU]["gpu_split"]
+    doc["nodes"][GPU]["roles"] = ["slurm-compute"]
+    assert "NOD011" not in by_code(check_doc(doc, tmp_path))
+
+
+def test_nod012_split_must_add_up_to_the_gpus(tmp_path):
+    doc = reference_doc()
+    doc["nodes"][GPU]["gpu_split"] = {"slurm": 4, "kubernetes": 2}
+    f = assert_finding(check_doc(doc, tmp_path), "NOD012", f"nodes[{GPU}].gpu_split", "error")
+    assert "(6)" in f.message and "each node has 8" in f.message
+    doc["nodes"][GPU]["gpu_split"] = {"slurm": 8, "kubernetes": 8}
+    assert_finding(check_doc(doc, tmp_path), "NOD012", f"nodes[{GPU}].gpu_split", "error")
+
+
+def test_nod012_split_needs_gpus_and_both_roles(tmp_path):
+    doc = reference_doc()
+    doc["nodes"][0]["gpu_split"] = {"slurm": 1, "kubernetes": 1}  # head nodes: no GPU
+    f = assert_finding(check_doc(doc, tmp_path), "NOD012", "nodes[0].gpu_split", "error")
+    assert "no GPUs" in f.message
+    doc = reference_doc()
+    doc["nodes"][GPU]["roles"] = ["slurm-compute"]
+    f = assert_finding(check_doc(doc, tmp_path), "NOD012", f"nodes[{GPU}].gpu_split", "error")
+    assert "kube-worker" in f.message
+
+
+def test_gpu_split_is_schema_checked(tmp_path):
+    doc = reference_doc()
+    doc["nodes"][GPU]["gpu_split"] = {"slurm": 4, "kubernets": 4}
+    assert "SCH002" in by_code(check_doc(doc, tmp_path))
+    doc["nodes"][GPU]["gpu_split"] = {"slurm": -1, "kubernetes": 9}
+    assert any(c.startswith("SCH") for c in by_code(check_doc(doc, tmp_path)))

@@ -17,7 +17,7 @@ def _slm(checked):
 def test_reference_has_no_slurm_problems(tmp_path):
     checked = check_doc(reference_doc(), tmp_path)
     assert_clean(checked)
-    assert [(f.code, f.severity.value) for f in _slm(checked)] == [("SLM010", "info")]
+    assert [(f.code, f.severity.value) for f in _slm(checked)] == [("SLM010", "info"), ("SLM021", "warning")]
 
 
 def test_rules_are_registered_with_docs():
@@ -153,3 +153,86 @@ def test_slm013_compute_group_in_no_partition(tmp_path):
     extra.update(group="gpub", hostname="gpub{index:02d}", count=1, rack="r02")
     doc["nodes"].append(extra)
     assert_finding(check_doc(doc, tmp_path), "SLM013", "nodes[2].roles", "info")
+
+
+# --- HA controllers, pyxis source, Slurm version ------------------------------------------
+
+
+def test_slm020_ha_controllers_need_state_save_location(tmp_path):
+    doc = reference_doc()
+    del doc["slurm"]["state_save_location"]
+    f = assert_finding(check_doc(doc, tmp_path), "SLM020", "slurm", "error")
+    assert "3 hosts" in f.message and "/lustre/slurm/statesave" in f.hint
+
+
+def test_slm020_state_save_location_on_local_disk(tmp_path):
+    doc = reference_doc()
+    doc["slurm"]["state_save_location"] = "/var/spool/slurmctld"
+    f = assert_finding(check_doc(doc, tmp_path), "SLM020", "slurm.state_save_location", "error")
+    assert "/lustre (scratch), /home (home)" in f.message
+    doc["slurm"]["state_save_location"] = "/homework/state"  # a prefix of no mount
+    assert_finding(check_doc(doc, tmp_path), "SLM020", "slurm.state_save_location", "error")
+
+
+def test_slm020_storage_the_controllers_do_not_mount(tmp_path):
+    doc = reference_doc()
+    home = next(s for s in doc["storage"] if s["name"] == "home")
+    home["clients"] = ["gpu"]
+    f = assert_finding(check_doc(doc, tmp_path), "SLM020", "slurm.state_save_location", "error")
+    assert "head" in f.message and "clients" in f.hint
+
+
+def test_slm020_quiet_with_one_controller(tmp_path):
+    doc = reference_doc()
+    doc["nodes"][HEAD]["count"] = 1
+    del doc["slurm"]["state_save_location"]
+    assert "SLM020" not in by_code(check_doc(doc, tmp_path))
+
+
+def test_slm021_accounting_database_on_a_failover_controller(tmp_path):
+    doc = reference_doc()
+    f = assert_finding(check_doc(doc, tmp_path), "SLM021", "slurm.accounting", "warning")
+    assert "head01" in f.message
+    doc["nodes"].append({**copy.deepcopy(doc["nodes"][HEAD]), "group": "db", "count": 1,
+                         "hostname": "db{index:02d}", "roles": ["slurm-dbd"]})
+    assert "SLM021" not in by_code(check_doc(doc, tmp_path))
+
+
+def test_slm022_air_gapped_pyxis_without_a_source_is_left_out(tmp_path):
+    doc = reference_doc()
+    del doc["slurm"]["containers"]["pyxis_repo"]
+    f = assert_finding(check_doc(doc, tmp_path), "SLM022", "slurm.containers.pyxis", "warning")
+    assert "pyxis_repo" in f.hint
+    doc["sovereignty"]["air_gapped"] = False  # github.com is reachable
+    assert "SLM022" not in by_code(check_doc(doc, tmp_path))
+    doc = reference_doc()
+    doc["slurm"]["containers"]["pyxis_repo"] = "https://github.com/NVIDIA/pyxis.git"  # not a mirror
+    f = assert_finding(check_doc(doc, tmp_path), "SOV006", "slurm.containers.pyxis_repo", "error")
+    assert "github.com" in f.message
+
+
+def test_slm023_block_topology_needs_slurm_23_11(tmp_path):
+    doc = reference_doc()
+    doc["slurm"]["topology"] = "block"
+    doc["slurm"]["version"] = "22.05"
+    f = assert_finding(check_doc(doc, tmp_path), "SLM023", "slurm.version", "error")
+    assert "23.11" in f.message and "topology: tree" in f.hint
+    doc["slurm"]["version"] = "23.11.4"
+    assert "SLM023" not in by_code(check_doc(doc, tmp_path))
+
+
+def test_reference_example_follows_the_spec_for_state_save_and_gpu_split():
+    """examples/reference/factory.yaml carries the spec's slurm.state_save_location and
+    gpu_split values (../shared/spec/factory.example.yaml, the contract), and both validate."""
+    from pathlib import Path
+
+    import pytest
+    import yaml
+
+    spec_path = Path(__file__).resolve().parents[3].parent / "shared" / "spec" / "factory.example.yaml"
+    if not spec_path.is_file():
+        pytest.skip(f"the spec is not beside the repository ({spec_path})")
+    spec = yaml.safe_load(spec_path.read_text())
+    ref = reference_doc()
+    assert ref["slurm"]["state_save_location"] == spec["slurm"]["state_save_location"]
+    assert [ng.get("gpu_split") for ng in ref["nodes"]] == [ng.get("gpu_split") for ng in spec["nodes"]]

@@ -627,3 +627,21 @@ def quota_use(site: Site) -> list[QuotaUse]:
     totals = {t.name: t.gpu_total for t in f.tenants}
     out.append(QuotaUse("*", sum(cap.values()), sum(totals.values()), totals))
     return out
+
+
+def cpu_cores(site: Site) -> int:
+    """CPU cores of every host (sockets x cores per socket, the catalog's when not declared)."""
+    total = 0
+    for ng in site.factory.nodes:
+        cpu = ng.hardware.cpu
+        cores = cpu.cores_per_socket
+        if cores is None:
+            spec = catalog.cpu(cpu.model)
+            cores = spec.cores if spec else 1
+        total += ng.count * cpu.sockets * cores
+    return total
+
+
+def memory_gb(site: Site) -> int:
+    """Memory of every host, GB."""
+    return int(sum(ng.count * ng.hardware.memory_gb for ng in site.factory.nodes))

@@ -138,6 +138,7 @@ def _partitions(f, groups: list[dict]) -> list[dict]:
         hosts = [h["name"] for g in members for h in g["hosts"]]
         out.append({
             "name": p.name,
+            "groups": list(dict.fromkeys(names)),
             "nodes": hostlist(hosts),
             "default": p.default,
             "max_time": p.max_time,
@@ -243,6 +244,8 @@ def topology_plugin(site: Site) -> str | None:
 
 def build(site: Site) -> dict:
     """The `slurm` key of the render context."""
+    from . import slurm_accounts  # it reads gres_type from here
+
     f = site.factory
     s = f.slurm
     lab = f.site.provider == "lab"
@@ -258,6 +261,7 @@ def build(site: Site) -> dict:
     if lab and "mpi_default" not in s.model_fields_set and mpi == "pmix":
         mpi, mpi_note = "none", "lab hosts: mpi/pmix_v4 fails to initialise there (slurmd log); set slurm.mpi_default to override"
     containers = s.containers
+    parts = _partitions(f, groups)
     if lab:
         plugins = {"proctrack": "proctrack/linuxproc", "task": "task/none",
                    "jobacct_gather": "jobacct_gather/none", "prolog_flags": ""}
@@ -271,11 +275,20 @@ def build(site: Site) -> dict:
         "controllers": [{"name": h.name, "address": h.address} for h in controllers],
         "dbd_hosts": [{"name": h.name, "address": h.address} for h in dbd_hosts[:2]],
         "accounting": s.accounting and bool(dbd_hosts),
+        # tenants: accounts and QOS (slurm/accounts.yml), enforcement and fair share (slurm.conf)
+        "tenancy": slurm_accounts.enabled(site) and bool(dbd_hosts),
+        "enforce": slurm_accounts.ENFORCE,
+        # typed GPU TRES are tracked (and limitable in GrpTRES) only when listed (tres.html)
+        "accounting_tres": ",".join(["gres/gpu", *(f"gres/gpu:{t}" for t in dict.fromkeys(
+            g["gres_type"] for g in gpu_groups) if t and slurm_accounts.enabled(site))]),
+        "priority": slurm_accounts.PRIORITY,
+        "accounts": slurm_accounts.accounts(site),
         "dbd_password_env": DBD_PASSWORD_ENV,
         "node_groups": groups,
         "gpu_groups": [dict(g, devices=_devices(g)) for g in gpu_groups],
         "gres_autodetect": "off" if lab else None,
-        "partitions": _partitions(f, groups),
+        "partitions": [dict(p, billing=w) for p, w in zip(
+            parts, slurm_accounts.billing_weights(site, [p["groups"] for p in parts]), strict=True)],
         "topology": topo,
         "switches": tree,
         "blocks": blocks,

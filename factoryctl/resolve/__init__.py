@@ -631,15 +631,17 @@ def quota_use(site: Site) -> list[QuotaUse]:
 
 def cpu_cores(site: Site) -> int:
     """CPU cores of every host (sockets x cores per socket, the catalog's when not declared)."""
-    total = 0
-    for ng in site.factory.nodes:
-        cpu = ng.hardware.cpu
-        cores = cpu.cores_per_socket
-        if cores is None:
-            spec = catalog.cpu(cpu.model)
-            cores = spec.cores if spec else 1
-        total += ng.count * cpu.sockets * cores
-    return total
+    return sum(ng.count * cpu_cores_of(ng) for ng in site.factory.nodes)
+
+
+def cpu_cores_of(ng: NodeGroup) -> int:
+    """Cores of one node of a group: sockets x cores per socket (the catalog's, else 1)."""
+    cpu = ng.hardware.cpu
+    cores = cpu.cores_per_socket
+    if cores is None:
+        spec = catalog.cpu(cpu.model)
+        cores = spec.cores if spec else 1
+    return cpu.sockets * cores
 
 
 def memory_gb(site: Site) -> int:

@@ -472,7 +472,9 @@ def _controller_run(source: Path, tmp_path: Path, rendered, slurmd: bool) -> str
     return r.stdout + r.stderr
 
 
-CONTROLLER_CASES = ["lab", "enterprise-pilot-h100-4n"]  # ~0.5 s and ~7 s (MariaDB + slurmdbd)
+# ~0.5 s and ~7 s each with MariaDB + slurmdbd; hybrid-slurm-research: tenants (enforcement,
+# multifactor priority, TRESBillingWeights, typed GPU TRES)
+CONTROLLER_CASES = ["lab", "enterprise-pilot-h100-4n", "hybrid-slurm-research"]
 
 
 @pytest.mark.root

@@ -168,6 +168,7 @@ class Site:
                 "oob": asdict(self.oob) if self.oob else None,
             },
             "inference": [asdict(i) | {"fits": i.fits} for i in self.inference],
+            "quotas": [asdict(q) | {"over": q.over} for q in quota_use(self)],
         }
 
 

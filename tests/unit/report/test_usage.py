@@ -244,3 +244,39 @@ def test_collect_sacct_failure(tmp_path, monkeypatch):
     monkeypatch.setattr("factoryctl.engines.ssh.Remote", lambda checked, ws: FakeRemote("", rc=1))
     with pytest.raises(U.UsageSourceMissing, match="sacct on .* failed .*Problem talking to the database"):
         U.collect(c, FakeWorkspace(tmp_path), SINCE, UNTIL)
+
+
+# --- the report and inspect -------------------------------------------------------------------
+
+
+def test_report_shows_quotas_and_the_latest_usage(tmp_path):
+    from factoryctl.report.html import render
+
+    c = check_doc(_doc(), tmp_path)
+    ws = tmp_path / "ws"
+    text = render(c, ws)
+    assert 'id="tenants"' in text and "GPU quotas against capacity" in text
+    assert "<h3>Usage" not in text  # no usage record yet
+    u = U.meter(c.site, U.parse_sacct(SACCT), {"chat": {"prompt": 10, "generation": 4000}}, SINCE, UNTIL, 2.0, "USD")
+    (ws / "runs" / "20261202T000000Z").mkdir(parents=True)
+    U.write_usage_run(u, ws / "runs" / "20261202T000000Z")
+    text = render(c, ws)
+    assert "Usage 2026-12-01T00:00:00Z to 2026-12-02T00:00:00Z (USD)" in text
+    assert "<svg" in text.split('id="tenants"')[1].split("</section>")[0]  # the per-tenant chart
+    assert "<td>physics</td>" in text and "<td>idle</td>" in text
+
+
+def test_inspect_shows_quotas_against_capacity(tmp_path):
+    from tests.helpers import cli, write_doc
+
+    doc = _doc()
+    doc["tenants"][0]["gpu_quota"] = {"H100-SXM-80GB": 30}
+    doc["tenancy"] = {"oversubscription": True}
+    path = write_doc(doc, tmp_path / "factory.yaml")
+    r = cli("inspect", path, "--format", "json")
+    quotas = {q["gpu_type"]: q for q in json.loads(r.out)["quotas"]}
+    assert quotas["H100-SXM-80GB"] == {"gpu_type": "H100-SXM-80GB", "capacity": 32, "quota": 30,
+                                       "tenants": {"physics": 30}, "over": False}
+    assert quotas["*"]["quota"] == 46 and quotas["*"]["over"] is True
+    r = cli("inspect", path)
+    assert "Tenant GPU quotas against capacity" in r.out and "over (oversubscription declared)" in r.out

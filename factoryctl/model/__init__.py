@@ -17,8 +17,8 @@ from .nodes import NodeGroup
 from .site import Metadata, Site
 from .slurm import Partition, Slurm
 from .sovereignty import Sovereignty
-from .tenants import Members, Tenancy, Tenant
 from .storage import Storage
+from .tenants import Members, Tenancy, Tenant
 from .verify import Verify
 
 API_VERSION = "factoryctl/v1alpha1"

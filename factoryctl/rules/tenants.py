@@ -164,3 +164,23 @@ def deployment_outside_groups(f: Factory, site: Site) -> Iterable[Issue]:
                             f"{t.name!r} may not use",
                             f"set inference[].nodes of {d} to groups in {', '.join(t.node_groups)}, "
                             "or add the groups to the tenant's node_groups")
+
+
+# Names a tenant cannot take: Slurm's root account and default QOS (sacctmgr creates them),
+# the namespaces Kubernetes and factoryctl itself use.
+RESERVED = {"root": "Slurm's root account", "normal": "Slurm's default QOS",
+            "default": "a Kubernetes namespace", "kube-system": "a Kubernetes namespace",
+            "kube-public": "a Kubernetes namespace", "kube-node-lease": "a Kubernetes namespace",
+            "inference": "factoryctl's inference namespace", "gpu-operator": "the GPU Operator's namespace",
+            "nvidia-network-operator": "the Network Operator's namespace", "monitoring": "the monitoring namespace"}
+
+
+@rule("TEN010", Severity.error, "tenant name reserved")
+def reserved_name(f: Factory, site: Site) -> Iterable[Issue]:
+    """A tenant becomes a Slurm account and QOS and a Kubernetes namespace: it cannot take a
+    name Slurm or Kubernetes already uses (root, normal, default, kube-*) or one of the
+    namespaces factoryctl renders (inference, gpu-operator, nvidia-network-operator, monitoring)."""
+    for i, t in enumerate(f.tenants):
+        if t.name in RESERVED:
+            yield Issue(f.tenant_path(i, "name"), f"tenant name {t.name!r} is {RESERVED[t.name]}",
+                        f"rename the tenant, e.g. {t.name}-team")

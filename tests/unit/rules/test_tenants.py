@@ -16,7 +16,7 @@ def _doc(*tenants, **extra) -> dict:
 
 def test_rules_registered_with_docs():
     codes = [c for c in REGISTRY if c.startswith("TEN")]
-    assert len(codes) >= 9
+    assert len(codes) >= 10
     assert all(REGISTRY[c].doc and REGISTRY[c].area == "tenancy" for c in codes)
     assert "K8S007" not in REGISTRY and "K8S008" not in REGISTRY  # moved here, retired
 
@@ -105,3 +105,9 @@ def test_ten008_unknown_gpu_type(tmp_path):
 def test_ten009_deployment_outside_node_groups(tmp_path):
     c = check_doc(_doc({"name": "a", "gpu_quota": 8, "deployments": ["chat"], "node_groups": ["head"]}), tmp_path)
     assert_finding(c, "TEN009", "tenants[0].deployments[0]", "error")
+
+
+def test_ten010_reserved_name(tmp_path):
+    f = assert_finding(check_doc(_doc({"name": "root"}), tmp_path), "TEN010", "tenants[0].name", "error")
+    assert "Slurm's root account" in f.message
+    assert_finding(check_doc(_doc({"name": "inference"}), tmp_path), "TEN010", "tenants[0].name", "error")

@@ -124,12 +124,8 @@ def parse_tres(text: str) -> dict[str, str]:
 
 
 def _count(value: str | None) -> int:
-    if not value:
-        return 0
-    m = re.fullmatch(r"(\d+)([KMGTP]?)", value)
-    if not m:
-        return 0
-    return int(m.group(1)) * 1024 ** "KMGTP".find(m.group(2)) if m.group(2) else int(m.group(1))
+    """A TRES count as sacct prints counts (gres/gpu=2, billing=28); 0 when absent."""
+    return int(value) if value and value.isdigit() else 0
 
 
 def parse_sacct(text: str) -> list[Job]:

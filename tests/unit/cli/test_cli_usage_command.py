@@ -46,3 +46,25 @@ def test_csv_and_json_rows(tmp_path):
     assert lines[1].startswith("2026-12-01T00:00:00Z,2026-12-02T00:00:00Z,101,physics,1,7200,7200,")
     assert len(lines) == 1 + 5
     assert json.loads(json.dumps(u.to_dict()))["jobs"][0]["name"] == "101"
+
+
+def test_text_view_per_tenant_and_deployment(tmp_path):
+    import io
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from factoryctl.cli.usage import usage_table
+    from tests.unit.report.test_usage import SACCT, _doc
+
+    site = check_doc(_doc(), tmp_path).site
+    since, until = datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC)
+    for by, price in (("tenant", 2.0), ("deployment", None)):
+        u = U.meter(site, U.parse_sacct(SACCT), {"chat": {"prompt": 5, "generation": 4000}}, since, until, price, "USD", by)
+        buf = io.StringIO()
+        usage_table(u, Console(file=buf, width=200))
+        text = buf.getvalue()
+        if by == "tenant":
+            assert "physics" in text and "idle" in text and "= 1,536.00 USD" in text
+        else:
+            assert "chat" in text and "platform" in text and "cost not computed" in text

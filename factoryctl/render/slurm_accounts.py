@@ -77,10 +77,15 @@ def accounts(site: Site) -> dict:
 
 
 def billing_weights(site: Site, partition_groups: list[list[str]]) -> list[str]:
-    """TRESBillingWeights of each partition (tres.html, "TRESBillingWeights"): CPU=1.0 and
-    GRES/gpu = the cores that come with one GPU on the partition's GPU nodes, so a job's
-    `billing` is the share of the nodes it holds, whichever resource it exhausts, and one GPU
-    bills what its node's cores bill. "" for partitions without GPUs."""
+    """TRESBillingWeights of each partition (tres.html, "TRESBillingWeights"), CPU=1.0.
+
+    The cost model (`factoryctl cost`) prices a GPU-hour as the nodes' owned cost per year
+    over their used GPU-hours; the same cost over their used core-hours is a core-hour's
+    price. Normalised so a core-hour bills 1, a GPU-hour bills price(GPU-h) / price(core-h)
+    = cores / GPUs of the partition's GPU nodes: the currency and the utilisation cancel, so
+    the weight is computed here from the nodes alone (render cannot read report/cost) and a
+    job's `billing` is the share of the nodes it holds, whichever resource it exhausts.
+    "" for partitions without GPUs."""
     f = site.factory
     by_group = {ng.group: ng for ng in f.nodes}
     out = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from ..resolve import Site
+from ..resolve import Site, quota_use
 
 HOSTS_SHOWN = 24  # a 2,048-node table helps nobody; --all-hosts prints every one
 
@@ -63,6 +63,18 @@ def inspect_tables(site: Site, console: Console, all_hosts: bool = False) -> Non
                       f"{fit.memory_gb_per_gpu:.1f}", f"{fit.usable_gb_per_gpu:.1f}",
                       ("yes" if fit.fits else "NO") if fit.known_model else "unknown model")
         console.print(i)
+
+    quotas = quota_use(site)
+    if quotas:
+        q = Table(title="Tenant GPU quotas against capacity", title_justify="left")
+        for col in ("GPU type", "GPUs", "quotas", "tenants", ""):
+            q.add_column(col)
+        for u in quotas:
+            q.add_row("all (total)" if u.gpu_type == "*" else u.gpu_type, str(u.capacity), str(u.quota),
+                      ", ".join(f"{k} {v}" for k, v in u.tenants.items()),
+                      ("over" + (" (oversubscription declared)" if site.factory.tenancy.oversubscription else ""))
+                      if u.over else "")
+        console.print(q)
 
     h = Table(title="Hosts", title_justify="left")
     for col in ("host", "group", "rack", "address", "roles"):

@@ -18,6 +18,7 @@ from .site import Metadata, Site
 from .slurm import Partition, Slurm
 from .sovereignty import Sovereignty
 from .storage import Storage
+from .tenants import Members, Tenancy, Tenant
 from .verify import Verify
 
 API_VERSION = "factoryctl/v1alpha1"
@@ -38,6 +39,29 @@ class Factory(Strict):
     sovereignty: Sovereignty = Field(default_factory=Sovereignty)
     verify: Verify = Field(default_factory=Verify)
     economics: Economics | None = None
+    tenants: list[Tenant] = Field(default_factory=list)
+    tenancy: Tenancy = Field(default_factory=Tenancy)
+
+    @model_validator(mode="after")
+    def _move_kubernetes_tenants(self):
+        # kubernetes.tenants is the old place: moved here in memory (rule TEN001 warns); both
+        # places at once would leave two truths.
+        if self.kubernetes.tenants:
+            if self.tenants:
+                raise ValueError("tenants are declared both at the top level and under kubernetes.tenants"
+                                 "\nhint: move kubernetes.tenants into the top-level tenants: list and delete it")
+            object.__setattr__(self, "tenants", list(self.kubernetes.tenants))  # frozen model: set once, here
+        return self
+
+    @property
+    def tenants_under_kubernetes(self) -> bool:
+        """Whether `tenants` came from the deprecated `kubernetes.tenants`."""
+        return bool(self.kubernetes.tenants)
+
+    def tenant_path(self, i: int, *rest: str | int) -> tuple[str | int, ...]:
+        """The YAML path of tenants[i] (and a field below it) where the file declares it."""
+        head = ("kubernetes", "tenants") if self.kubernetes.tenants else ("tenants",)
+        return (*head, i, *rest)
 
     @model_validator(mode="after")
     def _total_hosts(self):
@@ -65,5 +89,8 @@ __all__ = [
     "Slurm",
     "Sovereignty",
     "Storage",
+    "Members",
+    "Tenancy",
+    "Tenant",
     "Verify",
 ]

@@ -26,6 +26,8 @@ FIELDS: dict[str, str] = {
     "Factory.sovereignty": "Where data and machines may be, air-gap, encryption and who may operate the site.",
     "Factory.verify": "What the benchmark stage runs and how strictly it judges the results.",
     "Factory.economics": "Prices and assumptions behind `factoryctl cost`; every field has a sourced default.",
+    "Factory.tenants": "Who shares the factory: a Slurm account and QOS and a Kubernetes namespace each, metered by `usage`.",
+    "Factory.tenancy": "Site-wide tenancy settings.",
     # --- metadata ---
     "Metadata.name": "Name of the site; names the workspace (.factory/<name>) and Terraform resources.",
     "Metadata.description": "One line of prose about the site, shown in the report.",
@@ -178,7 +180,8 @@ FIELDS: dict[str, str] = {
     "Kubernetes.node_pod_prefix": "Prefix length of each node's pod CIDR.",
     "Kubernetes.gpu_operator": "NVIDIA GPU Operator chart and settings.",
     "Kubernetes.network_operator": "NVIDIA Network Operator settings (RDMA, SR-IOV).",
-    "Kubernetes.tenants": "Namespaces with GPU and CPU quotas.",
+    "Kubernetes.tenants": "Deprecated: tenants moved to the top-level `tenants:` (still loaded; TEN001 warns).",
+    "Kubernetes.queueing": "Kueue ClusterQueue/LocalQueue per tenant (kueue), or none.",
     "GpuOperator.version": "Helm chart version of the GPU Operator.",
     "GpuOperator.mig_strategy": "How MIG devices are exposed to pods.",
     "GpuOperator.driver_enabled": "Operator installs the driver; false when the hosts have it.",
@@ -186,9 +189,17 @@ FIELDS: dict[str, str] = {
     "NetworkOperator.enabled": "Deploy the Network Operator.",
     "NetworkOperator.rdma_shared_device": "Expose RDMA devices shared between pods.",
     "NetworkOperator.sriov": "Expose SR-IOV virtual functions.",
-    "Tenant.name": "Namespace of the tenant.",
-    "Tenant.gpu_quota": "GPUs the tenant may request.",
-    "Tenant.cpu_quota": "CPU cores the tenant may request.",
+    "Tenant.name": "Tenant name: its Slurm account and QOS, and its Kubernetes namespace.",
+    "Tenant.gpu_quota": "GPUs the tenant may hold at once: a total, or per GPU model (nodes[].hardware.gpu.model).",
+    "Tenant.cpu_quota": "CPU cores the tenant may hold at once.",
+    "Tenant.memory_gb": "Memory the tenant may hold at once.",
+    "Tenant.fairshare": "Fair-share weight of the tenant's Slurm account (Fairshare=).",
+    "Tenant.deployments": "Inference deployments (inference[].name) the tenant owns: their GPUs count against its quota, their tokens are its usage.",
+    "Tenant.node_groups": "Node groups the tenant may use; empty: all.",
+    "Tenant.members": "Users and groups working as the tenant.",
+    "Members.users": "Slurm users associated with the tenant's account; Kubernetes users bound to its namespace.",
+    "Members.groups": "Groups bound to the tenant's namespace (RoleBinding of the edit ClusterRole).",
+    "Tenancy.oversubscription": "Allow tenant quotas to add up to more GPUs than the site has (TEN002 stays silent).",
     # --- slurm ---
     "Slurm.enabled": "Install and configure Slurm.",
     "Slurm.cluster_name": "ClusterName in slurm.conf.",
@@ -334,6 +345,7 @@ UNITS: dict[str, str] = {
     "Economics.cloud_price_per_gpu_hour": "currency/GPU-hour",
     "Tenant.cpu_quota": "cores",
     "Tenant.gpu_quota": "GPUs",
+    "Tenant.memory_gb": "GB",
 }
 
 

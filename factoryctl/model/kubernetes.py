@@ -1,4 +1,4 @@
-"""`kubernetes:`: the cluster, its GPU and network operators, and tenants."""
+"""`kubernetes:`: the cluster, its GPU and network operators, and queueing (tenants moved to `tenants:`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Literal
 from pydantic import Field
 
 from . import limits
-from .common import Cidr, Name, Strict, Version
+from .common import Cidr, Strict, Version
+from .tenants import Tenant
 
 
 class GpuOperator(Strict):
@@ -23,12 +24,6 @@ class NetworkOperator(Strict):
     sriov: bool = False
 
 
-class Tenant(Strict):
-    name: Name
-    gpu_quota: limits.whole(limits.QUOTA, ge=0) = 0
-    cpu_quota: limits.whole(limits.QUOTA, ge=0) | None = None
-
-
 class Kubernetes(Strict):
     enabled: bool = False
     version: Version = "1.31"
@@ -38,4 +33,6 @@ class Kubernetes(Strict):
     node_pod_prefix: limits.ranged(16, 28) = 24  # pod CIDR size per node
     gpu_operator: GpuOperator | None = None
     network_operator: NetworkOperator | None = None
+    # Deprecated: tenants are top-level now (`tenants:`); still loaded, moved there, TEN001 warns.
     tenants: list[Tenant] = Field(default_factory=list)
+    queueing: Literal["none", "kueue"] = "none"  # Kueue ClusterQueue/LocalQueue per tenant

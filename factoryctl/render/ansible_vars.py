@@ -199,6 +199,7 @@ def group_vars(f: dict) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
-def build(factory: dict, hosts: list[dict], groups: dict[str, dict]) -> dict[str, Any]:
-    """The `ansible` key of the render context."""
-    return {**inventory(hosts, groups), "group_vars": group_vars(factory)}
+def build(factory: dict, hosts: list[dict], groups: dict[str, dict], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `ansible` key of the render context; `extra` adds role variables derived from the
+    resolved site (render/monitoring.py)."""
+    return {**inventory(hosts, groups), "group_vars": dict(sorted({**group_vars(factory), **(extra or {})}.items()))}

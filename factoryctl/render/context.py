@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import __version__
 from ..resolve import Site
-from . import ansible_vars, hostchecks, kube, slurm_inference
+from . import ansible_vars, hostchecks, kube, monitoring, slurm_inference
 from . import slurm as slurm_facts
 from .units import terraform_units
 
@@ -32,7 +32,9 @@ def build(site: Site) -> dict:
         "inference": facts["inference"],
         "totals": facts["totals"],
         "tool_version": __version__,
-        "ansible": ansible_vars.build(f.model_dump(mode="json"), hosts, gpu_groups),
+        "ansible": ansible_vars.build(f.model_dump(mode="json"), hosts, gpu_groups,
+                                      {"monitoring_inference_jobs": monitoring.inference_jobs(site)}),
+        "monitoring": {"rules": monitoring.rules(site)},  # monitoring/rules.yml
         "slurm": slurm_facts.build(site),
         "slurm_inference": slurm_inference.jobs(site),  # slurm/inference/<name>.sbatch
         "kube": kube_facts,

@@ -113,7 +113,8 @@ def build(site) -> dict[str, Any]:
     extra: dict[str, list[dict]] = {}  # checks about a host that run elsewhere (sinfo, kubectl)
     for e in ((_slurm(site, controllers[0]) if slurm_on and controllers else [])
               + (_kube(site, control_planes[0]) if k8s_on and control_planes else [])
-              + _inference(f, control_planes, controllers, [h.name for h in site.hosts if "login" in h.roles])):
+              + _inference(f, control_planes, controllers, [h.name for h in site.hosts if "login" in h.roles])
+              + _prometheus_targets(site, gv)):
         extra.setdefault(e["host"], []).append(e)
     checks: list[dict] = []
     # Hosts of one group with the same part share their checks: made once, stamped per host
@@ -255,6 +256,25 @@ def _kube(site, on: str) -> list[dict]:
         if {"kube-control-plane", "kube-worker"} & set(h.roles):
             out.append(_entry(h.name, "kube-node", "kube_node",
                               {"gpus": h.gpus, "control_plane": "kube-control-plane" in h.roles}, on=on))
+    return out
+
+
+def _prometheus_targets(site, gv: dict) -> list[dict]:
+    """Every exporter the monitoring role's prometheus.yml scrapes, checked up from the first
+    monitoring host: node exporters where they run, DCGM exporters on GPU hosts where they
+    run (roles/monitoring/templates/prometheus.yml.j2 names each target by its host)."""
+    servers = [h.name for h in site.hosts if "monitoring" in h.roles]
+    if not servers:
+        return []
+    port = _role_file("monitoring", "defaults/main.yml").get("monitoring_prometheus_port", 9090)
+    out = []
+    for h in site.hosts:
+        if gv["monitoring_node_exporter"]:
+            out.append(_entry(h.name, "prometheus-target:node", "prometheus_target",
+                              {"job": "node", "server_port": port}, on=servers[0]))
+        if gv["monitoring_dcgm_exporter"] and h.gpus:
+            out.append(_entry(h.name, "prometheus-target:dcgm", "prometheus_target",
+                              {"job": "dcgm", "server_port": port}, on=servers[0]))
     return out
 
 

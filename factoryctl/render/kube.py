@@ -26,7 +26,7 @@ import posixpath
 from urllib.parse import urlsplit
 
 from ..resolve import Site
-from . import versions
+from . import kube_tenancy, versions
 
 MANAGED = {"app.kubernetes.io/managed-by": "factoryctl"}
 GPU_OPERATOR_NS = "gpu-operator"
@@ -130,18 +130,10 @@ def namespaces(site: Site, inference: list[dict]) -> list[dict]:
         host_paths = any(d["host_path"] for d in inference)
         labels = {} if host_paths else {"pod-security.kubernetes.io/enforce": "baseline"}
         docs.setdefault(INFERENCE_NS, [_namespace(INFERENCE_NS, labels)])
-    for t in k.tenants:
+    for t in site.factory.tenants:
         if t.name in docs:
-            continue  # a tenant named like a system namespace: SLM/K8S rules report duplicates
-        hard = {"requests.nvidia.com/gpu": str(t.gpu_quota)}
-        if t.cpu_quota is not None:
-            hard["requests.cpu"] = str(t.cpu_quota)
-        docs[t.name] = [
-            _namespace(t.name, {"factoryctl.io/tenant": t.name}),
-            {"apiVersion": "v1", "kind": "ResourceQuota",
-             "metadata": {"name": "gpu-quota", "namespace": t.name, "labels": dict(MANAGED)},
-             "spec": {"hard": hard}},
-        ]
+            continue  # a tenant named like a system namespace: TEN rules report duplicates
+        docs[t.name] = kube_tenancy.tenant_documents(site, t)
     return [d for name in docs for d in docs[name]]
 
 
@@ -621,6 +613,7 @@ def build(site: Site) -> dict:
         "helm_releases": helm_releases(site),
         "inference": inference,
         "inference_namespace": INFERENCE_NS,
+        "kueue": kube_tenancy.kueue_documents(site),  # kubernetes/kueue/queues.yaml
         "bench": kube_bench.build(site),
         "gpu_split": gpu_split_device_plugins(site),
     }

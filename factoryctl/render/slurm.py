@@ -162,6 +162,7 @@ def _partitions(f, groups: list[dict]) -> list[dict]:
         hosts = [h["name"] for g in members for h in g["hosts"]]
         out.append({
             "name": p.name,
+            "groups": list(dict.fromkeys(names)),
             "nodes": hostlist(hosts),
             "default": p.default,
             "max_time": p.max_time,
@@ -293,6 +294,8 @@ def pyxis_available(site: Site) -> bool:
 
 def build(site: Site) -> dict:
     """The `slurm` key of the render context."""
+    from . import slurm_accounts  # it reads gres_type from here
+
     f = site.factory
     s = f.slurm
     lab = f.site.provider == "lab"
@@ -314,6 +317,7 @@ def build(site: Site) -> dict:
     switch_type = ("switch/nvidia_imex" if s.enabled and slurm_imex_groups(f)
                    and slurm_supports(f, SLURM_IMEX_SWITCH) else None)
     health_program, health_interval = health_check(site)
+    parts = _partitions(f, groups)
     if lab:
         plugins = {"proctrack": "proctrack/linuxproc", "task": "task/none",
                    "jobacct_gather": "jobacct_gather/none", "prolog_flags": ""}
@@ -327,11 +331,20 @@ def build(site: Site) -> dict:
         "controllers": [{"name": h.name, "address": h.address} for h in controllers],
         "dbd_hosts": [{"name": h.name, "address": h.address} for h in dbd_hosts[:2]],
         "accounting": s.accounting and bool(dbd_hosts),
+        # tenants: accounts and QOS (slurm/accounts.yml), enforcement and fair share (slurm.conf)
+        "tenancy": slurm_accounts.enabled(site) and bool(dbd_hosts),
+        "enforce": slurm_accounts.ENFORCE,
+        # typed GPU TRES are tracked (and limitable in GrpTRES) only when listed (tres.html)
+        "accounting_tres": ",".join(["gres/gpu", *(f"gres/gpu:{t}" for t in dict.fromkeys(
+            g["gres_type"] for g in gpu_groups) if t and slurm_accounts.enabled(site))]),
+        "priority": slurm_accounts.PRIORITY,
+        "accounts": slurm_accounts.accounts(site),
         "dbd_password_env": DBD_PASSWORD_ENV,
         "node_groups": groups,
         "gpu_groups": [dict(g, devices=_devices(g)) for g in gpu_groups],
         "gres_autodetect": "off" if lab else None,
-        "partitions": _partitions(f, groups),
+        "partitions": [dict(p, billing=w) for p, w in zip(
+            parts, slurm_accounts.billing_weights(site, [p["groups"] for p in parts]), strict=True)],
         "topology": topo,
         "switches": tree,
         "blocks": blocks,

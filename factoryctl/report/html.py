@@ -17,6 +17,7 @@ from markupsafe import Markup
 from .. import __version__
 from ..files import atomic_write
 from ..findings import counts
+from ..resolve import quota_use
 from ..resources import templates_dir
 from ..session import Checked
 from . import plots
@@ -25,6 +26,7 @@ from .cost import cost
 from .racks import racks_svg
 from .runs import latest_run, measured
 from .topology import topology_svg
+from .usage import latest_usage
 
 REPORT_FILE = "report.html"
 VERDICT_ORDER = {"fail": 0, "warn": 1, "pass": 2, "skip": 3}
@@ -81,6 +83,8 @@ def context(c: Checked, workspace: Path) -> dict:
                    "measurements": sorted(run.measurements, key=lambda m: (VERDICT_ORDER.get(m["verdict"], 9), m["name"])),
                    "problems": run.problems}
     gpu_plot = plots.gpu_hour_plot(co)
+    use = latest_usage(Path(workspace) / "runs")
+    use_plot = plots.usage_plot(use) if use else None
     source_text = c.loaded.text if c.loaded else ""
     return {
         "version": __version__,
@@ -100,6 +104,9 @@ def context(c: Checked, workspace: Path) -> dict:
         "findings": findings,
         "counts": counts(findings),
         "run": run_ctx,
+        "quotas": quota_use(site),
+        "usage": use,
+        "usage_plot": Markup(use_plot) if use_plot else None,
     }
 
 

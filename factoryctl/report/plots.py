@@ -110,3 +110,23 @@ def _size(n: int) -> str:
         if n >= scale:
             return f"{n // scale}{unit}"
     return str(n)
+
+
+def usage_plot(doc: dict) -> str | None:
+    """GPU-hours per tenant in a usage record (factoryctl.usage/v1), the idle capacity last."""
+    rows = [r for r in doc.get("tenants") or [] if isinstance(r, dict) and isinstance(r.get("gpu_hours"), int | float)]
+    if not rows or not any(r["gpu_hours"] for r in rows):
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(rows) + 0.9))
+    names = [str(r.get("name", "?")) for r in rows][::-1]
+    hours = [float(r["gpu_hours"]) for r in rows][::-1]
+    colors = ["#bbbbbb" if n == "idle" else "#4c72b0" for n in names]
+    ax.barh(names, hours, color=colors)
+    for y, (h, r) in enumerate(zip(hours, rows[::-1], strict=True)):
+        cost = r.get("cost")
+        label = f"{h:,.1f} GPU-h" + (f", {cost:,.2f} {doc.get('currency', '')}" if isinstance(cost, int | float) else "")
+        ax.text(h, y, " " + label, va="center", fontsize=8)
+    ax.set_xlabel("GPU-hours in the window")
+    ax.grid(axis="y", visible=False)
+    return _svg(fig)

@@ -187,6 +187,7 @@ class Site:
                 "oob": asdict(self.oob) if self.oob else None,
             },
             "inference": [asdict(i) | {"fits": i.fits} for i in self.inference],
+            "quotas": [asdict(q) | {"over": q.over} for q in quota_use(self)],
         }
 
 
@@ -660,3 +661,76 @@ def resolve(f: Factory) -> Site:
         "facility_kw": round(it_kw * f.facility.pue, 3),
     }
     return Site(f, groups, hosts, racks, fabric, inference, mgmt, oob, totals)
+
+
+# --- tenancy ---------------------------------------------------------------------------------
+
+
+def gpu_type(model: str) -> str:
+    """The canonical name of a GPU model (the catalog's, else as written): what per-type
+    quotas and capacity are keyed by, so "h100-sxm5-80gb" and the catalog name meet."""
+    spec = catalog.gpu(model)
+    return spec.name if spec is not None else model
+
+
+def gpu_capacity(site: Site) -> dict[str, int]:
+    """GPUs of the site per GPU type, in node-group order."""
+    out: dict[str, int] = {}
+    for g in site.groups.values():
+        if g.gpu_model and g.gpus_per_node:
+            t = gpu_type(g.gpu_model)
+            out[t] = out.get(t, 0) + g.count * g.gpus_per_node
+    return out
+
+
+@dataclass(frozen=True)
+class QuotaUse:
+    """Declared GPU quotas against the site's GPUs, per type ("*" = quotas given as a total)."""
+
+    gpu_type: str
+    capacity: int  # the site's GPUs of this type ("*": all GPUs)
+    quota: int  # sum of the tenants' quotas of this type
+    tenants: dict[str, int]
+
+    @property
+    def over(self) -> bool:
+        return self.quota > self.capacity
+
+
+def quota_use(site: Site) -> list[QuotaUse]:
+    """Per GPU type the tenants' quotas for it against the GPUs of that type, then "*": every
+    quota (typed or total) against every GPU. Empty without tenants."""
+    f = site.factory
+    if not f.tenants:
+        return []
+    cap = gpu_capacity(site)
+    typed: dict[str, dict[str, int]] = {}
+    for t in f.tenants:
+        if isinstance(t.gpu_quota, dict):
+            for model, n in t.gpu_quota.items():
+                per = typed.setdefault(gpu_type(model), {})
+                per[t.name] = per.get(t.name, 0) + n
+    out = [QuotaUse(k, cap.get(k, 0), sum(v.values()), v) for k, v in typed.items()]
+    totals = {t.name: t.gpu_total for t in f.tenants}
+    out.append(QuotaUse("*", sum(cap.values()), sum(totals.values()), totals))
+    return out
+
+
+def cpu_cores(site: Site) -> int:
+    """CPU cores of every host (sockets x cores per socket, the catalog's when not declared)."""
+    return sum(ng.count * cpu_cores_of(ng) for ng in site.factory.nodes)
+
+
+def cpu_cores_of(ng: NodeGroup) -> int:
+    """Cores of one node of a group: sockets x cores per socket (the catalog's, else 1)."""
+    cpu = ng.hardware.cpu
+    cores = cpu.cores_per_socket
+    if cores is None:
+        spec = catalog.cpu(cpu.model)
+        cores = spec.cores if spec else 1
+    return cpu.sockets * cores
+
+
+def memory_gb(site: Site) -> int:
+    """Memory of every host, GB."""
+    return int(sum(ng.count * ng.hardware.memory_gb for ng in site.factory.nodes))

@@ -10,6 +10,7 @@ from . import (  # noqa: F401 - imported for their @rule registrations
     slurm,
     sovereignty,
     storage,
+    tenants,
 )
 from .base import REGISTRY, Issue, Rule, rule, run_rules
 

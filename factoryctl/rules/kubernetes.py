@@ -1,4 +1,4 @@
-"""Rules: kubernetes. Control plane, version, GPU and network operators, MIG and tenants.
+"""Rules: kubernetes. Control plane, version, GPU and network operators and MIG (tenants: rules/tenants.py).
 
 Every rule here is silent while `kubernetes.enabled` is false.
 """
@@ -133,42 +133,8 @@ def rdma_without_network_operator(f: Factory, site: Site) -> Iterable[Issue]:
         )
 
 
-@rule("K8S007", Severity.error, "tenant GPU quotas exceed the GPUs of the workers")
-def tenant_quota_overcommit(f: Factory, site: Site) -> Iterable[Issue]:
-    """The sum of `tenants[].gpu_quota` must not exceed the GPUs on hosts with the
-    `kube-worker` role (only Kubernetes' share of a group with `gpu_split`): quotas beyond
-    them promise capacity that does not exist."""
-    if not f.kubernetes.enabled or not f.kubernetes.tenants:
-        return
-    have = site.scheduled_gpus("kubernetes")
-    total = 0
-    for i, t in enumerate(f.kubernetes.tenants):
-        total += t.gpu_quota
-        if total > have:
-            yield Issue(
-                ("kubernetes", "tenants", i, "gpu_quota"),
-                f"tenant GPU quotas add up to {sum(t.gpu_quota for t in f.kubernetes.tenants)} "
-                f"but the kube-workers have {have} GPUs",
-                f"lower the quotas so that they sum to at most {have}, or add GPU workers",
-            )
-            return
-
-
-@rule("K8S008", Severity.error, "duplicate tenant name")
-def tenant_duplicate(f: Factory, site: Site) -> Iterable[Issue]:
-    """Each tenant becomes a namespace with its ResourceQuota; names must be unique."""
-    if not f.kubernetes.enabled:
-        return
-    seen: dict[str, int] = {}
-    for i, t in enumerate(f.kubernetes.tenants):
-        if t.name in seen:
-            yield Issue(
-                ("kubernetes", "tenants", i, "name"),
-                f"tenant name {t.name!r} is already used by kubernetes.tenants[{seen[t.name]}]",
-                "rename the tenant or merge the two entries",
-            )
-        else:
-            seen[t.name] = i
+# K8S007 (tenant quotas over the workers' GPUs) and K8S008 (duplicate tenant) moved to the
+# site-wide tenancy rules TEN002 and TEN006 (rules/tenants.py); the codes are retired, never reused.
 
 
 @rule("K8S009", Severity.warning, "NVIDIA GPU operator on AMD GPUs")

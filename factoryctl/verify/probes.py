@@ -596,14 +596,52 @@ def inference(host, expect: dict) -> str:
     return "; ".join(_probe(host, base) for base in endpoints(host, expect))
 
 
+# --- Prometheus ---------------------------------------------------------------------------------
+
+PROMETHEUS_TARGETS = ("python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen("
+                      "\"http://127.0.0.1:{port}/api/v1/targets?state=active\", timeout=10).read().decode())'")
+
+
+def parse_targets(text: str) -> dict[tuple[str, str], dict[str, str]]:
+    """(job, instance label) -> {"health", "lastError", "scrapeUrl"} from /api/v1/targets."""
+    doc = json.loads(text)
+    out = {}
+    for t in (doc.get("data") or {}).get("activeTargets") or []:
+        labels = t.get("labels") or {}
+        out[(labels.get("job", ""), labels.get("instance", ""))] = {
+            "health": t.get("health", ""), "lastError": t.get("lastError", ""), "scrapeUrl": t.get("scrapeUrl", "")}
+    return out
+
+
+def prometheus_target(host, expect: dict, subject: str) -> str:
+    """Prometheus on this host scrapes `subject`'s exporter and finds it up (the targets API,
+    prometheus.io/docs/prometheus/latest/querying/api/#targets)."""
+    def read():
+        res = sh(host, PROMETHEUS_TARGETS.format(port=int(expect["server_port"])))
+        if res.rc != 0:
+            raise Fail(f"Prometheus on port {expect['server_port']} does not answer: {_why(res)}")
+        try:
+            return parse_targets(res.stdout)
+        except ValueError as e:
+            raise Fail(f"Prometheus' targets API answered something that is not JSON: {e}") from None
+
+    targets = _cached(host, "prometheus-targets", read)
+    t = targets.get((expect["job"], subject))
+    if t is None:
+        raise Fail(f"Prometheus does not scrape {subject} in job {expect['job']}")
+    if t["health"] != "up":
+        raise Fail(f"{expect['job']} on {subject} is {t['health'] or 'unknown'}: {t['lastError'] or 'no error given'}")
+    return f"{expect['job']} target {t['scrapeUrl']} up"
+
+
 PROBES: dict[str, Callable[..., str]] = {
     "hostname": hostname, "packages": packages, "process": process, "port": port, "mount": mount,
     "modules": modules, "gpu_count": gpu_count, "gpu_model": gpu_model, "gpu_driver": gpu_driver,
     "nvlink": nvlink, "fabric_ports": fabric_ports, "rdma_devices": rdma_devices,
     "slurm_partition": slurm_partition, "slurm_node": slurm_node, "kube_node": kube_node,
-    "inference": inference,
+    "inference": inference, "prometheus_target": prometheus_target,
 }
-SUBJECT = {"slurm_node", "kube_node"}  # probes that look at another host from where they run
+SUBJECT = {"slurm_node", "kube_node", "prometheus_target"}  # probes that look at another host from where they run
 
 
 def judge(host, check: dict) -> str:

@@ -234,8 +234,9 @@ def test_hostile_text_stays_inert(tmp_path):
     data = load_yaml(inventory / "group_vars" / "all.yml")
     assert data["common_description"] == HOSTILE
     assert data["inference_deployments"][0]["model_source"] == "s3://models.fra1.example.internal/x$(id)&;"
-    assert data == build(c.factory.model_dump(mode="json"), build_context(c.site)["hosts"],
-                         build_context(c.site)["groups"])["group_vars"]
+    ctx = build_context(c.site)
+    assert data == build(c.factory.model_dump(mode="json"), ctx["hosts"], ctx["groups"],
+                         {"monitoring_inference_jobs": ctx["ansible"]["group_vars"]["monitoring_inference_jobs"]})["group_vars"]
     # Ansible reads the variables and prints them without evaluating them (no 49, no `id`).
     host = next(iter(load_yaml(inventory / "hosts.yml")["all"]["hosts"]))
     results = tmp_path / "tree"

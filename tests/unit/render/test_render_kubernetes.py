@@ -32,7 +32,8 @@ BLUEPRINTS = sorted(p.parent.name for p in (ROOT / "blueprints").glob("*/factory
 SOURCES = [ROOT / "blueprints" / b / "factory.yaml" for b in BLUEPRINTS] + [
     ROOT / "examples" / "lab.yaml", ROOT / "examples" / "reference" / "factory.yaml"]
 IDS = [f"blueprint-{b}" for b in BLUEPRINTS] + ["examples-lab", "examples-reference"]
-CRD_KINDS = {"DynamoGraphDeployment", "LeaderWorkerSet", "NicClusterPolicy", "MPIJob"}  # MPIJob: kubernetes/bench/
+CRD_KINDS = {"DynamoGraphDeployment", "LeaderWorkerSet", "NicClusterPolicy", "MPIJob",  # MPIJob: kubernetes/bench/
+             "ClusterQueue", "LocalQueue", "ResourceFlavor"}  # Kueue: kubernetes/kueue/
 NOT_MANIFESTS = {"kubernetes/gpu-operator/values.yaml", "kubernetes/network-operator/values.yaml",
                  "kubernetes/helm-releases.yaml"}
 
@@ -164,7 +165,7 @@ def test_every_manifest_validates(source, rendered):
     for d in docs:
         if d["kind"] in CRD_KINDS:
             assert d["apiVersion"] in ("nvidia.com/v1alpha1", "leaderworkerset.x-k8s.io/v1", "mellanox.com/v1alpha1",
-                                    "kubeflow.org/v2beta1")
+                                    "kubeflow.org/v2beta1", "kueue.x-k8s.io/v1beta1")
             assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", d["metadata"]["name"])
 
 
@@ -182,9 +183,14 @@ def test_namespaces_and_tenant_quotas(source, rendered):
         ns = next(d for d in docs if d["kind"] == "Namespace" and d["metadata"]["name"] == "gpu-operator")
         assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
     quotas = {d["metadata"]["namespace"]: d["spec"]["hard"] for d in docs if d["kind"] == "ResourceQuota"}
-    assert quotas == {t.name: {"requests.nvidia.com/gpu": str(t.gpu_quota),
-                               **({"requests.cpu": str(t.cpu_quota)} if t.cpu_quota is not None else {})}
-                      for t in k.tenants}
+    rdma = bool(k.network_operator and k.network_operator.enabled and k.network_operator.rdma_shared_device)
+    assert quotas == {t.name: {"requests.nvidia.com/gpu": str(t.gpu_total),
+                               **({"requests.cpu": str(t.cpu_quota)} if t.cpu_quota is not None else {}),
+                               **({"requests.rdma/rdma_shared_device_a": str(t.gpu_total)} if rdma else {})}
+                      for t in c.factory.tenants}
+    for t in c.factory.tenants:  # every tenant namespace is confined
+        mine = {(d["kind"], d["metadata"]["name"]) for d in docs if d["metadata"].get("namespace") == t.name}
+        assert {("LimitRange", "defaults"), ("NetworkPolicy", "default-deny"), ("NetworkPolicy", "allow-essentials")} <= mine
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=IDS)
@@ -485,3 +491,63 @@ def test_gpu_split_device_plugin_advertises_only_kubernetes_share(tmp_path, monk
     render_to(write_doc(doc, tmp_path / "b.yaml"), tmp_path / "b")
     assert not [d for d in yaml.safe_load_all(
         (tmp_path / "b" / "kubernetes" / "gpu-operator" / "device-plugin-split.yaml").read_text()) if d]
+
+
+# --- tenancy -----------------------------------------------------------------------------
+
+
+def _tenancy_doc(queueing: str = "kueue") -> dict:
+    doc = reference_doc()
+    doc["kubernetes"]["queueing"] = queueing
+    doc["kubernetes"]["network_operator"] = {"enabled": True, "rdma_shared_device": True}
+    doc["tenants"] = [
+        {"name": "team-a", "gpu_quota": 16, "cpu_quota": 128, "memory_gb": 1024, "deployments": ["chat"],
+         "members": {"groups": ["team-a-admins"], "users": ["alice"]}},
+        {"name": "team-b", "gpu_quota": {"H100-SXM-80GB": 8}},
+    ]
+    return doc
+
+
+def test_tenancy_manifests_validate_and_confine(tmp_path):
+    out = tmp_path / "build"
+    c = render_to(write_doc(_tenancy_doc(), tmp_path / "factory.yaml"), out)
+    files = documents(out)
+    ns = files["kubernetes/namespaces.yaml"]
+    kueue = files["kubernetes/kueue/queues.yaml"]
+    assert set(validate_all(ns + kueue, schema_version(c.factory.kubernetes.version))) == {
+        "ClusterQueue", "LocalQueue", "ResourceFlavor"}
+    a = {(d["kind"], d["metadata"]["name"]): d for d in ns if d["metadata"].get("namespace") == "team-a"}
+    assert a[("ResourceQuota", "gpu-quota")]["spec"]["hard"] == {
+        "requests.nvidia.com/gpu": "16", "requests.cpu": "128", "requests.memory": "1024Gi",
+        "requests.rdma/rdma_shared_device_a": "16"}
+    deny = a[("NetworkPolicy", "default-deny")]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    allow = a[("NetworkPolicy", "allow-essentials")]["spec"]
+    dns = [e for e in allow["egress"] if e.get("ports")]
+    assert dns and dns[0]["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kube-system"}
+    assert {"protocol": "UDP", "port": 53} in dns[0]["ports"]
+    assert any(f.get("namespaceSelector", {}).get("matchLabels") == {"kubernetes.io/metadata.name": "monitoring"}
+               for rule in allow["ingress"] for f in rule["from"])
+    rb = a[("RoleBinding", "tenant-edit")]
+    assert rb["roleRef"]["name"] == "edit"
+    assert {(s["kind"], s["name"]) for s in rb["subjects"]} == {("Group", "team-a-admins"), ("User", "alice")}
+    # team-b has no members: no RoleBinding; its typed quota is its total
+    b = {(d["kind"], d["metadata"]["name"]): d for d in ns if d["metadata"].get("namespace") == "team-b"}
+    assert ("RoleBinding", "tenant-edit") not in b
+    assert b[("ResourceQuota", "gpu-quota")]["spec"]["hard"]["requests.nvidia.com/gpu"] == "8"
+    # Kueue: one flavor (one GPU type: no node labels), a ClusterQueue and LocalQueue per tenant
+    kinds = [(d["kind"], d["metadata"]["name"]) for d in kueue]
+    assert kinds == [("ResourceFlavor", "h100"), ("ClusterQueue", "team-a"), ("LocalQueue", "default"),
+                     ("ClusterQueue", "team-b"), ("LocalQueue", "default")]
+    cq = kueue[1]["spec"]
+    assert cq["namespaceSelector"] == {"matchLabels": {"factoryctl.io/tenant": "team-a"}}
+    res = {r["name"]: r["nominalQuota"] for r in cq["resourceGroups"][0]["flavors"][0]["resources"]}
+    assert res == {"cpu": "128", "memory": "1024Gi", "nvidia.com/gpu": "16"}
+    assert set(cq["resourceGroups"][0]["coveredResources"]) == set(res)
+    assert kueue[2]["metadata"]["namespace"] == "team-a" and kueue[2]["spec"] == {"clusterQueue": "team-a"}
+
+
+def test_no_kueue_without_queueing(tmp_path):
+    out = tmp_path / "build"
+    render_to(write_doc(_tenancy_doc("none"), tmp_path / "factory.yaml"), out)
+    assert documents(out)["kubernetes/kueue/queues.yaml"] == []

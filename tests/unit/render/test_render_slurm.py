@@ -381,7 +381,7 @@ def slurm_daemons():
 # its address to run slurmd for (as that node: slurmd -N). Prints READY/EXIT/ALIVE markers.
 CTLD_SCRIPT = r"""
 set -eu
-CONF=$1 HOST=$2 ADDR=$3 HOSTS=$4 NODE=${5:-} NODEADDR=${6:-}
+CONF=$1 HOST=$2 ADDR=$3 HOSTS=$4 NODE=${5:-} NODEADDR=${6:-} HOOK=${7:-}
 hostname "$HOST"
 ip link set lo up
 if [ -n "$ADDR" ]; then ip addr add "$ADDR/32" dev lo; fi
@@ -443,6 +443,11 @@ if [ "$ready" = 1 ] && [ -n "$NODE" ]; then
   echo "=== slurmd"
   cat /run/slurmd.out
 fi
+if [ "$ready" = 1 ] && [ -n "$HOOK" ]; then
+  echo "=== hook"
+  bash "$HOOK" 2>&1
+  echo "HOOK_EXIT=$?"
+fi
 alive=0
 kill -0 $pid 2>/dev/null && alive=1
 kill -TERM $pid 2>/dev/null
@@ -466,7 +471,10 @@ HARMLESS = [
 ]
 
 
-def _controller_run(source: Path, tmp_path: Path, rendered, slurmd: bool) -> str:
+def _controller_run(source: Path, tmp_path: Path, rendered, slurmd: bool, hook: Path | None = None,
+                    env: dict | None = None) -> str:
+    """Run the controller (and slurmd) in the namespaces; `hook`, a bash script, runs once
+    slurmctld answers (with slurmdbd up when the site has accounting)."""
     c, out = rendered(source)
     site = c.site
     ctl = next(h for h in site.hosts if "slurm-controller" in h.roles)
@@ -478,12 +486,14 @@ def _controller_run(source: Path, tmp_path: Path, rendered, slurmd: bool) -> str
     r = subprocess.run(
         ["unshare", "--uts", "--mount", "--net", "--pid", "--fork", "--mount-proc", "--propagation", "private",
          "bash", str(script), str(out / "slurm"), ctl.name, ctl.address or "", str(hosts),
-         *((node.name, node.address) if slurmd else ())],
-        capture_output=True, text=True, timeout=120)
+         *((node.name, node.address) if slurmd else ("", "") if hook else ()), *((str(hook),) if hook else ())],
+        capture_output=True, text=True, timeout=300, env=env)
     return r.stdout + r.stderr
 
 
-CONTROLLER_CASES = ["lab", "enterprise-pilot-h100-4n"]  # ~0.5 s and ~7 s (MariaDB + slurmdbd)
+# ~0.5 s and ~7 s each with MariaDB + slurmdbd; hybrid-slurm-research: tenants (enforcement,
+# multifactor priority, TRESBillingWeights, typed GPU TRES)
+CONTROLLER_CASES = ["lab", "enterprise-pilot-h100-4n", "hybrid-slurm-research"]
 
 
 @pytest.mark.root
@@ -639,3 +649,74 @@ def test_plugstack_never_requires_pyxis_without_a_source(tmp_path, rendered):
     assert any(f.code == "SLM022" for f in c.findings)
     render(c.site, tmp_path / "out")  # even when the error is ignored
     assert "spank_pyxis" not in (tmp_path / "out" / "slurm" / "plugstack.conf").read_text()
+
+
+
+
+ACCOUNTS_HOOK = r"""
+set -u
+W={work}
+PB="{ansible_playbook} -i localhost, -c local -e ansible_python_interpreter={python} $W/pb.yml"
+# an account somebody else made: factoryctl must never remove it
+sacctmgr -i add account outsider Description=someone-else Cluster={cluster} > /dev/null
+show() {{
+  echo "--- $1" | tee -a $W/show.txt
+  sacctmgr -nP show qos format=Name,Description,GrpTRES | sort | tee -a $W/show.txt
+  sacctmgr -nP show account format=Account,Description | sort | tee -a $W/show.txt
+  sacctmgr -nP show assoc cluster={cluster} format=Account,User,Fairshare,QOS | sort | tee -a $W/show.txt
+}}
+$PB -e slurm_config_src={conf1} > $W/run1.log 2>&1; echo "RUN1=$? $(grep -o 'changed=[0-9]*' $W/run1.log)"
+show after-first
+$PB -e slurm_config_src={conf1} > $W/run2.log 2>&1; echo "RUN2=$? $(grep -o 'changed=[0-9]*' $W/run2.log)"
+$PB -e slurm_config_src={conf2} > $W/run3.log 2>&1; echo "RUN3=$? $(grep -o 'changed=[0-9]*' $W/run3.log)"
+show after-change
+"""
+
+
+@pytest.mark.root
+@pytest.mark.ansible
+def test_real_sacctmgr_applies_tenants_idempotently(slurm_daemons, rendered, tmp_path):
+    """The slurm role's accounts.yml against a real slurmdbd (22.05): the first run creates
+    every tenant's QOS, account and users; the second changes nothing; a changed
+    accounts.yml (a tenant dropped, a quota and a member changed) updates and removes only
+    what factoryctl created."""
+    import sys
+
+    import yaml as pyyaml
+
+    from tests.unit.render.test_render_ansible import ansible_env
+
+    source = ROOT / "blueprints" / "hybrid-slurm-research" / "factory.yaml"
+    _, out = rendered(source)
+    wanted = pyyaml.safe_load((out / "slurm" / "accounts.yml").read_text())
+    changed = dict(wanted, qos=[q for q in wanted["qos"] if q["name"] != "biology"],
+                   accounts=[a for a in wanted["accounts"] if a["name"] != "biology"])
+    changed["qos"][0] = dict(changed["qos"][0], grp_tres="cpu=1024,gres/gpu=80,gres/gpu:a100=16,gres/gpu:h100=64")
+    changed["accounts"][0] = dict(changed["accounts"][0], users=["alice", "root"], fairshare=5)
+    conf2 = tmp_path / "conf2"
+    conf2.mkdir()
+    (conf2 / "accounts.yml").write_text(pyyaml.safe_dump(changed))
+    role_tasks = ROOT / "templates" / "ansible" / "project" / "roles" / "slurm" / "tasks" / "accounts.yml"
+    (tmp_path / "pb.yml").write_text(pyyaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [
+        {"ansible.builtin.include_tasks": str(role_tasks)}]}]))
+    hook = tmp_path / "hook.sh"
+    hook.write_text(ACCOUNTS_HOOK.format(work=tmp_path, ansible_playbook=Path(sys.executable).parent / "ansible-playbook", python=sys.executable,
+                                         cluster=wanted["cluster"], conf1=out / "slurm", conf2=conf2))
+    log = _controller_run(source, tmp_path, rendered, slurmd=False, hook=hook, env=ansible_env(tmp_path))
+    assert "HOOK_EXIT=0" in log, log[-4000:]
+    runs = dict(re.findall(r"(RUN\d)=(\d+ changed=\d+)", log))
+    assert runs["RUN1"].startswith("0 ") and runs["RUN1"] != "0 changed=0", (log[-4000:], (tmp_path / "run1.log").read_text()[-3000:])
+    assert runs["RUN2"] == "0 changed=0", (tmp_path / "run2.log").read_text()[-4000:]
+    assert runs["RUN3"].startswith("0 ") and runs["RUN3"] != "0 changed=0", (tmp_path / "run3.log").read_text()[-3000:]
+    first = log.split("--- after-first", 1)[1].split("RUN2=", 1)[0]
+    after = log.split("--- after-change", 1)[1].split("HOOK_EXIT", 1)[0]
+    for q in wanted["qos"]:
+        assert f"{q['name']}|factoryctl|" in first
+    # the account's association carries its Fairshare; users under it the default share of 1
+    assert "physics||3|physics" in first and "biology||2|biology" in first and "research-it||1|research-it" in first
+    assert "physics|alice|1|physics" in first and "biology|carol|1|biology" in first and "research-it|svc-llm|1|research-it" in first
+    assert "physics|root|1|physics" in first  # the site admin is in every tenant's account
+    assert "outsider|someone-else" in first and "outsider|someone-else" in after  # never touched
+    assert "biology" not in after  # dropped tenant: account, QOS and associations gone
+    assert "physics|bob|" not in after and "physics||5|physics" in after and "physics|alice|1|physics" in after
+    assert "cpu=1024" in after.split("physics|factoryctl|", 1)[1].splitlines()[0]

@@ -100,32 +100,6 @@ def test_k8s006_network_operator_without_rdma_plugin(tmp_path):
     assert_finding(check_doc(doc, tmp_path), "K8S006", "kubernetes.network_operator", "warning")
 
 
-def test_k8s007_quota_overcommit(tmp_path):
-    doc = reference_doc()
-    doc["kubernetes"]["tenants"] = [{"name": "a", "gpu_quota": 16}, {"name": "b", "gpu_quota": 20}]
-    assert_finding(check_doc(doc, tmp_path), "K8S007", "kubernetes.tenants[1].gpu_quota", "error")
-
-
-def test_k8s007_quota_within_gpus(tmp_path):
-    doc = reference_doc()
-    doc["kubernetes"]["tenants"] = [{"name": "a", "gpu_quota": 8}, {"name": "b", "gpu_quota": 8}]
-    assert "K8S007" not in by_code(check_doc(doc, tmp_path))
-
-
-def test_k8s007_counts_only_kubernetes_share_of_a_gpu_split(tmp_path):
-    # 4 nodes x 8 GPUs split 4/4: Kubernetes has 16 GPUs, not 32
-    doc = reference_doc()
-    doc["kubernetes"]["tenants"] = [{"name": "a", "gpu_quota": 16}, {"name": "b", "gpu_quota": 16}]
-    f = assert_finding(check_doc(doc, tmp_path), "K8S007", "kubernetes.tenants[1].gpu_quota", "error")
-    assert "have 16 GPUs" in f.message
-
-
-def test_k8s008_duplicate_tenant(tmp_path):
-    doc = reference_doc()
-    doc["kubernetes"]["tenants"] = [{"name": "a"}, {"name": "a"}]
-    assert_finding(check_doc(doc, tmp_path), "K8S008", "kubernetes.tenants[1].name", "error")
-
-
 def test_k8s009_nvidia_operator_on_amd(tmp_path):
     doc = reference_doc()
     doc["nodes"][GPU]["hardware"]["gpu"] = {"model": "MI300X-192GB", "count": 8}

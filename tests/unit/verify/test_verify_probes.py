@@ -258,3 +258,46 @@ def test_inference_endpoints() -> None:
 
 def test_http_probe_is_valid_python() -> None:
     compile(p.HTTP_PROBE, "<probe>", "exec")
+
+
+# --- Prometheus targets ------------------------------------------------------------------------
+
+TARGETS = json.dumps({"status": "success", "data": {"activeTargets": [
+    {"labels": {"job": "node", "instance": "gpu01"}, "scrapeUrl": "http://10.0.0.21:9100/metrics",
+     "health": "up", "lastError": ""},
+    {"labels": {"job": "node", "instance": "gpu02"}, "scrapeUrl": "http://10.0.0.22:9100/metrics",
+     "health": "down", "lastError": 'Get "http://10.0.0.22:9100/metrics": dial tcp 10.0.0.22:9100: connect: connection refused'},
+], "droppedTargets": []}})
+
+
+def test_prometheus_target_up_down_and_missing() -> None:
+    mon = FakeHost({"api/v1/targets": Res(0, TARGETS)})
+    expect = {"job": "node", "server_port": 9090}
+    assert judge(mon, "prometheus_target", expect, subject="gpu01") == "node target http://10.0.0.21:9100/metrics up"
+    with pytest.raises(p.Fail, match="node on gpu02 is down: .*connection refused"):
+        judge(mon, "prometheus_target", expect, subject="gpu02")
+    with pytest.raises(p.Fail, match="does not scrape gpu03 in job node"):
+        judge(mon, "prometheus_target", expect, subject="gpu03")
+    assert sum("api/v1/targets" in c for c in mon.seen) == 1  # one query per host and run
+
+
+def test_prometheus_not_answering() -> None:
+    mon = FakeHost({"api/v1/targets": Res(1, "", "urllib.error.URLError: <urlopen error [Errno 111] Connection refused>")})
+    with pytest.raises(p.Fail, match="Prometheus on port 9090 does not answer: .*Connection refused"):
+        judge(mon, "prometheus_target", {"job": "node", "server_port": 9090}, subject="gpu01")
+
+
+def test_prometheus_target_checks_are_generated_from_the_model(tmp_path) -> None:
+    from factoryctl.render.hostchecks import build
+    from tests.helpers import check_doc, reference_doc
+
+    doc = reference_doc()
+    doc["nodes"][0]["roles"] = [*doc["nodes"][0]["roles"], "monitoring"]
+    site = check_doc(doc, tmp_path).site
+    checks = [c for c in build(site)["checks"] if c["kind"] == "prometheus_target"]
+    mon = site.hosts[0].name
+    assert {c["on"] for c in checks} == {mon}
+    assert {c["host"] for c in checks if c["check"] == "prometheus-target:node"} == {h.name for h in site.hosts}
+    assert {c["host"] for c in checks if c["check"] == "prometheus-target:dcgm"} == {h.name for h in site.hosts if h.gpus}
+    doc["nodes"][0]["roles"].remove("monitoring")
+    assert not [c for c in build(check_doc(doc, tmp_path).site)["checks"] if c["kind"] == "prometheus_target"]

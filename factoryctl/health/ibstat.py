@@ -12,7 +12,8 @@ from .text import clean, number
 _CA = re.compile(r"^CA '([^']+)'")
 _PORT = re.compile(r"^\s+Port (\d+):\s*$")
 _FIELD = re.compile(r"^\s+([A-Za-z_ ]+?):\s*(.*?)\s*$")
-_PANIC = re.compile(r"^ibpanic:.*?(?:device '([^']+)')?.*$")
+_PANIC = re.compile(r"^ibpanic:")
+_PANIC_DEVICE = re.compile(r"device '([^']+)'")
 _STATUS = re.compile(r"^Infiniband device '([^']+)' port (\d+) status:")
 
 
@@ -24,8 +25,9 @@ def parse_ibstat(text: str, name: str) -> ParsedSource:
         if m := _CA.match(line):
             ca, ca_type, fw, port = m.group(1), None, None, None
             continue
-        if m := _PANIC.match(line):
-            src.facts.append(IbToolFailure(m.group(1) or "ibstat", line.strip(), no))
+        if _PANIC.match(line):
+            dev = _PANIC_DEVICE.search(line)
+            src.facts.append(IbToolFailure(dev.group(1) if dev else "ibstat", line.strip(), no))
             continue
         if ca is None:
             continue

@@ -195,11 +195,15 @@ def parse_xml(text: str, name: str) -> ParsedSource:
     src = ParsedSource(name, "nvidia-smi-xml")
     src.versions = Versions(driver=(root.findtext("driver_version") or "").strip() or None,
                             cuda=(root.findtext("cuda_version") or "").strip() or None)
-    for i, node in enumerate(root.findall("gpu")):
+    nodes = root.findall("gpu")
+    whole = integer(root.findtext("attached_gpus")) == len(nodes)
+    for i, node in enumerate(nodes):
         paths: dict[str, str] = {}
         _flatten(node, "", paths)
         g = _gpu(paths, node.get("id"))
         g.driver, g.cuda = src.versions.driver, src.versions.cuda
+        if whole:  # every GPU is here, in bus order: nvidia-smi's indices
+            g.index = i
         src.facts.append(g)
     if not src.facts:
         raise HealthInputError(f"{name}: nvidia-smi -q -x output with no <gpu> element")

@@ -51,7 +51,7 @@ def parse_csv(text: str, name: str) -> ParsedSource:
             raise HealthInputError(f"{name}:{no}: {len(row)} columns where the header has {len(header)};"
                                    " truncated or not one --query-gpu output")
         g = Gpu()
-        for h, raw in zip(header, row):
+        for h, raw in zip(header, row, strict=True):
             value = raw.strip()
             if value.strip("[]").upper() in ("N/A", "NOT SUPPORTED", "UNKNOWN ERROR"):
                 continue

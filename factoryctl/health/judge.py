@@ -451,19 +451,22 @@ def consistency(sources: Iterable[ParsedSource]) -> list[Finding]:
                 seen[("vbios", g.name or "?")][host].add(g.vbios)
         for p in s.of(IbPort):
             if p.firmware:
-                seen[("nic-firmware", p.ca_type or "?")][host].add(p.firmware)
+                seen[("nic-firmware", f"{p.ca_type or '?'} {p.link_layer or ''}".strip())][host].add(p.firmware)
     out = []
     for (what, model), hosts in sorted(seen.items()):
         if len(hosts) < 2:
             continue
-        votes = Counter(v for values in hosts.values() for v in values)
+        # a host may hold several versions (adapters of one type on two firmware lines): the
+        # set a host has is what is compared, and the set most hosts share is the expectation
+        votes = Counter(frozenset(values) for values in hosts.values())
         if len(votes) < 2:
             continue
         majority, _ = votes.most_common(1)[0]
         label = f"{what} ({model})" if model else what
         for host, values in sorted(hosts.items()):
-            odd = sorted(values - {majority})
-            if odd:
-                out.append(Finding(where[host], host, "node", f"consistency-{what}", "warn", ", ".join(odd), majority,
-                                   f"{label} differs from the other {len(hosts) - 1} host(s)"))
+            if values != majority:
+                odd = sorted(values - majority) or sorted(values)
+                out.append(Finding(where[host], host, "node", f"consistency-{what}", "warn", ", ".join(odd),
+                                   ", ".join(sorted(majority)),
+                                   f"{label} differs from what most of the {len(hosts)} hosts run"))
     return out

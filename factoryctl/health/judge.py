@@ -216,9 +216,14 @@ def _throttle(o: _Out, g: Gpu, t: Mapping[str, float]) -> None:
     slow = g.sm_mhz is not None and g.sm_max_mhz and g.sm_mhz < g.sm_max_mhz * t["clock_ratio_fail"]
     clocks = f"SM {g.sm_mhz:g}/{g.sm_max_mhz:g} MHz" if g.sm_mhz is not None and g.sm_max_mhz else "SM clock unknown"
     if hw:
-        o.add(d, "clock-throttle-hw", "fail" if slow or g.sm_mhz is None else "warn", ", ".join(hw), "none active",
-              f"{clocks}: " + ("the hardware is slowing the clocks now (power brake, thermal or external slowdown)"
-                               if slow or g.sm_mhz is None else "flag set with clocks at max: a transient; watch it"))
+        idle = g.throttle.get("idle")
+        if idle:
+            status, why = "warn", "flag set while the GPU is idle (low clocks are the idle's): check under load"
+        elif slow or g.sm_mhz is None:
+            status, why = "fail", "the hardware is slowing the clocks now (power brake, thermal or external slowdown)"
+        else:
+            status, why = "warn", "flag set with clocks at max: a transient; watch it"
+        o.add(d, "clock-throttle-hw", status, ", ".join(hw), "none active", f"{clocks}: {why}")
     if g.throttle.get("sw_thermal_slowdown"):
         o.add(d, "clock-throttle-thermal", "warn", "sw_thermal_slowdown", "not active",
               f"{clocks}: the driver lowers clocks for temperature; check cooling")
@@ -243,8 +248,23 @@ def _xids(o: _Out, events: list[XidEvent]) -> None:
                   f"Xid {code} is not in factoryctl's catalog table; look it up in NVIDIA's Xid catalog (line {evs[0].line})")
             continue
         action = entry["action"]
+        if code == 154:  # the driver's own verdict is in the text: "... to 0x2 (Node Reboot Required)"
+            action = _recovery_action(evs[-1].text, action)
         o.add(f"PCI:{bus}", f"xid-{code}", ACTION_STATUS[action], f"Xid {code} x{len(evs)}", "no Xid",
               f"{entry['name']}: {ACTION_WORDS[action]} (first at line {evs[0].line}: {evs[0].text[:120]})")
+
+
+def _recovery_action(text: str, default: str) -> str:
+    """Xid 154 names the recovery action the GPU now needs (NVIDIA Xid catalog, Xid 154: GPU
+    Reset Required, Node Reboot Required, Drain P2P, Drain and Reset)."""
+    target = text.rsplit(" to ", 1)[-1].lower()
+    if "reboot" in target:
+        return "RESTART_BM"
+    if "reset" in target or "drain" in target:
+        return "RESET_GPU"
+    if "none" in target:
+        return "IGNORE"
+    return default
 
 
 def _sxids(o: _Out, events: list[SxidEvent]) -> None:
@@ -364,6 +384,9 @@ def judge(parsed: ParsedSource, thresholds: Mapping[str, float] | None = None, *
     for g in parsed.of(Gpu):
         _gpu(o, g, t)
     _xids(o, parsed.of(XidEvent))
+    if parsed.format == "kernel-log" and not any(parsed.of(k) for k in (XidEvent, SxidEvent, BusLoss, PcieLimit,
+                                                                          LinkFlap)):
+        o.add("node", "kernel-log", "pass", "no Xid, SXid, bus loss, PCIe limit or link flap", "none")
     _sxids(o, parsed.of(SxidEvent))
     for b in parsed.of(BusLoss):
         o.add(f"PCI:{b.bus}", "gpu-on-bus", "fail", b.text, "GPU present",

@@ -87,6 +87,8 @@ def detect(text: str, name: str) -> str:
             raise HealthInputError(f"{name}:{exc.lineno}:{exc.colno}: JSON that does not parse ({exc.msg});"
                                    " truncated? give the whole `dcgmi diag -j` output") from None
         raise HealthInputError(f"{name}: JSON, but not `dcgmi diag -j` output (no \"DCGM GPU Diagnostic\" key)")
+    if not hits and _kernel_lines(body):
+        hits = ["kernel-log"]  # a kernel log with nothing to report: judged clean, not refused
     for outer, inner in _CONTAINS:
         if outer in hits and inner in hits:
             hits.remove(inner)
@@ -101,6 +103,17 @@ def detect(text: str, name: str) -> str:
         raise HealthInputError(f"{name}: mixes outputs of several tools: {', '.join(where)};"
                                " give each tool's output in its own file")
     return hits[0]
+
+
+_KERNEL_LINE = re.compile(r"^(?:\[\s*\d+\.\d+\]|\[[A-Z][a-z]{2} [A-Z][a-z]{2} +\d+ [\d:]+ \d{4}\]"
+                          r"|[A-Z][a-z]{2} +\d+ [\d:]+ \S+ \S+:|\d{4}-\d\d-\d\dT[\d:.,+-]+ \S+ \S+:"
+                          r"|kern\s+:\w+\s*:|kernel:)")
+
+
+def _kernel_lines(body: str) -> bool:
+    """Most lines look like dmesg, journal or syslog lines."""
+    lines = [ln for ln in body.splitlines() if ln.strip()]
+    return bool(lines) and sum(1 for ln in lines if _KERNEL_LINE.match(ln.strip())) >= 0.8 * len(lines)
 
 
 def supported() -> str:

@@ -79,6 +79,7 @@ def _first_gpu(text: str) -> str:
 def test_hw_slowdown_with_clocks_down_fails_and_at_max_warns():
     one = _first_gpu(H100).replace("            HW Thermal Slowdown           : Not Active",
                                    "            HW Thermal Slowdown           : Active")
+    one = one.replace("        Idle                              : Active", "        Idle                              : Not Active")
     slow = one.replace("        SM                                : 345 MHz", "        SM                                : 1100 MHz")
     assert ("GPU 00000000:53:00.0", "clock-throttle-hw") in _bad(judge(parse_text(slow, "slow.txt")))
     fast = one.replace("        SM                                : 345 MHz", "        SM                                : 1980 MHz")
@@ -237,3 +238,25 @@ def test_report_document_shape():
     assert doc["inputs"] == [{"file": "nvlink-e.txt", "format": "nvidia-smi-nvlink", "host": "n1"}]
     assert doc["summary"] == {"pass": 1, "warn": 2, "fail": 1}
     assert set(doc["findings"][0]) == {"source", "host", "device", "check", "status", "value", "expected", "detail"}
+
+
+def test_a_clean_kernel_log_is_judged_clean_not_refused():
+    log = "\n".join(f"[{i}.000000] usb 1-1: new high-speed USB device number {i}" for i in range(1, 20))
+    parsed = parse_text(log, "dmesg.txt")
+    assert parsed.format == "kernel-log"
+    assert [(f.check, f.status) for f in judge(parsed)] == [("kernel-log", "pass")]
+
+
+def test_xid_154_takes_the_action_its_text_names():
+    log = ("[ 9.0] NVRM: Xid (PCI:0000:18:00): 154, GPU recovery action changed from 0x0 (None) to 0x2"
+           " (Node Reboot Required)")
+    f = judge(parse_text(log, "kern.log"))
+    assert [(x.check, x.status) for x in f] == [("xid-154", "fail")]
+    assert "reboot" in f[0].detail
+
+
+def test_hw_slowdown_while_idle_warns():
+    one = _first_gpu(H100).replace("            HW Power Brake Slowdown       : Not Active",
+                                   "            HW Power Brake Slowdown       : Active")
+    f = judge(parse_text(one, "idle.txt"))  # Idle: Active, SM 345 of 1980 MHz
+    assert ("GPU 00000000:53:00.0", "clock-throttle-hw") in _bad(f, "warn")

@@ -95,7 +95,9 @@ def parse_json(text: str, name: str) -> ParsedSource:
     if not isinstance(diag, dict) or not isinstance(diag.get("test_categories"), list):
         raise HealthInputError(f"{name}: JSON without \"DCGM GPU Diagnostic\".test_categories; not dcgmi diag -j output")
     src = ParsedSource(name, "dcgmi-diag-json")
-    driver = doc.get("Driver Version Detected") or diag.get("Driver Version Detected")
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+    driver = doc.get("Driver Version Detected") or diag.get("Driver Version Detected") or \
+        meta.get("Driver Version Detected")
     src.versions = Versions(driver=driver if isinstance(driver, str) else None)
     for cat in diag["test_categories"]:
         if not isinstance(cat, dict):
@@ -103,9 +105,10 @@ def parse_json(text: str, name: str) -> ParsedSource:
         for test in cat.get("tests") or []:
             if not isinstance(test, dict):
                 continue
-            for res in test.get("results") or []:
-                if not isinstance(res, dict):
-                    continue
+            results = [r for r in test.get("results") or [] if isinstance(r, dict)]
+            if not results and isinstance(test.get("test_summary"), dict):
+                results = [test["test_summary"]]  # DCGM 4: the summary stands for a test without entities
+            for res in results:
                 gpu = res.get("gpu_ids", res.get("gpu_id", res.get("entity_id", "All")))
                 warnings = res.get("warnings") or res.get("errors") or []
                 if isinstance(warnings, (str, dict)):
@@ -117,7 +120,7 @@ def parse_json(text: str, name: str) -> ParsedSource:
                 detail = " ".join(t for t in texts if t) or (str(info) if info else "")
                 status = str(res.get("status", "")).capitalize() or "Skip"
                 src.facts.append(DiagResult(str(test.get("name", "?")), cat.get("category"), status,
-                                            str(gpu), detail))
+                                            str(gpu), detail, str(res.get("entity_group") or "GPU")))
     if not src.facts:
         raise HealthInputError(f"{name}: dcgmi diag -j output with no test results")
     return src

@@ -447,7 +447,7 @@ def _lspci(o: _Out, link: PcieLink) -> None:
 
 def _diag(o: _Out, r: DiagResult) -> None:
     gpus = r.gpus if r.gpus and r.gpus != "All" else "all GPUs"
-    device = gpus if gpus == "all GPUs" else ", ".join(f"GPU {g.strip()}" for g in gpus.split(","))
+    device = gpus if gpus == "all GPUs" else ", ".join(f"{r.entity} {g.strip()}" for g in gpus.split(","))
     if r.result.lower() == "fail" and gpus == "all GPUs":
         named = sorted({int(x) for x in re.findall(r"\bGPU\s*(\d+)", r.detail)})
         if named:

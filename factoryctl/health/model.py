@@ -186,6 +186,7 @@ class DiagResult:
     result: str  # Pass | Fail | Skip | Warn
     gpus: str  # "All", "0", "1, 2, 3"
     detail: str = ""
+    entity: str = "GPU"  # DCGM 4 entity_group: GPU, CPU, ...
 
 
 @dataclass

@@ -260,3 +260,21 @@ def test_hw_slowdown_while_idle_warns():
                                    "            HW Power Brake Slowdown       : Active")
     f = judge(parse_text(one, "idle.txt"))  # Idle: Active, SM 345 of 1980 MHz
     assert ("GPU 00000000:53:00.0", "clock-throttle-hw") in _bad(f, "warn")
+
+
+def test_dcgm4_json_shape_entity_results_and_metadata():
+    # synthetic, in the shape DCGM 4 emits ("DCGM Diagnostic", entity_group/entity_id results,
+    # test_summary, metadata), as NVIDIA/DCGM's own tests read it (testing/python3 diag tests)
+    doc = {"DCGM Diagnostic": {"test_categories": [
+        {"category": "Deployment", "tests": [{"name": "software", "results": [],
+                                              "test_summary": {"status": "Pass"}}]},
+        {"category": "Stress", "tests": [{"name": "targeted_power", "test_summary": {"status": "Fail"}, "results": [
+            {"entity_group": "GPU", "entity_id": 0, "status": "Pass"},
+            {"entity_group": "GPU", "entity_id": 6, "status": "Fail",
+             "warnings": [{"error_category": 4, "error_id": 45, "warning": "GPU 6 power limit reached"}]}]}]}]},
+        "metadata": {"version": "4.2.3", "Driver Version Detected": "580.82.09"}}
+    parsed = parse_text(json.dumps(doc), "diag4.json")
+    assert parsed.versions.driver == "580.82.09"
+    f = judge(parsed)
+    assert _bad(f) == [("GPU 6", "dcgm-diag targeted_power")]
+    assert ("all GPUs", "dcgm-diag software") in [(x.device, x.check) for x in f if x.status == "pass"]

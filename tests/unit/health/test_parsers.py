@@ -278,3 +278,25 @@ def test_dcgm4_json_shape_entity_results_and_metadata():
     f = judge(parsed)
     assert _bad(f) == [("GPU 6", "dcgm-diag targeted_power")]
     assert ("all GPUs", "dcgm-diag software") in [(x.device, x.check) for x in f if x.status == "pass"]
+
+
+def test_every_check_the_judge_emits_is_documented(tmp_path):
+    from factoryctl.health.checks import check_name
+
+    emitted = set()
+    for path in FIX.rglob("*"):
+        if path.is_file() and path.name != "SOURCES.md":
+            emitted |= {f.check for f in judge(parse_text(path.read_text(errors="replace"), path.name),
+                                               expect_ib_rate=400)}
+    for text in (CSV, NVLINK_E, json.dumps(DIAG_JSON)):
+        emitted |= {f.check for f in judge(parse_text(text, "x"))}
+    undocumented = sorted(c for c in emitted if check_name(c) is None)
+    assert undocumented == []
+    assert check_name("no-such-check") is None
+
+
+def test_health_md_is_generated_from_the_package():
+    from factoryctl.health.reference import markdown
+
+    assert (ROOT / "docs" / "health.md").read_text() == markdown(), \
+        "regenerate: python -m factoryctl.health.reference > docs/health.md"

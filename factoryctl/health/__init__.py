@@ -13,6 +13,7 @@ The API verify and quarantine use:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ __all__ = ["FORMATS", "Finding", "HealthInputError", "ParsedSource", "consistenc
            "load_thresholds", "parse_file", "parse_text", "report", "threshold_sources", "xid_table"]
 
 SCHEMA = "factoryctl.health/v1"
+_PROMPT_HOST = re.compile(r"^(?:> )?[\w.-]+@([\w.-]+):\S*[$#] ", re.M)
 MAX_BYTES = 64 * 1024 * 1024  # a kernel log of weeks fits; a wrong file is refused, not read whole
 
 
@@ -57,6 +59,8 @@ def parse_text(text: str, name: str, host: str | None = None) -> ParsedSource:
     parsed = PARSERS[fmt](text, name)
     if host:
         parsed.host = host
+    elif parsed.host is None and (prompt := _PROMPT_HOST.search(text)):
+        parsed.host = prompt.group(1)  # `user@host:~$ dcgmi diag ...` pasted with the output
     return parsed
 
 

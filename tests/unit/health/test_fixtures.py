@@ -140,3 +140,9 @@ def test_dcgmi_wrapped_cells_are_joined():
     fail = next(f for f in findings if f.status == "fail")
     assert "Thermal violations totaling 13.3 seconds started at 9.7 seconds" in fail.detail
     assert [f.device for f in findings if f.status == "pass"] == ["GPU 1, GPU 2, GPU 3, GPU 4, GPU 5, GPU 6, GPU 7"]
+
+
+def test_host_from_a_pasted_prompt():
+    assert parse_file(FIX / "dcgmi-diag-r2-a100x8-p4de-healthy.txt").host == "ip-172-31-35-99"
+    assert parse_file(FIX / "dcgmi-diag-r2-a100x8-p4de-healthy.txt", host="gpu01").host == "gpu01"
+    assert parse_file(FIX / "dcgmi-diag-r3-v100-pcie-healthy.txt").host is None

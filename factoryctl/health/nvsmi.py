@@ -182,7 +182,12 @@ def parse_xml(text: str, name: str) -> ParsedSource:
     start = text.find("<?xml")
     start = start if start >= 0 else text.find("<nvidia_smi_log")
     body = text[start:]
-    # nvidia-smi names its DTD in a DOCTYPE; ElementTree does not fetch it, so it is harmless.
+    # nvidia-smi names its DTD in a DOCTYPE (ElementTree does not fetch it) and declares no
+    # entities; a file that does is not nvidia-smi's, and entity expansion is refused outright.
+    if "<!ENTITY" in body:
+        line = text.count("\n", 0, text.find("<!ENTITY")) + 1
+        raise HealthInputError(f"{name}:{line}: XML declares entities, which nvidia-smi -q -x never does;"
+                               " refused (give the tool's own output)")
     try:
         root = ET.fromstring(body)
     except ET.ParseError as exc:

@@ -300,3 +300,10 @@ def test_health_md_is_generated_from_the_package():
 
     assert (ROOT / "docs" / "health.md").read_text() == markdown(), \
         "regenerate: python -m factoryctl.health.reference > docs/health.md"
+
+
+def test_xml_with_entities_is_refused_before_expansion():
+    bomb = ('<?xml version="1.0"?>\n<!DOCTYPE nvidia_smi_log [\n<!ENTITY a "aaaaaaaaaa">\n'
+            '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">\n]>\n<nvidia_smi_log><gpu id="0">&b;</gpu></nvidia_smi_log>\n')
+    with pytest.raises(HealthInputError, match=r"bomb\.xml:3: XML declares entities"):
+        parse_text(bomb, "bomb.xml")

@@ -8,6 +8,8 @@ import re
 
 CHECKS: dict[str, str] = {
     "persistence-mode": "Persistence mode on (off: warn).",
+    "gpu-sections": "A whole nvidia-smi -q / -q -x output holds as many GPU sections as it says are attached"
+                    " (fewer: warn, trimmed or cut short).",
     "reset-required": "nvidia-smi's GPU Reset Status: Reset Required (yes: fail).",
     "ecc-volatile-uncorrected": "Uncorrectable ECC errors since the driver loaded, SRAM and DRAM (`ecc_volatile_uncorrected_fail`).",
     "ecc-aggregate-uncorrected": "Uncorrectable ECC errors over the GPU's life: history (`ecc_aggregate_uncorrected_warn`).",

@@ -21,6 +21,7 @@ from .model import (
     DiagResult,
     Finding,
     Gpu,
+    GpuCount,
     HealthInputError,
     HostVerdict,
     IbCounters,
@@ -383,6 +384,10 @@ def judge(parsed: ParsedSource, thresholds: Mapping[str, float] | None = None, *
     o = _Out(parsed)
     for g in parsed.of(Gpu):
         _gpu(o, g, t)
+    for c in parsed.of(GpuCount):
+        o.add("node", "gpu-sections", "pass" if c.seen >= c.attached else "warn", c.seen, c.attached,
+              "" if c.seen >= c.attached else f"the output says {c.attached} GPUs are attached and holds {c.seen}:"
+              " trimmed or cut short; the missing GPUs are not judged")
     _xids(o, parsed.of(XidEvent))
     if parsed.format == "kernel-log" and not any(parsed.of(k) for k in (XidEvent, SxidEvent, BusLoss, PcieLimit,
                                                                           LinkFlap)):

@@ -75,6 +75,15 @@ class Gpu:
 
 
 @dataclass
+class GpuCount:
+    """A whole nvidia-smi -q / -q -x output: how many GPUs it says are attached and how many
+    GPU sections it holds (fewer: trimmed or cut short)."""
+
+    attached: int
+    seen: int
+
+
+@dataclass
 class XidEvent:
     bus: str  # PCI address as the log gives it, e.g. 0000:9b:00
     code: int

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from .model import Gpu, HealthInputError, ParsedSource, Versions
+from .model import Gpu, GpuCount, HealthInputError, ParsedSource, Versions
 from .text import clean, integer, number, yes
 
 _BUS = re.compile(r"^GPU ([0-9A-Fa-f]{4,8}:[0-9A-Fa-f]{2}:[0-9A-Fa-f]{2}\.[0-7])\s*$")
@@ -165,6 +165,8 @@ def parse_q(text: str, name: str) -> ParsedSource:
         raise HealthInputError(f"{name}: nvidia-smi -q output with no GPU section; truncated? give the whole"
                                " `nvidia-smi -q` output")
     src.facts.extend(gpus)
+    if attached is not None and re.search(r"^==+NVSMI LOG==+", text, re.M):
+        src.facts.append(GpuCount(attached, len(gpus)))
     return src
 
 
@@ -212,6 +214,9 @@ def parse_xml(text: str, name: str) -> ParsedSource:
         src.facts.append(g)
     if not src.facts:
         raise HealthInputError(f"{name}: nvidia-smi -q -x output with no <gpu> element")
+    attached = integer(root.findtext("attached_gpus"))
+    if attached is not None:
+        src.facts.append(GpuCount(attached, len(nodes)))
     return src
 
 

@@ -307,3 +307,12 @@ def test_xml_with_entities_is_refused_before_expansion():
             '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">\n]>\n<nvidia_smi_log><gpu id="0">&b;</gpu></nvidia_smi_log>\n')
     with pytest.raises(HealthInputError, match=r"bomb\.xml:3: XML declares entities"):
         parse_text(bomb, "bomb.xml")
+
+
+def test_a_q_output_cut_after_some_gpus_warns_that_the_rest_are_not_judged():
+    cut = H100.split("GPU 00000000:86:00.0")[0]  # 3 of the 8 GPU sections
+    f = judge(parse_text(cut, "cut.txt"))
+    count = next(x for x in f if x.check == "gpu-sections")
+    assert (count.status, count.value, count.expected) == ("warn", 3, 8)
+    whole = next(x for x in judge(parse_text(H100, "whole.txt")) if x.check == "gpu-sections")
+    assert whole.status == "pass"

@@ -489,8 +489,14 @@ def consistency(sources: Iterable[ParsedSource]) -> list[Finding]:
         votes = Counter(frozenset(values) for values in hosts.values())
         if len(votes) < 2:
             continue
-        majority, _ = votes.most_common(1)[0]
+        majority, count = votes.most_common(1)[0]
         label = f"{what} ({model})" if model else what
+        if count * 2 <= len(hosts):  # no version most hosts share: no odd one out to name
+            spread = "; ".join(f"{', '.join(sorted(v))}: {', '.join(sorted(h for h, hv in hosts.items() if hv == v))}"
+                               for v, _ in votes.most_common())
+            out.append(Finding("(all inputs)", None, "all hosts", f"consistency-{what}", "warn", f"{len(votes)} versions",
+                               "one version on most hosts", f"{label} differs with no majority: {spread}"))
+            continue
         for host, values in sorted(hosts.items()):
             if values != majority:
                 odd = sorted(values - majority) or sorted(values)

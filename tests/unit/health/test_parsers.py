@@ -316,3 +316,12 @@ def test_a_q_output_cut_after_some_gpus_warns_that_the_rest_are_not_judged():
     assert (count.status, count.value, count.expected) == ("warn", 3, 8)
     whole = next(x for x in judge(parse_text(H100, "whole.txt")) if x.check == "gpu-sections")
     assert whole.status == "pass"
+
+
+def test_with_no_majority_the_spread_is_one_finding_not_every_host():
+    q = (FIX / "nvidia-smi-q-d-page-retirement-8gpu-healthy.txt").read_text()
+    srcs = [parse_text(q.replace("535.86.10", v), f"{h}.txt", host=h)
+            for h, v in (("n1", "535.86.10"), ("n2", "550.54.15"), ("n3", "560.35.03"), ("n4", "560.35.03"))]
+    found = [f for f in consistency(srcs) if f.check == "consistency-driver"]
+    assert [(f.device, f.status, f.value) for f in found] == [("all hosts", "warn", "3 versions")]
+    assert "560.35.03: n3, n4" in found[0].detail

@@ -126,7 +126,7 @@ class Expected(_Sourced):
 class GPU(_Entry):
     FIGURES = (
         "memory_gb", "hbm_tbps", "tdp_w", "bf16_tflops", "fp8_tflops", "nvlink_gbps",
-        "nvlink_domain", "nvls", "pcie_gen", "host_link", "host_link_gbps",
+        "nvlink_domain", "nvls", "pcie_gen", "pcie_width", "host_link", "host_link_gbps",
     )
 
     vendor: Literal["nvidia", "amd"]
@@ -139,6 +139,7 @@ class GPU(_Entry):
     nvlink_domain: StrictInt  # GPUs per NVLink domain: 8 HGX, 72 NVL72, 2/4 bridges, 1 none
     nvls: StrictBool  # NVLink SHARP available
     pcie_gen: StrictInt | None  # None: not attached to the host over PCIe
+    pcie_width: StrictInt | None = None  # lanes of the GPU's own PCIe link; None where pcie_gen is
     host_link: Literal["pcie", "nvlink-c2c"] = "pcie"
     host_link_gbps: StrictFloat | None  # per direction; None where no per-GPU figure is sourced
     expected: Expected = Expected()

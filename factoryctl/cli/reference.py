@@ -46,6 +46,8 @@ EXIT_CODES: dict[str, dict[int, str]] = {
                        64: "unknown blueprint, a bad --set, or the destination exists"},
     "rules list": {0: "listed"},
     "rules explain": {0: "explained", 64: "no rule with that code"},
+    "health parse": {0: "every file judged, no finding fails (warnings allowed)",
+                     1: "a finding fails, or a file is empty, binary, truncated, unrecognised or mixes tools"},
     "bench parse": {0: "every log parsed with rows and no errors", 1: "data errors, a crash, no rows or an unreadable file"},
     "bench expect": {0: "printed", 1: "the file has errors"},
     "bench judge": {0: "no figure failed", 1: "a figure failed, or the file has errors"},

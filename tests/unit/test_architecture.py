@@ -30,6 +30,7 @@ PIPELINE: list[tuple[str, ...]] = [
     ("render",),
     ("engines",),
     ("bench",),
+    ("health",),  # parsers and judge of health outputs; verify and quarantine use them
     ("verify",),
     ("ops",),
     ("drift",),

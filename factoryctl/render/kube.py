@@ -71,6 +71,20 @@ GPU_OPERATOR_REPOS = {
 }
 NFD_REPO = "registry.k8s.io/nfd/node-feature-discovery"
 
+# The pod network: Calico through its tigera-operator chart (docs.tigera.io/calico/3.29/
+# getting-started/kubernetes/helm), the Installation resource applied right after it.
+CALICO_NS = "tigera-operator"
+CALICO_CHART_REPO = "https://docs.tigera.io/calico/charts"
+TIGERA_OPERATOR_IMAGE = "quay.io/tigera/operator"  # chart values tigeraOperator.{registry,image}
+# Calico's MTU page (docs.tigera.io/calico/latest/networking/configuring/mtu): IPv4 VXLAN
+# adds a 50-byte header, so the pod MTU is the host interface's MTU less 50.
+VXLAN_OVERHEAD = 50
+# Calico IPAM block sizes run from /20 to /32 (IPPool blockSize, operator.tigera.io API).
+CALICO_BLOCK_MIN = 20
+
+KUBE_VIP_IMAGE = versions.image("kube_vip")
+API_PORT = 6443
+
 
 def literal(text: str) -> str:
     """Text for a container command/args/env value that Kubernetes keeps as written."""
@@ -234,6 +248,92 @@ def nic_cluster_policy(site: Site) -> dict | None:
             "metadata": {"name": "nic-cluster-policy", "labels": dict(MANAGED)}, "spec": spec}
 
 
+# --- control plane endpoint and pod network ----------------------------------------------
+
+
+def kube_vip(site: Site) -> dict | None:
+    """The static pod that holds kubernetes.control_plane_endpoint on one control-plane host
+    at a time (kube-vip.io/docs/installation/static: ARP mode, control plane, leader election
+    through a Lease in kube-system; the manifest sits in /etc/kubernetes/manifests before
+    kubeadm init). It reads /etc/kubernetes/admin.conf; the role points the first host's copy
+    at super-admin.conf until init has made admin.conf's RBAC binding (kube-vip issue 684,
+    Kubernetes >= 1.29)."""
+    k = site.factory.kubernetes
+    ep = k.control_plane_endpoint
+    if not k.enabled or k.distribution != "kubeadm" or ep is None or ep.provider != "kube-vip":
+        return None
+    cps = [h for h in site.hosts if "kube-control-plane" in h.roles]
+    groups = {ng.group: ng for ng in site.factory.nodes}
+    interface = groups[cps[0].group].network.management.interface if cps else "eno1"
+    env = {
+        "vip_arp": "true", "port": str(API_PORT), "vip_interface": interface, "vip_cidr": "32",
+        "cp_enable": "true", "cp_namespace": "kube-system", "vip_leaderelection": "true",
+        "vip_leasename": "plndr-cp-lock", "vip_leaseduration": "5", "vip_renewdeadline": "3",
+        "vip_retryperiod": "1", "address": ep.address,
+    }
+    kubeconfig = "/etc/kubernetes/admin.conf"
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "kube-vip", "namespace": "kube-system", "labels": dict(MANAGED)},
+        "spec": {
+            "hostNetwork": True,
+            "hostAliases": [{"ip": "127.0.0.1", "hostnames": ["kubernetes"]}],
+            "containers": [{
+                "name": "kube-vip", "image": mirrored(KUBE_VIP_IMAGE, airgap_registry(site)),
+                "imagePullPolicy": "IfNotPresent", "args": ["manager"],
+                "env": [{"name": n, "value": v} for n, v in env.items()],
+                "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
+                "volumeMounts": [{"name": "kubeconfig", "mountPath": kubeconfig}],
+            }],
+            "volumes": [{"name": "kubeconfig", "hostPath": {"path": kubeconfig}}],
+        },
+    }
+
+
+def pod_mtu(site: Site) -> int:
+    """The pod interfaces' MTU: the management network's, less Calico's VXLAN header."""
+    return site.factory.fabric.management.mtu - VXLAN_OVERHEAD
+
+
+def calico_values(site: Site) -> dict:
+    """tigera-operator chart values: the operator only (its image from the mirror when
+    air-gapped); the Installation comes as a manifest of its own (calico_installation)."""
+    k = site.factory.kubernetes
+    if not k.enabled or k.distribution != "kubeadm":
+        return {}
+    values: dict = {"installation": {"enabled": False}, "apiServer": {"enabled": False}}
+    registry = airgap_registry(site)
+    if registry:
+        values["tigeraOperator"] = {"registry": registry, "image": _strip_host(TIGERA_OPERATOR_IMAGE)}
+    return values
+
+
+def calico_installation(site: Site) -> dict | None:
+    """The operator's Installation: Calico CNI and IPAM, one VXLAN IPv4 pool over
+    kubernetes.pod_cidr (no BGP needed between nodes), the MTU from the management network,
+    node addresses as the kubelet reports them, images from the site's registry when
+    air-gapped (spec.registry replaces docker.io/quay.io: <registry>/calico/node:<tag>)."""
+    k = site.factory.kubernetes
+    if not k.enabled or k.distribution != "kubeadm":
+        return None
+    spec: dict = {
+        "cni": {"type": "Calico", "ipam": {"type": "Calico"}},
+        "calicoNetwork": {
+            "bgp": "Disabled",
+            "mtu": pod_mtu(site),
+            "nodeAddressAutodetectionV4": {"kubernetes": "NodeInternalIP"},
+            "ipPools": [{"name": "default-ipv4-ippool", "cidr": k.pod_cidr, "encapsulation": "VXLAN",
+                         "natOutgoing": "Enabled", "nodeSelector": "all()",
+                         "blockSize": max(CALICO_BLOCK_MIN, k.node_pod_prefix)}],
+        },
+    }
+    registry = airgap_registry(site)
+    if registry:
+        spec["registry"] = registry.rstrip("/") + "/"
+    return {"apiVersion": "operator.tigera.io/v1", "kind": "Installation",
+            "metadata": {"name": "default", "labels": dict(MANAGED)}, "spec": spec}
+
+
 def helm_releases(site: Site) -> list[dict]:
     """Charts to install, in order, with the values file each takes (for the apply step)."""
     f = site.factory
@@ -243,6 +343,12 @@ def helm_releases(site: Site) -> list[dict]:
     helm = f.site.mirrors.helm[0] if f.site.mirrors and f.site.mirrors.helm else None
     repo = helm or (None if f.sovereignty.air_gapped else "https://helm.ngc.nvidia.com/nvidia")
     out = []
+    if k.distribution == "kubeadm":  # Kubespray installs its own CNI
+        out.append({"name": "calico", "chart": versions.components()["calico"].chart,
+                    "repo": helm or (None if f.sovereignty.air_gapped else CALICO_CHART_REPO),
+                    "version": versions.version("calico"), "namespace": CALICO_NS,
+                    "values": "kubernetes/cni/values.yaml", "wait": False,
+                    "after": ["kubernetes/cni/installation.yaml"]})
     if k.gpu_operator is not None:
         out.append({"name": "gpu-operator", "chart": "gpu-operator", "repo": repo,
                     "version": k.gpu_operator.version, "namespace": GPU_OPERATOR_NS,
@@ -619,6 +725,8 @@ def build(site: Site) -> dict:
                              "values": network_operator_values(site),
                              "policy": nic_cluster_policy(site)},
         "helm_releases": helm_releases(site),
+        "kube_vip": kube_vip(site),
+        "cni": {"values": calico_values(site), "installation": calico_installation(site)},
         "inference": inference,
         "inference_namespace": INFERENCE_NS,
         "bench": kube_bench.build(site),

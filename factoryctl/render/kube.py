@@ -25,7 +25,7 @@ import math
 import posixpath
 from urllib.parse import urlsplit
 
-from ..resolve import Site
+from ..resolve import Site, gpu_generation, group_arch
 from . import versions
 
 MANAGED = {"app.kubernetes.io/managed-by": "factoryctl"}
@@ -46,6 +46,7 @@ SERVICE_PORT = 8000
 NETWORK_OPERATOR_RELEASE = versions.version("network_operator")
 DOCA_DRIVER_VERSION = versions.version("doca_driver")  # the DOCA driver of that release's docs
 MELLANOX_REPO = "nvcr.io/nvidia/mellanox"
+RDMA_RESOURCE = "rdma_shared_device_a"  # the shared device plugin's resource, requested as rdma/<name>
 
 # GPU Operator chart: every component's public repository (chart values.yaml), mirrored
 # under the site's registry when air-gapped.
@@ -186,6 +187,11 @@ def gpu_operator_values(site: Site) -> dict:
         "migManager": {"enabled": op.mig_strategy != "none"},
         "dcgmExporter": {"enabled": op.dcgm_exporter},
     }
+    if not host_drivers(site) and _generations(site) & {"blackwell"}:
+        # Blackwell needs a newer driver container than the chart's default (GPU Operator
+        # platform support: HGX B200 requires 570.133.20 or later; R580 for the Blackwell family)
+        blackwell = versions.components()["gpu_operator_driver_blackwell"]
+        values["driver"]["version"] = blackwell.version
     if rdma:
         # GPUDirect RDMA: the driver container loads nvidia-peermem against the host's or
         # the Network Operator's DOCA-OFED
@@ -196,6 +202,12 @@ def gpu_operator_values(site: Site) -> dict:
             _set(values, f"{component}.repository", mirrored(repo, registry))
         _set(values, "node-feature-discovery.image.repository", mirrored(NFD_REPO, registry))
     return values
+
+
+def _generations(site: Site) -> set[str]:
+    """GPU generations of the Kubernetes GPU workers."""
+    return {g for ng in site.factory.nodes if ng.hardware.gpu and "kube-worker" in ng.roles
+            for g in [gpu_generation(ng.hardware.gpu.model)] if g}
 
 
 def _ofed_container(site: Site) -> bool:
@@ -233,7 +245,7 @@ def nic_cluster_policy(site: Site) -> dict | None:
     if _ofed_container(site):
         spec["ofedDriver"] = {"image": "doca-driver", "repository": repo, "version": DOCA_DRIVER_VERSION}
     if net.rdma_shared_device:
-        config = {"configList": [{"resourceName": "rdma_shared_device_a", "rdmaHcaMax": 63,
+        config = {"configList": [{"resourceName": RDMA_RESOURCE, "rdmaHcaMax": 63,
                                   "selectors": {"vendors": ["15b3"]}}]}
         spec["rdmaSharedDevicePlugin"] = {"image": "k8s-rdma-shared-dev-plugin", "repository": repo,
                                           "version": tag, "config": json.dumps(config, sort_keys=True)}
@@ -368,7 +380,15 @@ def _image(site: Site, inf) -> str:
     return inf.image.strip() if inf.image else mirrored(DEFAULT_IMAGES[inf.engine], airgap_registry(site))
 
 
-def model_volume(site: Site, inf) -> dict:
+def weights_cache_gi(inf, fit) -> int:
+    """Size of a pod's weights cache in GiB: the weights of one replica (fit: weights per GPU
+    x tensor x pipeline parallel), with a tenth spare for tokenizer and config files, at
+    least 1."""
+    weights_gb = (fit.weights_gb_per_gpu if fit else 0.0) * inf.tensor_parallel * inf.pipeline_parallel
+    return max(1, math.ceil(weights_gb * 1.1 * 1e9 / 2**30))
+
+
+def model_volume(site: Site, inf, fit=None) -> dict:
     """How the weights reach /models/<name>: a PVC (pvc://claim/sub/path), an NFS export
     (nfs://server/export), a directory every node mounts (/path), or an init container that
     copies them from an S3 store (s3://host/bucket/prefix) into the pod. Nothing is fetched
@@ -392,9 +412,15 @@ def model_volume(site: Site, inf) -> dict:
         vol["hostPath"] = {"path": src[len("file://"):] if scheme else src, "type": "Directory"}
         host_path = True
     else:
-        vol["emptyDir"] = {}
+        # a cache of the weights, bounded: the kubelet evicts a pod whose emptyDir outgrows
+        # sizeLimit, and the init container's ephemeral-storage request makes the scheduler
+        # place the pod only on a node with that much local disk free
+        size = f"{weights_cache_gi(inf, fit)}Gi"
+        vol["emptyDir"] = {"sizeLimit": size}
         mount = {"name": "model", "mountPath": path}
-        init.append(_sync_container(site, inf, scheme, src, path))
+        sync = _sync_container(site, inf, scheme, src, path)
+        sync["resources"] = {"requests": {"ephemeral-storage": size}, "limits": {"ephemeral-storage": size}}
+        init.append(sync)
     return {"volume": vol, "mount": mount, "init": init, "path": path, "host_path": host_path}
 
 
@@ -447,30 +473,44 @@ def _precision_args(engine: str, inf) -> list[str]:
 
 
 def engine_args(inf, model_path: str, port: int) -> list[str]:
-    """Server flags: model path, parallelism, context, memory share and precision."""
+    """Server flags for every field the deployment declares: model path, parallelism,
+    context, concurrent sequences, memory share and precision, then engine_options.flags
+    (vLLM "Engine Arguments"; SGLang server arguments --max-running-requests; TGI launcher
+    --max-concurrent-requests)."""
     tp, pp = inf.tensor_parallel, inf.pipeline_parallel
     e = inf.engine
     if e == "sglang":
         args = ["--model-path", model_path, "--served-model-name", literal(inf.model),
                 "--host", "0.0.0.0", "--port", str(port), "--tp-size", str(tp),
                 "--context-length", str(inf.max_context),
+                "--max-running-requests", str(inf.max_num_seqs),
                 "--mem-fraction-static", str(inf.gpu_memory_utilization)]
         if pp > 1:
             args += ["--pp-size", str(pp)]
     elif e == "tgi":
         args = ["--model-id", model_path, "--hostname", "0.0.0.0", "--port", str(port),
                 "--num-shard", str(tp), "--max-total-tokens", str(inf.max_context),
+                "--max-concurrent-requests", str(inf.max_num_seqs),
                 "--cuda-memory-fraction", str(inf.gpu_memory_utilization)]
     else:  # vllm, nim (nim-serve forwards vLLM flags), dynamo (dynamo.vllm takes vLLM flags)
         args = ["--served-model-name", literal(inf.model),
                 "--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(pp),
                 "--max-model-len", str(inf.max_context),
+                "--max-num-seqs", str(inf.max_num_seqs),
                 "--gpu-memory-utilization", str(inf.gpu_memory_utilization)]
         if e == "vllm":
             args = ["--model", model_path, "--host", "0.0.0.0", "--port", str(port), *args]
         elif e == "dynamo":
             args = ["--model", model_path, *args]
-    return args + _precision_args(e, inf)
+    from .slurm_inference import extra_flags  # slurm_inference imports this module's constants
+
+    return args + _precision_args(e, inf) + [literal(a) for a in extra_flags(inf)]
+
+
+def engine_env(inf) -> list[dict]:
+    """engine_options.env as container environment (values kept literal)."""
+    return [{"name": k, "value": literal("true" if v is True else "false" if v is False else str(v))}
+            for k, v in sorted(inf.engine_options.env.items())]
 
 
 def _probes(engine: str, port: int) -> dict:
@@ -494,8 +534,32 @@ def _annotations(inf) -> dict:
             "factoryctl.io/precision": inf.precision}
 
 
+def _arches(site: Site, fit) -> set[str]:
+    """CPU architectures (kubernetes.io/arch) of the groups a deployment may run on."""
+    return {a for ng in site.factory.nodes if ng.group in fit.groups for a in [group_arch(ng)] if a}
+
+
+def rdma(site: Site) -> dict:
+    """What an inference pod needs for GPUDirect RDMA on an InfiniBand/RoCE compute fabric:
+    IPC_LOCK (to pin memory for RDMA; NVIDIA Network Operator docs, RDMA shared device
+    plugin example pods) and one device of the Network Operator's shared RDMA resource
+    (rdma/<resourceName> of the NicClusterPolicy's configList)."""
+    f = site.factory
+    cf = f.fabric.compute
+    if cf is None or cf.type not in ("infiniband", "roce"):
+        return {}
+    out: dict = {"capabilities": ["IPC_LOCK"], "resources": {}}
+    net = f.kubernetes.network_operator
+    if net is not None and net.enabled and net.rdma_shared_device:
+        out["resources"] = {f"rdma/{RDMA_RESOURCE}": "1"}
+    return out
+
+
 def _placement(site: Site, inf, fit) -> dict:
     spec: dict = {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
+    arches = _arches(site, fit)
+    if len(arches) == 1:  # Grace trays are arm64: the image must be pulled for the node's arch
+        spec["nodeSelector"] = {"kubernetes.io/arch": arches.pop()}
     if inf.nodes:
         hosts = [h.name for h in site.hosts if h.group in fit.groups and "kube-worker" in h.roles]
         spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
@@ -510,11 +574,15 @@ def _shm() -> tuple[dict, dict]:
 
 
 def _container(name: str, image: str, command: list[str] | None, args: list[str], port: int,
-               gpus: int, mounts: list[dict], probes: dict | None, env: list[dict] | None = None) -> dict:
+               gpus: int, mounts: list[dict], probes: dict | None, env: list[dict] | None = None,
+               net: dict | None = None) -> dict:
+    net = net or {}
     c: dict = {"name": name, "image": image, "args": args,
                "ports": [{"name": "http", "containerPort": port}],
-               "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
+               "resources": {"limits": {"nvidia.com/gpu": str(gpus), **net.get("resources", {})}},
                "volumeMounts": mounts}
+    if net.get("capabilities"):
+        c["securityContext"] = {"capabilities": {"add": list(net["capabilities"])}}
     if command:
         c["command"] = command
     if env:
@@ -543,13 +611,14 @@ def _single_node(site: Site, inf, fit, mv: dict) -> list[dict]:
     port = ENGINE_PORT[inf.engine]
     gpus = inf.tensor_parallel * inf.pipeline_parallel
     shm_vol, shm_mount = _shm()
-    env = None
+    env = engine_env(inf)
     if inf.engine == "nim":
         env = [{"name": "NIM_MODEL_PATH", "value": literal(mv["path"])},
-               {"name": "NIM_SERVER_PORT", "value": str(port)}]
+               {"name": "NIM_SERVER_PORT", "value": str(port)}, *env]
+    net = rdma(site)
     main = _container(inf.engine, _image(site, inf), _command(inf.engine),
                       engine_args(inf, mv["path"], port), port, gpus,
-                      [mv["mount"], shm_mount], _probes(inf.engine, port), env)
+                      [mv["mount"], shm_mount], _probes(inf.engine, port), env, net)
     selector = {"app.kubernetes.io/name": inf.name}
     pod_spec = {"containers": [main], "volumes": [mv["volume"], shm_vol], **_placement(site, inf, fit)}
     if mv["init"]:
@@ -589,22 +658,25 @@ def _multi_node(site: Site, inf, fit, mv: dict, nodes: int, gpus_per_pod: int) -
     args = engine_args(inf, mv["path"], port)
     mounts = [mv["mount"], shm_mount]
     probes = _probes(inf.engine, port)
-    env = None
+    env = engine_env(inf)
     if inf.engine == "nim":
         env = [{"name": "NIM_MODEL_PATH", "value": literal(mv["path"])},
-               {"name": "NIM_SERVER_PORT", "value": str(port)}]
+               {"name": "NIM_SERVER_PORT", "value": str(port)}, *env]
+    net = rdma(site)
     if inf.engine == "sglang":
         dist = ["--nnodes", str(nodes), "--node-rank", "$(LWS_WORKER_INDEX)",
                 "--dist-init-addr", "$(LWS_LEADER_ADDRESS):20000"]
-        leader = _container(inf.engine, image, _command("sglang"), args + dist, port, gpus_per_pod, mounts, probes)
-        worker = _container(inf.engine, image, _command("sglang"), args + dist, port, gpus_per_pod, mounts, None)
+        leader = _container(inf.engine, image, _command("sglang"), args + dist, port, gpus_per_pod, mounts, probes,
+                            env, net)
+        worker = _container(inf.engine, image, _command("sglang"), args + dist, port, gpus_per_pod, mounts, None,
+                            env, net)
     else:
         if inf.engine == "vllm":
             args = args + ["--distributed-executor-backend", "ray"]
         leader = _container(inf.engine, image, ["/bin/sh", "-c", LEADER_SCRIPTS[inf.engine], inf.engine],
-                            args, port, gpus_per_pod, mounts, probes, env)
+                            args, port, gpus_per_pod, mounts, probes, env, net)
         worker = _container(inf.engine, image, ["/bin/sh", "-c", WORKER_SCRIPTS[inf.engine]],
-                            [], port, gpus_per_pod, mounts, None, env)
+                            [], port, gpus_per_pod, mounts, None, env, net)
     base = {"volumes": [mv["volume"], shm_vol], **_placement(site, inf, fit)}
     if mv["init"]:
         base["initContainers"] = mv["init"]
@@ -636,12 +708,17 @@ def _dynamo(site: Site, inf, fit, mv: dict, nodes: int, gpus_per_pod: int) -> li
     port = ENGINE_PORT["dynamo"]
     shm_vol, shm_mount = _shm()
     args = engine_args(inf, mv["path"], port)
+    env = engine_env(inf)
+    caps = rdma(site).get("capabilities")
 
     def worker(extra: list[str], replicas: int) -> dict:
-        pod = {"volumes": [mv["volume"], shm_vol],
-               "mainContainer": {"image": image, "command": ["python3", "-m", "dynamo.vllm"],
-                                 "args": args + extra, "volumeMounts": [mv["mount"], shm_mount]},
-               **_placement(site, inf, fit)}
+        main: dict = {"image": image, "command": ["python3", "-m", "dynamo.vllm"],
+                      "args": args + extra, "volumeMounts": [mv["mount"], shm_mount]}
+        if env:
+            main["env"] = env
+        if caps:  # the RDMA device itself: Dynamo's resources name GPUs only (see K8S006's hint)
+            main["securityContext"] = {"capabilities": {"add": list(caps)}}
+        pod = {"volumes": [mv["volume"], shm_vol], "mainContainer": main, **_placement(site, inf, fit)}
         if mv["init"]:
             pod["initContainers"] = mv["init"]
         svc = {"dynamoNamespace": inf.name, "componentType": "worker", "replicas": replicas,
@@ -680,7 +757,7 @@ def inference_deployments(site: Site) -> list[dict]:
         return []
     out = []
     for inf, fit in site.deployments_on("kubernetes"):
-        mv = model_volume(site, inf)
+        mv = model_volume(site, inf, fit)
         per_replica = inf.tensor_parallel * inf.pipeline_parallel
         per_node = fit.gpus_per_node or per_replica
         nodes = max(1, math.ceil(per_replica / per_node))

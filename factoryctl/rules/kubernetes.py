@@ -8,11 +8,15 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+
+import yaml
 
 from .. import catalog
 from ..findings import Severity
 from ..model import Factory
-from ..resolve import Site, gpu_mig_capable, gpus_with_role
+from ..resolve import Site, gpu_generation, gpu_mig_capable, gpus_with_role, group_arch
 from .base import Issue, rule
 
 MIN_VERSION = (1, 28)
@@ -315,3 +319,71 @@ def airgapped_without_helm(f: Factory, site: Site) -> Iterable[Issue]:
             "be installed on the control-plane hosts",
             "add kubernetes.helm_mirror: https://<files mirror>/helm (serving helm-vX.Y.Z-linux-amd64.tar.gz)",
         )
+
+
+# What each engine's default image is built for: factoryctl/data/versions.yaml (arches,
+# generations), each figure with its source there. Read as data: rules never import render.
+_VERSIONS_FILE = Path(__file__).resolve().parent.parent / "data" / "versions.yaml"
+
+
+@cache
+def _image_builds() -> dict[str, dict]:
+    comps = yaml.safe_load(_VERSIONS_FILE.read_text())["components"]
+    return {name: {"image": f"{c['image']}:{c['version']}", "arches": c.get("arches"),
+                   "generations": c.get("generations")}
+            for name, c in comps.items() if "image" in c}
+
+
+def _k8s_defaults(f: Factory, site: Site):
+    """(index, deployment, its node groups, default build) of each Kubernetes deployment
+    that runs the engine's default image."""
+    if not f.kubernetes.enabled:
+        return
+    groups = {ng.group: ng for ng in f.nodes}
+    for i, (inf, fit) in enumerate(zip(f.inference, site.inference, strict=True)):
+        if inf.platform != "kubernetes" or inf.image:
+            continue
+        build = _image_builds().get(inf.engine)
+        if build is None:
+            continue
+        yield i, inf, [groups[g] for g in fit.groups if g in groups], build
+
+
+@rule("K8S016", Severity.error, "default engine image not built for the nodes' CPU architecture")
+def image_arch(f: Factory, site: Site) -> Iterable[Issue]:
+    """A deployment without `image` runs its engine's default image, and Kubernetes pins its
+    pods to the nodes' architecture (kubernetes.io/arch). Grace-based trays (GB200, GB300,
+    GH200) are arm64; vLLM's and TGI's published images are linux/amd64 only (data/versions.yaml
+    cites each), so the pods would never start there."""
+    for i, inf, ngs, build in _k8s_defaults(f, site):
+        if not build["arches"]:
+            continue
+        wrong = sorted({ng.group for ng in ngs if (a := group_arch(ng)) and a not in build["arches"]})
+        if wrong:
+            arch = group_arch(next(ng for ng in ngs if ng.group == wrong[0]))
+            yield Issue(
+                ("inference", i, "engine"),
+                f"deployment {inf.name!r} runs the default {inf.engine} image {build['image']}, built for "
+                f"{', '.join(build['arches'])} only, on {arch} node group(s) {', '.join(wrong)}",
+                f"set inference[{i}].image to a {arch} build of {inf.engine} (e.g. NVIDIA's multi-arch NGC container)",
+            )
+
+
+@rule("K8S017", Severity.error, "default engine image not built for the GPU generation")
+def image_gpu_generation(f: Factory, site: Site) -> Iterable[Issue]:
+    """The default engine image must carry kernels for the GPUs it serves on: a build without
+    Blackwell (sm_100) kernels cannot run on B200/B300/GB200/GB300 (data/versions.yaml names
+    the generations of each pinned default and cites the release note)."""
+    for i, inf, ngs, build in _k8s_defaults(f, site):
+        if not build["generations"]:
+            continue
+        wrong = {ng.group: gen for ng in ngs if ng.hardware.gpu
+                 and (gen := gpu_generation(ng.hardware.gpu.model)) and gen not in build["generations"]}
+        if wrong:
+            gens = ", ".join(sorted(set(wrong.values())))
+            yield Issue(
+                ("inference", i, "engine"),
+                f"deployment {inf.name!r} runs the default {inf.engine} image {build['image']}, which has no "
+                f"{gens} support, on node group(s) {', '.join(sorted(wrong))}",
+                f"set inference[{i}].image to a {inf.engine} build that supports {gens} GPUs",
+            )

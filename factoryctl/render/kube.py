@@ -346,6 +346,115 @@ def calico_installation(site: Site) -> dict | None:
             "metadata": {"name": "default", "labels": dict(MANAGED)}, "spec": spec}
 
 
+# --- controllers of the custom kinds the manifests use -----------------------------------
+
+MPI_OPERATOR_NS = "mpi-operator"
+LWS_NS = "lws-system"
+# Which kinds each controller brings (their CRDs); tests check that every kind a rendered
+# manifest uses is built in or installed earlier in the apply order.
+PROVIDES = {"calico": ["Installation"], "lws": ["LeaderWorkerSet"],
+            "dynamo-crds": ["DynamoGraphDeployment"], "network-operator": ["NicClusterPolicy"],
+            "mpi-operator": ["MPIJob"]}
+
+
+def _kinds_used(site: Site) -> set[str]:
+    return {d["kind"] for dep in inference_deployments(site) for d in dep["docs"]}
+
+
+def mpi_operator(site: Site) -> list[dict]:
+    """The MPI Operator v2 (kubeflow/mpi-operator v0.6.0: deploy/v2beta1) for the benchmark
+    stage's MPIJobs: its namespace, the MPIJob CRD (kubeflow.org/v2beta1, namespaced, status
+    subresource; the schema keeps unknown fields rather than restating upstream's), the
+    operator's service account, the cluster role its controller needs (pods, services,
+    config maps, secrets, jobs for the launcher, events, leases for leader election, MPIJobs
+    and their status, pod groups of gang schedulers, priority classes) and its Deployment."""
+    from . import kube_bench
+
+    if not kube_bench.build(site)["enabled"]:
+        return []
+    ns = MPI_OPERATOR_NS
+    labels = {**MANAGED, "app.kubernetes.io/name": "mpi-operator"}
+    verbs_rw = ["create", "delete", "get", "list", "patch", "update", "watch"]
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "mpijobs.kubeflow.org", "labels": dict(MANAGED)},
+        "spec": {
+            "group": "kubeflow.org", "scope": "Namespaced",
+            "names": {"kind": "MPIJob", "listKind": "MPIJobList", "plural": "mpijobs",
+                      "singular": "mpijob", "shortNames": ["mpij"]},
+            "versions": [{"name": "v2beta1", "served": True, "storage": True,
+                          "subresources": {"status": {}},
+                          "schema": {"openAPIV3Schema": {"type": "object",
+                                                         "x-kubernetes-preserve-unknown-fields": True}}}],
+        },
+    }
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "mpi-operator", "labels": labels},
+        "rules": [
+            {"apiGroups": [""], "resources": ["configmaps", "secrets", "services", "pods"], "verbs": verbs_rw},
+            {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["create", "get", "update"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": verbs_rw},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update"]},
+            {"apiGroups": ["kubeflow.org"], "resources": ["mpijobs", "mpijobs/finalizers", "mpijobs/status"],
+             "verbs": ["*"]},
+            {"apiGroups": ["scheduling.incubator.k8s.io", "scheduling.sigs.dev", "scheduling.volcano.sh",
+                           "scheduling.x-k8s.io"], "resources": ["podgroups"], "verbs": ["*"]},
+            {"apiGroups": ["scheduling.k8s.io"], "resources": ["priorityclasses"], "verbs": ["get", "list", "watch"]},
+        ],
+    }
+    image = mirrored(versions.image("mpi_operator"), airgap_registry(site))
+    return [
+        _namespace(ns),
+        crd,
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": "mpi-operator", "namespace": ns, "labels": labels}},
+        role,
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "mpi-operator", "labels": labels},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mpi-operator"},
+         "subjects": [{"kind": "ServiceAccount", "name": "mpi-operator", "namespace": ns}]},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "mpi-operator", "namespace": ns, "labels": labels},
+         "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "mpi-operator"}},
+                  "template": {"metadata": {"labels": labels},
+                               "spec": {"serviceAccountName": "mpi-operator",
+                                        "containers": [{"name": "mpi-operator", "image": image,
+                                                        "args": ["-alsologtostderr", f"--lock-namespace={ns}"]}]}}}},
+    ]
+
+
+def controller_releases(site: Site, helm: str | None) -> list[dict]:
+    """Charts of the controllers whose kinds the inference manifests use, in the order they
+    install (the Kubernetes phase, before any object of their kinds): LeaderWorkerSet's
+    (lws.sigs.k8s.io installation: OCI chart, namespace lws-system), Dynamo's CRDs and
+    platform (Dynamo's Kubernetes installation guide: dynamo-crds in default, the platform in
+    the namespace of its graph deployments). Air-gapped: the charts from the site's Helm
+    mirror, LWS' OCI chart from its registry."""
+    f = site.factory
+    kinds = _kinds_used(site)
+    registry = airgap_registry(site)
+    gapped = f.sovereignty.air_gapped
+    out: list[dict] = []
+    if "LeaderWorkerSet" in kinds:
+        lws = versions.components()["lws"]
+        url = (f"oci://{registry}/lws/charts/lws" if registry else None) if gapped else lws.chart
+        entry = {"name": "lws", "chart": "lws", "version": lws.version, "namespace": LWS_NS,
+                 "values": {}, "phase": "controllers"}
+        entry.update({"url": url} if url else {"repo": helm})
+        out.append(entry)
+    if "DynamoGraphDeployment" in kinds:
+        dyn = versions.components()["dynamo_platform"]
+        for chart, ns in (("dynamo-crds", "default"), ("dynamo-platform", INFERENCE_NS)):
+            entry = {"name": chart, "chart": chart, "version": dyn.version, "namespace": ns,
+                     "values": {}, "phase": "controllers"}
+            entry.update({"repo": helm} if gapped else {"url": f"{dyn.chart}/{chart}-{dyn.version}.tgz"})
+            out.append(entry)
+    return out
+
+
 def helm_releases(site: Site) -> list[dict]:
     """Charts to install, in order, with the values file each takes (for the apply step)."""
     f = site.factory
@@ -360,7 +469,8 @@ def helm_releases(site: Site) -> list[dict]:
                     "repo": helm or (None if f.sovereignty.air_gapped else CALICO_CHART_REPO),
                     "version": versions.version("calico"), "namespace": CALICO_NS,
                     "values": "kubernetes/cni/values.yaml", "wait": False,
-                    "after": ["kubernetes/cni/installation.yaml"]})
+                    "after": ["kubernetes/cni/installation.yaml"], "phase": "cni"})
+    out += controller_releases(site, helm)
     if k.gpu_operator is not None:
         out.append({"name": "gpu-operator", "chart": "gpu-operator", "repo": repo,
                     "version": k.gpu_operator.version, "namespace": GPU_OPERATOR_NS,
@@ -804,6 +914,7 @@ def build(site: Site) -> dict:
         "helm_releases": helm_releases(site),
         "kube_vip": kube_vip(site),
         "cni": {"values": calico_values(site), "installation": calico_installation(site)},
+        "mpi_operator": mpi_operator(site),
         "inference": inference,
         "inference_namespace": INFERENCE_NS,
         "bench": kube_bench.build(site),

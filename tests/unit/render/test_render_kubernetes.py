@@ -422,7 +422,7 @@ def test_hostile_text_is_inert(tmp_path):
     validate_all(docs, schema_version(c.factory.kubernetes.version))
     text = "".join(p.read_text() for p in (out / "kubernetes").rglob("*.yaml"))
     assert "49" not in text  # nothing was evaluated as a template
-    (dep,) = [d for d in docs if d["kind"] == "Deployment"]
+    (dep,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["namespace"] == "inference"]
     assert dep["metadata"]["annotations"]["factoryctl.io/model-source"] == inf["model_source"]
     spec = dep["spec"]["template"]["spec"]
     for container in spec["initContainers"] + spec["containers"]:

@@ -350,6 +350,7 @@ def calico_installation(site: Site) -> dict | None:
 
 MPI_OPERATOR_NS = "mpi-operator"
 LWS_NS = "lws-system"
+LWS_IMAGE = "registry.k8s.io/lws/lws"
 # Which kinds each controller brings (their CRDs); tests check that every kind a rendered
 # manifest uses is built in or installed earlier in the apply order.
 PROVIDES = {"calico": ["Installation"], "lws": ["LeaderWorkerSet"],
@@ -441,8 +442,10 @@ def controller_releases(site: Site, helm: str | None) -> list[dict]:
     if "LeaderWorkerSet" in kinds:
         lws = versions.components()["lws"]
         url = (f"oci://{registry}/lws/charts/lws" if registry else None) if gapped else lws.chart
+        # chart values.yaml: image.manager.repository (registry.k8s.io/lws/lws), tag = appVersion
+        values = {"image": {"manager": {"repository": mirrored(LWS_IMAGE, registry)}}} if registry else {}
         entry = {"name": "lws", "chart": "lws", "version": lws.version, "namespace": LWS_NS,
-                 "values": {}, "phase": "controllers"}
+                 "values": values, "phase": "controllers"}
         entry.update({"url": url} if url else {"repo": helm})
         out.append(entry)
     if "DynamoGraphDeployment" in kinds:

@@ -274,3 +274,22 @@ def test_weights_cache_size_follows_the_model(tmp_path):
     gib = int(vol["emptyDir"]["sizeLimit"][:-2])
     weights = fit.weights_gb_per_gpu * inf.get("tensor_parallel", 1) * 1e9 / 2**30
     assert weights < gib <= weights * 1.1 + 1
+
+
+def test_air_gapped_controllers_come_from_the_mirrors(tmp_path):
+    doc = reference_doc()  # air-gapped; a 16-GPU replica spans two nodes: a LeaderWorkerSet
+    doc["inference"][0].update({"tensor_parallel": 16, "model_source": "pvc://models/llama"})
+    doc["inference"].append({**doc["inference"][0], "name": "graph", "engine": "dynamo", "tensor_parallel": 8})
+    out = tmp_path / "b"
+    c = render_to(write_doc(doc, tmp_path / "factory.yaml"), out)
+    reg = c.factory.sovereignty.registries[0]
+    releases = {r["name"]: r for r in documents(out)["kubernetes/helm-releases.yaml"][0]["releases"]}
+    assert releases["lws"]["url"] == f"oci://{reg}/lws/charts/lws"
+    assert releases["lws"]["values"]["image"]["manager"]["repository"] == f"{reg}/lws/lws"
+    assert "url" not in releases["dynamo-crds"] and "url" not in releases["dynamo-platform"]
+    assert releases["dynamo-platform"]["namespace"] == "inference"
+    names = list(releases)
+    assert names.index("calico") < names.index("lws") < names.index("gpu-operator")
+    mpi = documents(out)["kubernetes/controllers/mpi-operator.yaml"]
+    (deploy,) = [d for d in mpi if d["kind"] == "Deployment"]
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == f"{reg}/mpioperator/mpi-operator:0.6.0"

@@ -157,6 +157,8 @@ def group_vars(f: dict) -> dict[str, Any]:
         # kubeadm's controlPlaneEndpoint (the VIP or load balancer, port 6443); kube-vip's static pod
         "kubernetes_control_plane_endpoint": f"{k8s['control_plane_endpoint']['address']}:6443" if k8s["control_plane_endpoint"] else "",
         "kubernetes_kube_vip": bool(k8s["control_plane_endpoint"] and k8s["control_plane_endpoint"]["provider"] == "kube-vip"),
+        "kubernetes_kube_vip_interface": next((g["network"]["management"]["interface"] for g in f["nodes"]
+                                               if "kube-control-plane" in g["roles"]), ""),
         # Helm tarballs: the site's mirror, get.helm.sh when not air-gapped, else none (helm must be installed)
         "kubernetes_helm_mirror": k8s["helm_mirror"] or ("https://get.helm.sh" if public else ""),
         # public package repository for kubeadm/kubelet/kubectl; air-gapped sites configure their mirror

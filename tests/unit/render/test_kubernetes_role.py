@@ -52,10 +52,10 @@ def _task(path: str, name_part: str) -> dict:
     return task
 
 
-def _run(tmp_path: Path, module: str, args: dict, extra: dict) -> dict:
+def _run(tmp_path: Path, module: str, args: dict, extra: dict, inventory: str = "localhost,") -> dict:
     (tmp_path / "vars.json").write_text(json.dumps({"ansible_python_interpreter": sys.executable, **extra}))
     r = subprocess.run(
-        [str(BIN / "ansible"), "localhost", "-c", "local", "-i", "localhost,", "-m", module,
+        [str(BIN / "ansible"), "localhost", "-c", "local", "-i", inventory, "-m", module,
          "-a", json.dumps(args), "-e", f"@{tmp_path / 'vars.json'}", "-o"],
         env={**ansible_env(tmp_path), "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "json"},
         capture_output=True, text=True, timeout=120)
@@ -137,3 +137,21 @@ def test_helm_binary_is_pinned_and_checksummed():
     from factoryctl.render.versions import version
 
     assert defaults["kubernetes_helm_version"] == version("helm")
+
+
+@pytest.mark.ansible
+def test_kubespray_inventory_carries_the_endpoint(tmp_path):
+    dest = tmp_path / "hosts.yml"
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("localhost\n[kube_control_plane]\nctl01\nctl02\nctl03\n[kube_worker]\ngpu01\n")
+    extra = {"kubernetes_control_plane_group": "kube_control_plane",
+             "kubernetes_worker_group": "kube_worker", "kubernetes_version": "1.31",
+             "kubernetes_pod_cidr": "10.244.0.0/16", "kubernetes_service_cidr": "10.96.0.0/12",
+             "kubernetes_node_pod_prefix": 24, "kubernetes_control_plane_endpoint": "10.40.0.5:6443",
+             "kubernetes_kube_vip": True, "kubernetes_kube_vip_interface": "eno1"}
+    _run(tmp_path, "ansible.builtin.template", {"src": str(ROLE / "templates/kubespray-hosts.yml.j2"), "dest": str(dest)},
+         extra, str(inventory))
+    inv = yaml.safe_load(dest.read_text())["all"]["vars"]
+    assert inv["loadbalancer_apiserver"] == {"address": "10.40.0.5", "port": 6443}
+    assert inv["kube_vip_address"] == "10.40.0.5" and inv["kube_vip_interface"] == "eno1"
+    assert inv["kube_vip_controlplane_enabled"] is True and inv["kube_vip_arp_enabled"] is True

@@ -174,6 +174,7 @@ FIELDS: dict[str, str] = {
     "Kubernetes.service_cidr": "Service network.",
     "Kubernetes.node_pod_prefix": "Prefix length of each node's pod CIDR.",
     "Kubernetes.control_plane_endpoint": "The API servers' shared address (kubeadm controlPlaneEndpoint); required with more than one control-plane host.",
+    "Kubernetes.kueue": "Install Kueue (kueue.x-k8s.io job queueing and quotas) with the other controllers, before anything uses its kinds.",
     "Kubernetes.helm_mirror": "URL of a folder serving Helm's release tarballs as get.helm.sh does (helm-vX.Y.Z-linux-ARCH.tar.gz); default get.helm.sh, required air-gapped.",
     "ControlPlaneEndpoint.address": "IPv4 address in the management network that no host uses: kube-vip's virtual IP, or the site's load balancer.",
     "ControlPlaneEndpoint.provider": "kube-vip (a static pod on the control-plane hosts holds the address, ARP) or external (a load balancer the site runs, forwarding TCP 6443).",

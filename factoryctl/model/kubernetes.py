@@ -46,6 +46,7 @@ class Kubernetes(Strict):
     service_cidr: Cidr = "10.96.0.0/12"
     node_pod_prefix: limits.ranged(16, 28) = 24  # pod CIDR size per node
     control_plane_endpoint: ControlPlaneEndpoint | None = None  # required with more than one control-plane host
+    kueue: bool = False  # install Kueue (job queueing) with the other controllers
     helm_mirror: HttpUrl | None = None  # folder serving Helm's release tarballs (get.helm.sh layout); air-gapped sites
     gpu_operator: GpuOperator | None = None
     network_operator: NetworkOperator | None = None

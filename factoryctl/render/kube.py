@@ -351,11 +351,8 @@ def calico_installation(site: Site) -> dict | None:
 MPI_OPERATOR_NS = "mpi-operator"
 LWS_NS = "lws-system"
 LWS_IMAGE = "registry.k8s.io/lws/lws"
-# Which kinds each controller brings (their CRDs); tests check that every kind a rendered
-# manifest uses is built in or installed earlier in the apply order.
-PROVIDES = {"calico": ["Installation"], "lws": ["LeaderWorkerSet"],
-            "dynamo-crds": ["DynamoGraphDeployment"], "network-operator": ["NicClusterPolicy"],
-            "mpi-operator": ["MPIJob"]}
+KUEUE_NS = "kueue-system"
+KUEUE_IMAGE = "registry.k8s.io/kueue/kueue"
 
 
 def _kinds_used(site: Site) -> set[str]:
@@ -432,8 +429,9 @@ def controller_releases(site: Site, helm: str | None) -> list[dict]:
     install (the Kubernetes phase, before any object of their kinds): LeaderWorkerSet's
     (lws.sigs.k8s.io installation: OCI chart, namespace lws-system), Dynamo's CRDs and
     platform (Dynamo's Kubernetes installation guide: dynamo-crds in default, the platform in
-    the namespace of its graph deployments). Air-gapped: the charts from the site's Helm
-    mirror, LWS' OCI chart from its registry."""
+    the namespace of its graph deployments), Kueue's when `kubernetes.kueue` asks for it
+    (kueue.sigs.k8s.io installation: OCI chart, namespace kueue-system). Air-gapped: the
+    charts from the site's Helm mirror, the OCI charts and their images from its registry."""
     f = site.factory
     kinds = _kinds_used(site)
     registry = airgap_registry(site)
@@ -445,6 +443,16 @@ def controller_releases(site: Site, helm: str | None) -> list[dict]:
         # chart values.yaml: image.manager.repository (registry.k8s.io/lws/lws), tag = appVersion
         values = {"image": {"manager": {"repository": mirrored(LWS_IMAGE, registry)}}} if registry else {}
         entry = {"name": "lws", "chart": "lws", "version": lws.version, "namespace": LWS_NS,
+                 "values": values, "phase": "controllers"}
+        entry.update({"url": url} if url else {"repo": helm})
+        out.append(entry)
+    if f.kubernetes.kueue:
+        kueue = versions.components()["kueue"]
+        url = (f"oci://{registry}/kueue/charts/kueue" if registry else None) if gapped else kueue.chart
+        # chart values.yaml: controllerManager.manager.image.repository, tag = appVersion
+        values = ({"controllerManager": {"manager": {"image": {"repository": mirrored(KUEUE_IMAGE, registry)}}}}
+                  if registry else {})
+        entry = {"name": "kueue", "chart": "kueue", "version": kueue.version, "namespace": KUEUE_NS,
                  "values": values, "phase": "controllers"}
         entry.update({"url": url} if url else {"repo": helm})
         out.append(entry)

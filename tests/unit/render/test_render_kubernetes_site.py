@@ -154,7 +154,8 @@ def test_every_kind_is_builtin_or_installed_earlier(source, rendered):
     files = documents(out)
     releases = files["kubernetes/helm-releases.yaml"][0]["releases"]
     provides = {"calico": {"Installation"}, "lws": {"LeaderWorkerSet"}, "dynamo-crds": {"DynamoGraphDeployment"},
-                "network-operator": {"NicClusterPolicy"}}
+                "network-operator": {"NicClusterPolicy"},
+                "kueue": {"ClusterQueue", "LocalQueue", "ResourceFlavor", "Workload"}}
     steps: list[tuple[set[str], list[dict]]] = []  # (kinds installed by the step, objects applied after it)
     by_name = {r["name"]: r for r in releases}
     order = [r["name"] for r in releases if r.get("phase") in ("cni", "controllers")]
@@ -293,3 +294,21 @@ def test_air_gapped_controllers_come_from_the_mirrors(tmp_path):
     mpi = documents(out)["kubernetes/controllers/mpi-operator.yaml"]
     (deploy,) = [d for d in mpi if d["kind"] == "Deployment"]
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == f"{reg}/mpioperator/mpi-operator:0.6.0"
+
+
+def test_kueue_is_installed_only_when_declared(tmp_path):
+    doc = reference_doc()
+    out = tmp_path / "a"
+    render_to(write_doc(doc, tmp_path / "a.yaml"), out)
+    assert "kueue" not in [r["name"] for r in documents(out)["kubernetes/helm-releases.yaml"][0]["releases"]]
+    doc["kubernetes"]["kueue"] = True
+    out = tmp_path / "b"
+    c = render_to(write_doc(doc, tmp_path / "b.yaml"), out)
+    reg = c.factory.sovereignty.registries[0]
+    releases = documents(out)["kubernetes/helm-releases.yaml"][0]["releases"]
+    names = [r["name"] for r in releases]
+    assert names.index("calico") < names.index("kueue") < names.index("gpu-operator")
+    kueue = releases[names.index("kueue")]
+    assert kueue["phase"] == "controllers" and kueue["namespace"] == "kueue-system"
+    assert kueue["url"] == f"oci://{reg}/kueue/charts/kueue" and kueue["version"] == versions.version("kueue")
+    assert kueue["values"]["controllerManager"]["manager"]["image"]["repository"] == f"{reg}/kueue/kueue"

@@ -71,7 +71,9 @@ def factory(gpu_nodes: int) -> dict:
             "management": {"cidr": f"10.0.0.0/{prefix}"},
         },
         "kubernetes": {"enabled": True, "version": "1.31", "pod_cidr": "100.64.0.0/10",
-                       "node_pod_prefix": 26, "service_cidr": "192.168.0.0/16"},
+                       "node_pod_prefix": 26, "service_cidr": "192.168.0.0/16",
+                       # three control planes share a VIP (K8S012), in the reserved start of the network
+                       "control_plane_endpoint": {"address": "10.0.0.5", "provider": "kube-vip"}},
         # the three controllers fail over through a StateSaveLocation on shared storage (SLM020)
         "storage": [{"name": "home", "type": "nfs", "mount": "/home", "capacity_tb": 50,
                      "server": "nfs.scale.example.internal:/export/home"}],

@@ -46,6 +46,7 @@ class ManagementNet(Strict):
     vlan: limits.ranged(1, 4094) | None = None
     switch: Token | None = None
     reserved: limits.whole(limits.RESERVED_ADDRESSES, ge=0) = 10  # addresses kept free at the start (gateway, services)
+    mtu: limits.ranged(1280, 9216) = 1500  # the hosts' interfaces on it; the pod network subtracts its encapsulation
 
 
 class Fabric(Strict):

@@ -51,7 +51,7 @@ OptionValue = Annotated[str | int | float | bool, AfterValidator(_option_value)]
 
 
 class EngineOptions(Strict):
-    """Engine settings the deployment's fields do not cover, rendered into the batch script:
+    """Engine settings the deployment's fields do not cover, rendered into the batch script or the pods:
     environment variables (e.g. VLLM_CPU_KVCACHE_SPACE for vLLM's CPU build, vLLM docs
     "Environment Variables") and extra long flags of the server (e.g. enforce-eager: true)."""
 

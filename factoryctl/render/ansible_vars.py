@@ -167,6 +167,13 @@ def group_vars(f: dict) -> dict[str, Any]:
         "kubernetes_node_pod_prefix": k8s["node_pod_prefix"],
         "kubernetes_image_repository": config_word(mirrors["containers"][0], "container mirror") if mirrors["containers"] else "",
         "kubernetes_cluster_name": f["metadata"]["name"],
+        # kubeadm's controlPlaneEndpoint (the VIP or load balancer, port 6443); kube-vip's static pod
+        "kubernetes_control_plane_endpoint": f"{k8s['control_plane_endpoint']['address']}:6443" if k8s["control_plane_endpoint"] else "",
+        "kubernetes_kube_vip": bool(k8s["control_plane_endpoint"] and k8s["control_plane_endpoint"]["provider"] == "kube-vip"),
+        "kubernetes_kube_vip_interface": next((g["network"]["management"]["interface"] for g in f["nodes"]
+                                               if "kube-control-plane" in g["roles"]), ""),
+        # Helm tarballs: the site's mirror, get.helm.sh when not air-gapped, else none (helm must be installed)
+        "kubernetes_helm_mirror": k8s["helm_mirror"] or ("https://get.helm.sh" if public else ""),
         # public package repository for kubeadm/kubelet/kubectl; air-gapped sites configure their mirror
         "kubernetes_apt_repo_url": f"https://pkgs.k8s.io/core:/stable:/v{k8s['version']}/deb/" if public and k8s["enabled"] else "",
         "kubernetes_apt_key_url": f"https://pkgs.k8s.io/core:/stable:/v{k8s['version']}/deb/Release.key" if public and k8s["enabled"] else "",

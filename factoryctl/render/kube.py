@@ -25,7 +25,7 @@ import math
 import posixpath
 from urllib.parse import urlsplit
 
-from ..resolve import Site
+from ..resolve import Site, gpu_generation, group_arch
 from . import kube_tenancy, versions
 
 MANAGED = {"app.kubernetes.io/managed-by": "factoryctl"}
@@ -46,6 +46,7 @@ SERVICE_PORT = 8000
 NETWORK_OPERATOR_RELEASE = versions.version("network_operator")
 DOCA_DRIVER_VERSION = versions.version("doca_driver")  # the DOCA driver of that release's docs
 MELLANOX_REPO = "nvcr.io/nvidia/mellanox"
+RDMA_RESOURCE = "rdma_shared_device_a"  # the shared device plugin's resource, requested as rdma/<name>
 
 # GPU Operator chart: every component's public repository (chart values.yaml), mirrored
 # under the site's registry when air-gapped.
@@ -70,6 +71,20 @@ GPU_OPERATOR_REPOS = {
     "ccManager": "nvcr.io/nvidia/cloud-native",
 }
 NFD_REPO = "registry.k8s.io/nfd/node-feature-discovery"
+
+# The pod network: Calico through its tigera-operator chart (docs.tigera.io/calico/3.29/
+# getting-started/kubernetes/helm), the Installation resource applied right after it.
+CALICO_NS = "tigera-operator"
+CALICO_CHART_REPO = "https://docs.tigera.io/calico/charts"
+TIGERA_OPERATOR_IMAGE = "quay.io/tigera/operator"  # chart values tigeraOperator.{registry,image}
+# Calico's MTU page (docs.tigera.io/calico/latest/networking/configuring/mtu): IPv4 VXLAN
+# adds a 50-byte header, so the pod MTU is the host interface's MTU less 50.
+VXLAN_OVERHEAD = 50
+# Calico IPAM block sizes run from /20 to /32 (IPPool blockSize, operator.tigera.io API).
+CALICO_BLOCK_MIN = 20
+
+KUBE_VIP_IMAGE = versions.image("kube_vip")
+API_PORT = 6443
 
 
 def literal(text: str) -> str:
@@ -164,6 +179,11 @@ def gpu_operator_values(site: Site) -> dict:
         "migManager": {"enabled": op.mig_strategy != "none"},
         "dcgmExporter": {"enabled": op.dcgm_exporter},
     }
+    if not host_drivers(site) and _generations(site) & {"blackwell"}:
+        # Blackwell needs a newer driver container than the chart's default (GPU Operator
+        # platform support: HGX B200 requires 570.133.20 or later; R580 for the Blackwell family)
+        blackwell = versions.components()["gpu_operator_driver_blackwell"]
+        values["driver"]["version"] = blackwell.version
     if rdma:
         # GPUDirect RDMA: the driver container loads nvidia-peermem against the host's or
         # the Network Operator's DOCA-OFED
@@ -174,6 +194,12 @@ def gpu_operator_values(site: Site) -> dict:
             _set(values, f"{component}.repository", mirrored(repo, registry))
         _set(values, "node-feature-discovery.image.repository", mirrored(NFD_REPO, registry))
     return values
+
+
+def _generations(site: Site) -> set[str]:
+    """GPU generations of the Kubernetes GPU workers."""
+    return {g for ng in site.factory.nodes if ng.hardware.gpu and "kube-worker" in ng.roles
+            for g in [gpu_generation(ng.hardware.gpu.model)] if g}
 
 
 def _ofed_container(site: Site) -> bool:
@@ -211,7 +237,7 @@ def nic_cluster_policy(site: Site) -> dict | None:
     if _ofed_container(site):
         spec["ofedDriver"] = {"image": "doca-driver", "repository": repo, "version": DOCA_DRIVER_VERSION}
     if net.rdma_shared_device:
-        config = {"configList": [{"resourceName": "rdma_shared_device_a", "rdmaHcaMax": 63,
+        config = {"configList": [{"resourceName": RDMA_RESOURCE, "rdmaHcaMax": 63,
                                   "selectors": {"vendors": ["15b3"]}}]}
         spec["rdmaSharedDevicePlugin"] = {"image": "k8s-rdma-shared-dev-plugin", "repository": repo,
                                           "version": tag, "config": json.dumps(config, sort_keys=True)}
@@ -226,6 +252,214 @@ def nic_cluster_policy(site: Site) -> dict | None:
             "metadata": {"name": "nic-cluster-policy", "labels": dict(MANAGED)}, "spec": spec}
 
 
+# --- control plane endpoint and pod network ----------------------------------------------
+
+
+def kube_vip(site: Site) -> dict | None:
+    """The static pod that holds kubernetes.control_plane_endpoint on one control-plane host
+    at a time (kube-vip.io/docs/installation/static: ARP mode, control plane, leader election
+    through a Lease in kube-system; the manifest sits in /etc/kubernetes/manifests before
+    kubeadm init). It reads /etc/kubernetes/admin.conf; the role points the first host's copy
+    at super-admin.conf until init has made admin.conf's RBAC binding (kube-vip issue 684,
+    Kubernetes >= 1.29)."""
+    k = site.factory.kubernetes
+    ep = k.control_plane_endpoint
+    if not k.enabled or k.distribution != "kubeadm" or ep is None or ep.provider != "kube-vip":
+        return None
+    cps = [h for h in site.hosts if "kube-control-plane" in h.roles]
+    groups = {ng.group: ng for ng in site.factory.nodes}
+    interface = groups[cps[0].group].network.management.interface if cps else "eno1"
+    env = {
+        "vip_arp": "true", "port": str(API_PORT), "vip_interface": interface, "vip_cidr": "32",
+        "cp_enable": "true", "cp_namespace": "kube-system", "vip_leaderelection": "true",
+        "vip_leasename": "plndr-cp-lock", "vip_leaseduration": "5", "vip_renewdeadline": "3",
+        "vip_retryperiod": "1", "address": ep.address,
+    }
+    kubeconfig = "/etc/kubernetes/admin.conf"
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "kube-vip", "namespace": "kube-system", "labels": dict(MANAGED)},
+        "spec": {
+            "hostNetwork": True,
+            "hostAliases": [{"ip": "127.0.0.1", "hostnames": ["kubernetes"]}],
+            "containers": [{
+                "name": "kube-vip", "image": mirrored(KUBE_VIP_IMAGE, airgap_registry(site)),
+                "imagePullPolicy": "IfNotPresent", "args": ["manager"],
+                "env": [{"name": n, "value": v} for n, v in env.items()],
+                "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
+                "volumeMounts": [{"name": "kubeconfig", "mountPath": kubeconfig}],
+            }],
+            "volumes": [{"name": "kubeconfig", "hostPath": {"path": kubeconfig}}],
+        },
+    }
+
+
+def pod_mtu(site: Site) -> int:
+    """The pod interfaces' MTU: the management network's, less Calico's VXLAN header."""
+    return site.factory.fabric.management.mtu - VXLAN_OVERHEAD
+
+
+def calico_values(site: Site) -> dict:
+    """tigera-operator chart values: the operator only (its image from the mirror when
+    air-gapped); the Installation comes as a manifest of its own (calico_installation)."""
+    k = site.factory.kubernetes
+    if not k.enabled or k.distribution != "kubeadm":
+        return {}
+    values: dict = {"installation": {"enabled": False}, "apiServer": {"enabled": False}}
+    registry = airgap_registry(site)
+    if registry:
+        values["tigeraOperator"] = {"registry": registry, "image": _strip_host(TIGERA_OPERATOR_IMAGE)}
+    return values
+
+
+def calico_installation(site: Site) -> dict | None:
+    """The operator's Installation: Calico CNI and IPAM, one VXLAN IPv4 pool over
+    kubernetes.pod_cidr (no BGP needed between nodes), the MTU from the management network,
+    node addresses as the kubelet reports them, images from the site's registry when
+    air-gapped (spec.registry replaces docker.io/quay.io: <registry>/calico/node:<tag>)."""
+    k = site.factory.kubernetes
+    if not k.enabled or k.distribution != "kubeadm":
+        return None
+    spec: dict = {
+        "cni": {"type": "Calico", "ipam": {"type": "Calico"}},
+        "calicoNetwork": {
+            "bgp": "Disabled",
+            "mtu": pod_mtu(site),
+            "nodeAddressAutodetectionV4": {"kubernetes": "NodeInternalIP"},
+            "ipPools": [{"name": "default-ipv4-ippool", "cidr": k.pod_cidr, "encapsulation": "VXLAN",
+                         "natOutgoing": "Enabled", "nodeSelector": "all()",
+                         "blockSize": max(CALICO_BLOCK_MIN, k.node_pod_prefix)}],
+        },
+    }
+    registry = airgap_registry(site)
+    if registry:
+        spec["registry"] = registry.rstrip("/") + "/"
+    return {"apiVersion": "operator.tigera.io/v1", "kind": "Installation",
+            "metadata": {"name": "default", "labels": dict(MANAGED)}, "spec": spec}
+
+
+# --- controllers of the custom kinds the manifests use -----------------------------------
+
+MPI_OPERATOR_NS = "mpi-operator"
+LWS_NS = "lws-system"
+LWS_IMAGE = "registry.k8s.io/lws/lws"
+KUEUE_NS = "kueue-system"
+KUEUE_IMAGE = "registry.k8s.io/kueue/kueue"
+
+
+def _kinds_used(site: Site) -> set[str]:
+    return {d["kind"] for dep in inference_deployments(site) for d in dep["docs"]}
+
+
+def mpi_operator(site: Site) -> list[dict]:
+    """The MPI Operator v2 (kubeflow/mpi-operator v0.6.0: deploy/v2beta1) for the benchmark
+    stage's MPIJobs: its namespace, the MPIJob CRD (kubeflow.org/v2beta1, namespaced, status
+    subresource; the schema keeps unknown fields rather than restating upstream's), the
+    operator's service account, the cluster role its controller needs (pods, services,
+    config maps, secrets, jobs for the launcher, events, leases for leader election, MPIJobs
+    and their status, pod groups of gang schedulers, priority classes) and its Deployment."""
+    from . import kube_bench
+
+    if not kube_bench.build(site)["enabled"]:
+        return []
+    ns = MPI_OPERATOR_NS
+    labels = {**MANAGED, "app.kubernetes.io/name": "mpi-operator"}
+    verbs_rw = ["create", "delete", "get", "list", "patch", "update", "watch"]
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "mpijobs.kubeflow.org", "labels": dict(MANAGED)},
+        "spec": {
+            "group": "kubeflow.org", "scope": "Namespaced",
+            "names": {"kind": "MPIJob", "listKind": "MPIJobList", "plural": "mpijobs",
+                      "singular": "mpijob", "shortNames": ["mpij"]},
+            "versions": [{"name": "v2beta1", "served": True, "storage": True,
+                          "subresources": {"status": {}},
+                          "schema": {"openAPIV3Schema": {"type": "object",
+                                                         "x-kubernetes-preserve-unknown-fields": True}}}],
+        },
+    }
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+        "metadata": {"name": "mpi-operator", "labels": labels},
+        "rules": [
+            {"apiGroups": [""], "resources": ["configmaps", "secrets", "services", "pods"], "verbs": verbs_rw},
+            {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]},
+            {"apiGroups": [""], "resources": ["endpoints"], "verbs": ["create", "get", "update"]},
+            {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": verbs_rw},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "get", "update"]},
+            {"apiGroups": ["kubeflow.org"], "resources": ["mpijobs", "mpijobs/finalizers", "mpijobs/status"],
+             "verbs": ["*"]},
+            {"apiGroups": ["scheduling.incubator.k8s.io", "scheduling.sigs.dev", "scheduling.volcano.sh",
+                           "scheduling.x-k8s.io"], "resources": ["podgroups"], "verbs": ["*"]},
+            {"apiGroups": ["scheduling.k8s.io"], "resources": ["priorityclasses"], "verbs": ["get", "list", "watch"]},
+        ],
+    }
+    image = mirrored(versions.image("mpi_operator"), airgap_registry(site))
+    return [
+        _namespace(ns),
+        crd,
+        {"apiVersion": "v1", "kind": "ServiceAccount",
+         "metadata": {"name": "mpi-operator", "namespace": ns, "labels": labels}},
+        role,
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+         "metadata": {"name": "mpi-operator", "labels": labels},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "mpi-operator"},
+         "subjects": [{"kind": "ServiceAccount", "name": "mpi-operator", "namespace": ns}]},
+        {"apiVersion": "apps/v1", "kind": "Deployment",
+         "metadata": {"name": "mpi-operator", "namespace": ns, "labels": labels},
+         "spec": {"replicas": 1, "selector": {"matchLabels": {"app.kubernetes.io/name": "mpi-operator"}},
+                  "template": {"metadata": {"labels": labels},
+                               "spec": {"serviceAccountName": "mpi-operator",
+                                        "containers": [{"name": "mpi-operator", "image": image,
+                                                        "args": ["-alsologtostderr", f"--lock-namespace={ns}"]}]}}}},
+    ]
+
+
+def controller_releases(site: Site, helm: str | None) -> list[dict]:
+    """Charts of the controllers whose kinds the inference manifests use, in the order they
+    install (the Kubernetes phase, before any object of their kinds): LeaderWorkerSet's
+    (lws.sigs.k8s.io installation: OCI chart, namespace lws-system), Dynamo's CRDs and
+    platform (Dynamo's Kubernetes installation guide: dynamo-crds in default, the platform in
+    the namespace of its graph deployments), Kueue's when `kubernetes.queueing: kueue` asks for it
+    (kueue.sigs.k8s.io installation: OCI chart, namespace kueue-system). Air-gapped: the
+    charts from the site's Helm mirror, the OCI charts and their images from its registry."""
+    f = site.factory
+    kinds = _kinds_used(site)
+    registry = airgap_registry(site)
+    gapped = f.sovereignty.air_gapped
+    out: list[dict] = []
+    if "LeaderWorkerSet" in kinds:
+        lws = versions.components()["lws"]
+        url = (f"oci://{registry}/lws/charts/lws" if registry else None) if gapped else lws.chart
+        # chart values.yaml: image.manager.repository (registry.k8s.io/lws/lws), tag = appVersion
+        values = {"image": {"manager": {"repository": mirrored(LWS_IMAGE, registry)}}} if registry else {}
+        entry = {"name": "lws", "chart": "lws", "version": lws.version, "namespace": LWS_NS,
+                 "values": values, "phase": "controllers"}
+        entry.update({"url": url} if url else {"repo": helm})
+        out.append(entry)
+    if f.kubernetes.kueue:
+        kueue = versions.components()["kueue"]
+        url = (f"oci://{registry}/kueue/charts/kueue" if registry else None) if gapped else kueue.chart
+        # chart values.yaml: controllerManager.manager.image.repository, tag = appVersion
+        values = ({"controllerManager": {"manager": {"image": {"repository": mirrored(KUEUE_IMAGE, registry)}}}}
+                  if registry else {})
+        entry = {"name": "kueue", "chart": "kueue", "version": kueue.version, "namespace": KUEUE_NS,
+                 "values": values, "phase": "controllers"}
+        if kube_tenancy.kueue_documents(site):  # the tenants' queues, once Kueue's CRDs exist
+            entry["after"] = ["kubernetes/kueue/queues.yaml"]
+        entry.update({"url": url} if url else {"repo": helm})
+        out.append(entry)
+    if "DynamoGraphDeployment" in kinds:
+        dyn = versions.components()["dynamo_platform"]
+        for chart, ns in (("dynamo-crds", "default"), ("dynamo-platform", INFERENCE_NS)):
+            entry = {"name": chart, "chart": chart, "version": dyn.version, "namespace": ns,
+                     "values": {}, "phase": "controllers"}
+            entry.update({"repo": helm} if gapped else {"url": f"{dyn.chart}/{chart}-{dyn.version}.tgz"})
+            out.append(entry)
+    return out
+
+
 def helm_releases(site: Site) -> list[dict]:
     """Charts to install, in order, with the values file each takes (for the apply step)."""
     f = site.factory
@@ -235,6 +469,13 @@ def helm_releases(site: Site) -> list[dict]:
     helm = f.site.mirrors.helm[0] if f.site.mirrors and f.site.mirrors.helm else None
     repo = helm or (None if f.sovereignty.air_gapped else "https://helm.ngc.nvidia.com/nvidia")
     out = []
+    if k.distribution == "kubeadm":  # Kubespray installs its own CNI
+        out.append({"name": "calico", "chart": versions.components()["calico"].chart,
+                    "repo": helm or (None if f.sovereignty.air_gapped else CALICO_CHART_REPO),
+                    "version": versions.version("calico"), "namespace": CALICO_NS,
+                    "values": "kubernetes/cni/values.yaml", "wait": False,
+                    "after": ["kubernetes/cni/installation.yaml"], "phase": "cni"})
+    out += controller_releases(site, helm)
     if k.gpu_operator is not None:
         out.append({"name": "gpu-operator", "chart": "gpu-operator", "repo": repo,
                     "version": k.gpu_operator.version, "namespace": GPU_OPERATOR_NS,
@@ -254,7 +495,15 @@ def _image(site: Site, inf) -> str:
     return inf.image.strip() if inf.image else mirrored(DEFAULT_IMAGES[inf.engine], airgap_registry(site))
 
 
-def model_volume(site: Site, inf) -> dict:
+def weights_cache_gi(inf, fit) -> int:
+    """Size of a pod's weights cache in GiB: the weights of one replica (fit: weights per GPU
+    x tensor x pipeline parallel), with a tenth spare for tokenizer and config files, at
+    least 1."""
+    weights_gb = (fit.weights_gb_per_gpu if fit else 0.0) * inf.tensor_parallel * inf.pipeline_parallel
+    return max(1, math.ceil(weights_gb * 1.1 * 1e9 / 2**30))
+
+
+def model_volume(site: Site, inf, fit=None) -> dict:
     """How the weights reach /models/<name>: a PVC (pvc://claim/sub/path), an NFS export
     (nfs://server/export), a directory every node mounts (/path), or an init container that
     copies them from an S3 store (s3://host/bucket/prefix) into the pod. Nothing is fetched
@@ -278,9 +527,15 @@ def model_volume(site: Site, inf) -> dict:
         vol["hostPath"] = {"path": src[len("file://"):] if scheme else src, "type": "Directory"}
         host_path = True
     else:
-        vol["emptyDir"] = {}
+        # a cache of the weights, bounded: the kubelet evicts a pod whose emptyDir outgrows
+        # sizeLimit, and the init container's ephemeral-storage request makes the scheduler
+        # place the pod only on a node with that much local disk free
+        size = f"{weights_cache_gi(inf, fit)}Gi"
+        vol["emptyDir"] = {"sizeLimit": size}
         mount = {"name": "model", "mountPath": path}
-        init.append(_sync_container(site, inf, scheme, src, path))
+        sync = _sync_container(site, inf, scheme, src, path)
+        sync["resources"] = {"requests": {"ephemeral-storage": size}, "limits": {"ephemeral-storage": size}}
+        init.append(sync)
     return {"volume": vol, "mount": mount, "init": init, "path": path, "host_path": host_path}
 
 
@@ -333,30 +588,44 @@ def _precision_args(engine: str, inf) -> list[str]:
 
 
 def engine_args(inf, model_path: str, port: int) -> list[str]:
-    """Server flags: model path, parallelism, context, memory share and precision."""
+    """Server flags for every field the deployment declares: model path, parallelism,
+    context, concurrent sequences, memory share and precision, then engine_options.flags
+    (vLLM "Engine Arguments"; SGLang server arguments --max-running-requests; TGI launcher
+    --max-concurrent-requests)."""
     tp, pp = inf.tensor_parallel, inf.pipeline_parallel
     e = inf.engine
     if e == "sglang":
         args = ["--model-path", model_path, "--served-model-name", literal(inf.model),
                 "--host", "0.0.0.0", "--port", str(port), "--tp-size", str(tp),
                 "--context-length", str(inf.max_context),
+                "--max-running-requests", str(inf.max_num_seqs),
                 "--mem-fraction-static", str(inf.gpu_memory_utilization)]
         if pp > 1:
             args += ["--pp-size", str(pp)]
     elif e == "tgi":
         args = ["--model-id", model_path, "--hostname", "0.0.0.0", "--port", str(port),
                 "--num-shard", str(tp), "--max-total-tokens", str(inf.max_context),
+                "--max-concurrent-requests", str(inf.max_num_seqs),
                 "--cuda-memory-fraction", str(inf.gpu_memory_utilization)]
     else:  # vllm, nim (nim-serve forwards vLLM flags), dynamo (dynamo.vllm takes vLLM flags)
         args = ["--served-model-name", literal(inf.model),
                 "--tensor-parallel-size", str(tp), "--pipeline-parallel-size", str(pp),
                 "--max-model-len", str(inf.max_context),
+                "--max-num-seqs", str(inf.max_num_seqs),
                 "--gpu-memory-utilization", str(inf.gpu_memory_utilization)]
         if e == "vllm":
             args = ["--model", model_path, "--host", "0.0.0.0", "--port", str(port), *args]
         elif e == "dynamo":
             args = ["--model", model_path, *args]
-    return args + _precision_args(e, inf)
+    from .slurm_inference import extra_flags  # slurm_inference imports this module's constants
+
+    return args + _precision_args(e, inf) + [literal(a) for a in extra_flags(inf)]
+
+
+def engine_env(inf) -> list[dict]:
+    """engine_options.env as container environment (values kept literal)."""
+    return [{"name": k, "value": literal("true" if v is True else "false" if v is False else str(v))}
+            for k, v in sorted(inf.engine_options.env.items())]
 
 
 def _probes(engine: str, port: int) -> dict:
@@ -380,8 +649,32 @@ def _annotations(inf) -> dict:
             "factoryctl.io/precision": inf.precision}
 
 
+def _arches(site: Site, fit) -> set[str]:
+    """CPU architectures (kubernetes.io/arch) of the groups a deployment may run on."""
+    return {a for ng in site.factory.nodes if ng.group in fit.groups for a in [group_arch(ng)] if a}
+
+
+def rdma(site: Site) -> dict:
+    """What an inference pod needs for GPUDirect RDMA on an InfiniBand/RoCE compute fabric:
+    IPC_LOCK (to pin memory for RDMA; NVIDIA Network Operator docs, RDMA shared device
+    plugin example pods) and one device of the Network Operator's shared RDMA resource
+    (rdma/<resourceName> of the NicClusterPolicy's configList)."""
+    f = site.factory
+    cf = f.fabric.compute
+    if cf is None or cf.type not in ("infiniband", "roce"):
+        return {}
+    out: dict = {"capabilities": ["IPC_LOCK"], "resources": {}}
+    net = f.kubernetes.network_operator
+    if net is not None and net.enabled and net.rdma_shared_device:
+        out["resources"] = {f"rdma/{RDMA_RESOURCE}": "1"}
+    return out
+
+
 def _placement(site: Site, inf, fit) -> dict:
     spec: dict = {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]}
+    arches = _arches(site, fit)
+    if len(arches) == 1:  # Grace trays are arm64: the image must be pulled for the node's arch
+        spec["nodeSelector"] = {"kubernetes.io/arch": arches.pop()}
     if inf.nodes:
         hosts = [h.name for h in site.hosts if h.group in fit.groups and "kube-worker" in h.roles]
         spec["affinity"] = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
@@ -396,11 +689,15 @@ def _shm() -> tuple[dict, dict]:
 
 
 def _container(name: str, image: str, command: list[str] | None, args: list[str], port: int,
-               gpus: int, mounts: list[dict], probes: dict | None, env: list[dict] | None = None) -> dict:
+               gpus: int, mounts: list[dict], probes: dict | None, env: list[dict] | None = None,
+               net: dict | None = None) -> dict:
+    net = net or {}
     c: dict = {"name": name, "image": image, "args": args,
                "ports": [{"name": "http", "containerPort": port}],
-               "resources": {"limits": {"nvidia.com/gpu": str(gpus)}},
+               "resources": {"limits": {"nvidia.com/gpu": str(gpus), **net.get("resources", {})}},
                "volumeMounts": mounts}
+    if net.get("capabilities"):
+        c["securityContext"] = {"capabilities": {"add": list(net["capabilities"])}}
     if command:
         c["command"] = command
     if env:
@@ -429,13 +726,14 @@ def _single_node(site: Site, inf, fit, mv: dict) -> list[dict]:
     port = ENGINE_PORT[inf.engine]
     gpus = inf.tensor_parallel * inf.pipeline_parallel
     shm_vol, shm_mount = _shm()
-    env = None
+    env = engine_env(inf)
     if inf.engine == "nim":
         env = [{"name": "NIM_MODEL_PATH", "value": literal(mv["path"])},
-               {"name": "NIM_SERVER_PORT", "value": str(port)}]
+               {"name": "NIM_SERVER_PORT", "value": str(port)}, *env]
+    net = rdma(site)
     main = _container(inf.engine, _image(site, inf), _command(inf.engine),
                       engine_args(inf, mv["path"], port), port, gpus,
-                      [mv["mount"], shm_mount], _probes(inf.engine, port), env)
+                      [mv["mount"], shm_mount], _probes(inf.engine, port), env, net)
     selector = {"app.kubernetes.io/name": inf.name}
     pod_spec = {"containers": [main], "volumes": [mv["volume"], shm_vol], **_placement(site, inf, fit)}
     if mv["init"]:
@@ -475,22 +773,25 @@ def _multi_node(site: Site, inf, fit, mv: dict, nodes: int, gpus_per_pod: int) -
     args = engine_args(inf, mv["path"], port)
     mounts = [mv["mount"], shm_mount]
     probes = _probes(inf.engine, port)
-    env = None
+    env = engine_env(inf)
     if inf.engine == "nim":
         env = [{"name": "NIM_MODEL_PATH", "value": literal(mv["path"])},
-               {"name": "NIM_SERVER_PORT", "value": str(port)}]
+               {"name": "NIM_SERVER_PORT", "value": str(port)}, *env]
+    net = rdma(site)
     if inf.engine == "sglang":
         dist = ["--nnodes", str(nodes), "--node-rank", "$(LWS_WORKER_INDEX)",
                 "--dist-init-addr", "$(LWS_LEADER_ADDRESS):20000"]
-        leader = _container(inf.engine, image, _command("sglang"), args + dist, port, gpus_per_pod, mounts, probes)
-        worker = _container(inf.engine, image, _command("sglang"), args + dist, port, gpus_per_pod, mounts, None)
+        leader = _container(inf.engine, image, _command("sglang"), args + dist, port, gpus_per_pod, mounts, probes,
+                            env, net)
+        worker = _container(inf.engine, image, _command("sglang"), args + dist, port, gpus_per_pod, mounts, None,
+                            env, net)
     else:
         if inf.engine == "vllm":
             args = args + ["--distributed-executor-backend", "ray"]
         leader = _container(inf.engine, image, ["/bin/sh", "-c", LEADER_SCRIPTS[inf.engine], inf.engine],
-                            args, port, gpus_per_pod, mounts, probes, env)
+                            args, port, gpus_per_pod, mounts, probes, env, net)
         worker = _container(inf.engine, image, ["/bin/sh", "-c", WORKER_SCRIPTS[inf.engine]],
-                            [], port, gpus_per_pod, mounts, None, env)
+                            [], port, gpus_per_pod, mounts, None, env, net)
     base = {"volumes": [mv["volume"], shm_vol], **_placement(site, inf, fit)}
     if mv["init"]:
         base["initContainers"] = mv["init"]
@@ -522,12 +823,17 @@ def _dynamo(site: Site, inf, fit, mv: dict, nodes: int, gpus_per_pod: int) -> li
     port = ENGINE_PORT["dynamo"]
     shm_vol, shm_mount = _shm()
     args = engine_args(inf, mv["path"], port)
+    env = engine_env(inf)
+    caps = rdma(site).get("capabilities")
 
     def worker(extra: list[str], replicas: int) -> dict:
-        pod = {"volumes": [mv["volume"], shm_vol],
-               "mainContainer": {"image": image, "command": ["python3", "-m", "dynamo.vllm"],
-                                 "args": args + extra, "volumeMounts": [mv["mount"], shm_mount]},
-               **_placement(site, inf, fit)}
+        main: dict = {"image": image, "command": ["python3", "-m", "dynamo.vllm"],
+                      "args": args + extra, "volumeMounts": [mv["mount"], shm_mount]}
+        if env:
+            main["env"] = env
+        if caps:  # the RDMA device itself: Dynamo's resources name GPUs only (see K8S006's hint)
+            main["securityContext"] = {"capabilities": {"add": list(caps)}}
+        pod = {"volumes": [mv["volume"], shm_vol], "mainContainer": main, **_placement(site, inf, fit)}
         if mv["init"]:
             pod["initContainers"] = mv["init"]
         svc = {"dynamoNamespace": inf.name, "componentType": "worker", "replicas": replicas,
@@ -566,7 +872,7 @@ def inference_deployments(site: Site) -> list[dict]:
         return []
     out = []
     for inf, fit in site.deployments_on("kubernetes"):
-        mv = model_volume(site, inf)
+        mv = model_volume(site, inf, fit)
         per_replica = inf.tensor_parallel * inf.pipeline_parallel
         per_node = fit.gpus_per_node or per_replica
         nodes = max(1, math.ceil(per_replica / per_node))
@@ -611,6 +917,9 @@ def build(site: Site) -> dict:
                              "values": network_operator_values(site),
                              "policy": nic_cluster_policy(site)},
         "helm_releases": helm_releases(site),
+        "kube_vip": kube_vip(site),
+        "cni": {"values": calico_values(site), "installation": calico_installation(site)},
+        "mpi_operator": mpi_operator(site),
         "inference": inference,
         "inference_namespace": INFERENCE_NS,
         "kueue": kube_tenancy.kueue_documents(site),  # kubernetes/kueue/queues.yaml

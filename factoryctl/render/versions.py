@@ -38,6 +38,8 @@ class Component:
     chart: str = ""  # Helm chart name
     repo: str = ""  # git repository built at the version
     pins: tuple[Pin, ...] = field(default_factory=tuple)
+    arches: tuple[str, ...] = ()  # CPU architectures the image is built for (empty: not recorded)
+    generations: tuple[str, ...] = ()  # GPU generations its build supports (empty: not recorded)
 
     @property
     def image_ref(self) -> str:
@@ -55,7 +57,7 @@ def components() -> dict[str, Component]:
             raise ValueError(f"{VERSIONS_FILE.name}: {name} needs a version (a string) and a source")
         pins = tuple(Pin(path, after) for p in c.get("pins", []) for path, after in p.items())
         out[name] = Component(name, c["version"], c["source"], c.get("image", ""), c.get("chart", ""),
-                              c.get("repo", ""), pins)
+                              c.get("repo", ""), pins, tuple(c.get("arches", ())), tuple(c.get("generations", ())))
     return out
 
 

@@ -584,6 +584,29 @@ def gpu_mig_capable(model: str | None) -> bool | None:
     return spec.vendor == "nvidia" and _family(spec) in MIG_FAMILIES
 
 
+# NVIDIA GPU architecture of each catalog family (NVIDIA data center GPU pages; the driver
+# branch and engine builds a GPU needs follow its architecture).
+GPU_GENERATIONS = {"A100": "ampere", "L40S": "ada", "H100": "hopper", "H200": "hopper", "GH200": "hopper",
+                   "B200": "blackwell", "B300": "blackwell", "GB200": "blackwell", "GB300": "blackwell"}
+
+
+def gpu_generation(model: str | None) -> str | None:
+    """ampere, ada, hopper or blackwell for an NVIDIA GPU of the catalog; None otherwise."""
+    spec = catalog.gpu(model) if model else None
+    if spec is None or spec.vendor != "nvidia":
+        return None
+    return GPU_GENERATIONS.get(_family(spec))
+
+
+def group_arch(ng) -> str | None:
+    """A node group's CPU architecture as Kubernetes labels it (kubernetes.io/arch: amd64,
+    arm64); None when the CPU is not in the catalog."""
+    spec = catalog.cpu(ng.hardware.cpu.model)
+    if spec is None:
+        return None
+    return {"x86_64": "amd64", "aarch64": "arm64"}[spec.arch]
+
+
 def gpu_native_precision(model: str | None, precision: str) -> bool | None:
     """Whether the GPU's tensor cores compute at `precision` (fp8: a catalog FP8 figure; fp4:
     Blackwell-class); None when the GPU is unknown. bf16/fp16/int8/int4 run on every catalog GPU."""

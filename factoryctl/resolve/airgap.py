@@ -97,6 +97,8 @@ def _internal(host: str, f: Factory) -> bool:
         return True
     s, m = f.sovereignty, f.site.mirrors
     declared = [*s.registries, *s.model_sources]
+    if f.kubernetes.helm_mirror:  # where the Helm binary comes from
+        declared.append(f.kubernetes.helm_mirror)
     if m is not None:
         declared += [*m.apt, *m.pypi, *m.containers, *m.helm, *getattr(m, "terraform", [])]
     return any(_under(host, _host_of(d)) for d in declared if _host_of(d))

@@ -200,16 +200,16 @@ def _ansible(tmp_path: Path, module: str, args: dict, extra: dict) -> subprocess
 
 @pytest.mark.ansible
 def test_containerd_mirror_is_a_toml_string(tmp_path):
-    """containerd's config gets the mirror as a TOML string whatever it holds (Ansible renders it)."""
-    dest = tmp_path / "config.toml"
+    """containerd's drop-in gets the mirror as a TOML string whatever it holds (Ansible renders it)."""
+    dest = tmp_path / "10-factoryctl.toml"
     hostile = 'registry.example"\n[plugins.x]\nevil = "1'
     r = _ansible(tmp_path, "ansible.builtin.template",
-                 {"src": str(ROLES_DIR / "kubernetes/templates/containerd-config.toml.j2"), "dest": str(dest)},
+                 {"src": str(ROLES_DIR / "kubernetes/templates/containerd-dropin.toml.j2"), "dest": str(dest)},
                  {"kubernetes_image_repository": hostile, "ansible_service_mgr": "systemd"})
     assert r.returncode == 0, r.stdout + r.stderr
     toml = tomllib.loads(dest.read_text())
-    cri = toml["plugins"]["io.containerd.grpc.v1.cri"]
-    assert cri["sandbox_image"] == hostile + "/pause:3.10"
+    images = toml["plugins"]["io.containerd.cri.v1.images"]
+    assert images["pinned_images"]["sandbox"] == hostile + "/pause:3.10"
     assert "x" not in toml["plugins"]
 
 

@@ -32,10 +32,11 @@ BLUEPRINTS = sorted(p.parent.name for p in (ROOT / "blueprints").glob("*/factory
 SOURCES = [ROOT / "blueprints" / b / "factory.yaml" for b in BLUEPRINTS] + [
     ROOT / "examples" / "lab.yaml", ROOT / "examples" / "reference" / "factory.yaml"]
 IDS = [f"blueprint-{b}" for b in BLUEPRINTS] + ["examples-lab", "examples-reference"]
-CRD_KINDS = {"DynamoGraphDeployment", "LeaderWorkerSet", "NicClusterPolicy", "MPIJob",  # MPIJob: kubernetes/bench/
-             "ClusterQueue", "LocalQueue", "ResourceFlavor"}  # Kueue: kubernetes/kueue/
+# MPIJob: kubernetes/bench/; Installation: Calico's operator (kubernetes/cni/); Kueue: kubernetes/kueue/
+CRD_KINDS = {"DynamoGraphDeployment", "LeaderWorkerSet", "NicClusterPolicy", "MPIJob", "Installation",
+             "ClusterQueue", "LocalQueue", "ResourceFlavor"}
 NOT_MANIFESTS = {"kubernetes/gpu-operator/values.yaml", "kubernetes/network-operator/values.yaml",
-                 "kubernetes/helm-releases.yaml"}
+                 "kubernetes/helm-releases.yaml", "kubernetes/cni/values.yaml"}
 
 
 def schema_version(declared: str) -> str:
@@ -165,7 +166,7 @@ def test_every_manifest_validates(source, rendered):
     for d in docs:
         if d["kind"] in CRD_KINDS:
             assert d["apiVersion"] in ("nvidia.com/v1alpha1", "leaderworkerset.x-k8s.io/v1", "mellanox.com/v1alpha1",
-                                    "kubeflow.org/v2beta1", "kueue.x-k8s.io/v1beta1")
+                                    "kubeflow.org/v2beta1", "kueue.x-k8s.io/v1beta1", "operator.tigera.io/v1")
             assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", d["metadata"]["name"])
 
 
@@ -372,7 +373,7 @@ def test_engines_layouts_and_model_sources(tmp_path):
     out = tmp_path / "build"
     c = render_to(write_doc(_variants_doc(), tmp_path / "factory.yaml"), out)
     docs = manifests(out)
-    assert set(validate_all(docs, schema_version(c.factory.kubernetes.version))) == {"DynamoGraphDeployment", "LeaderWorkerSet", "NicClusterPolicy", "MPIJob"}
+    assert set(validate_all(docs, schema_version(c.factory.kubernetes.version))) == {"DynamoGraphDeployment", "LeaderWorkerSet", "NicClusterPolicy", "MPIJob", "Installation"}
     by = {(d["kind"], d["metadata"]["name"]) for d in inference_docs(out)}
     assert ("Deployment", "v-pp") in by and ("LeaderWorkerSet", "v-multi") in by
     assert ("LeaderWorkerSet", "sg-multi") in by and ("LeaderWorkerSet", "ni-multi") in by
@@ -428,7 +429,7 @@ def test_hostile_text_is_inert(tmp_path):
     validate_all(docs, schema_version(c.factory.kubernetes.version))
     text = "".join(p.read_text() for p in (out / "kubernetes").rglob("*.yaml"))
     assert "49" not in text  # nothing was evaluated as a template
-    (dep,) = [d for d in docs if d["kind"] == "Deployment"]
+    (dep,) = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["namespace"] == "inference"]
     assert dep["metadata"]["annotations"]["factoryctl.io/model-source"] == inf["model_source"]
     spec = dep["spec"]["template"]["spec"]
     for container in spec["initContainers"] + spec["containers"]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from factoryctl.rules import REGISTRY
 from tests.helpers import assert_clean, assert_finding, by_code, check_doc, reference_doc
 
@@ -116,3 +118,93 @@ def test_k8s011_gpu_workers_without_operator(tmp_path):
     doc = reference_doc()
     del doc["kubernetes"]["gpu_operator"]
     assert_finding(check_doc(doc, tmp_path), "K8S011", "kubernetes", "warning")
+
+
+# --- control-plane endpoint, DCGM, Helm mirror, default images (issue 16) -----------------
+
+
+def test_k8s012_ha_control_plane_without_endpoint(tmp_path):
+    doc = reference_doc()
+    del doc["kubernetes"]["control_plane_endpoint"]
+    f = assert_finding(check_doc(doc, tmp_path), "K8S012", "kubernetes", "error")
+    assert "head01" in f.message and "control_plane_endpoint" in f.hint
+
+
+def test_k8s012_one_control_plane_needs_no_endpoint(tmp_path):
+    doc = reference_doc()
+    del doc["kubernetes"]["control_plane_endpoint"]
+    doc["nodes"][HEAD]["count"] = 1
+    assert "K8S012" not in by_code(check_doc(doc, tmp_path))
+
+
+@pytest.mark.parametrize(("address", "why"), [
+    ("10.30.0.5", "not in the management network"),
+    ("10.20.0.11", "management address of host head01"),
+    ("10.20.0.1", "gateway"),
+    ("10.20.0.255", "broadcast"),
+])
+def test_k8s013_endpoint_address(tmp_path, address, why):
+    doc = reference_doc()
+    doc["kubernetes"]["control_plane_endpoint"]["address"] = address
+    f = assert_finding(check_doc(doc, tmp_path), "K8S013", "kubernetes.control_plane_endpoint.address", "error")
+    assert why in f.message
+
+
+def test_k8s013_free_reserved_address_is_fine(tmp_path):
+    doc = reference_doc()
+    doc["kubernetes"]["control_plane_endpoint"] = {"address": "10.20.0.9", "provider": "external"}
+    assert "K8S013" not in by_code(check_doc(doc, tmp_path))
+
+
+def test_k8s014_host_and_operator_dcgm_exporters(tmp_path):
+    doc = reference_doc()
+    doc["kubernetes"]["gpu_operator"]["dcgm_exporter"] = True
+    f = assert_finding(check_doc(doc, tmp_path), "K8S014", "kubernetes.gpu_operator.dcgm_exporter", "warning")
+    assert "gpu" in f.message
+    doc["slurm"]["enabled"] = False  # no host exporter on Kubernetes-only GPU nodes
+    assert "K8S014" not in by_code(check_doc(doc, tmp_path))
+
+
+def test_k8s015_air_gapped_without_helm_mirror(tmp_path):
+    doc = reference_doc()
+    del doc["kubernetes"]["helm_mirror"]
+    assert_finding(check_doc(doc, tmp_path), "K8S015", "kubernetes", "warning")
+    doc["sovereignty"]["air_gapped"] = False
+    assert "K8S015" not in by_code(check_doc(doc, tmp_path))
+
+
+def _grace(doc: dict) -> dict:
+    gpu = doc["nodes"][GPU]["hardware"]
+    gpu["cpu"] = {"model": "Grace", "sockets": 2}
+    gpu["gpu"]["model"] = "GB300"
+    return doc
+
+
+def test_k8s016_default_vllm_image_on_arm64(tmp_path):
+    doc = _grace(reference_doc())
+    f = assert_finding(check_doc(doc, tmp_path), "K8S016", "inference[0].engine", "error")
+    assert "arm64" in f.message and "vllm/vllm-openai" in f.message
+    doc["inference"][0]["image"] = "registry.fra1.example.internal/nvidia/vllm:25.11-py3"
+    assert "K8S016" not in by_code(check_doc(doc, tmp_path))
+
+
+def test_k8s017_default_image_without_blackwell(tmp_path):
+    doc = reference_doc()
+    doc["nodes"][GPU]["hardware"]["gpu"]["model"] = "B200-SXM-180GB"
+    f = assert_finding(check_doc(doc, tmp_path), "K8S017", "inference[0].engine", "error")
+    assert "blackwell" in f.message
+    assert "K8S017" not in by_code(check_doc(reference_doc(), tmp_path))  # H100 is Hopper
+
+
+def test_blueprints_with_several_control_planes_declare_the_endpoint():
+    from pathlib import Path
+
+    from factoryctl.session import check
+
+    root = Path(__file__).resolve().parents[3] / "blueprints"
+    for path in sorted(root.glob("*/factory.yaml")):
+        c = check(path)
+        cps = [h for h in c.site.hosts if "kube-control-plane" in h.roles]
+        if c.factory.kubernetes.enabled and len(cps) > 1:
+            assert c.factory.kubernetes.control_plane_endpoint is not None, path.parent.name
+        assert not [f for f in c.findings if f.code.startswith("K8S") and f.severity.value == "error"], path

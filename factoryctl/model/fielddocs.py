@@ -259,9 +259,9 @@ FIELDS: dict[str, str] = {
     "NcclBench.step_factor": "Size multiplier between steps.",
     "GemmBench.dtype": "Data type of the matrices.",
     "GemmBench.size": "Side of the square matrices.",
-    "Thresholds.nccl_busbw_fraction": "Share of the expected bus bandwidth to pass.",
-    "Thresholds.gemm_fraction": "Share of peak TFLOPS to pass.",
-    "Thresholds.hbm_fraction": "Share of peak memory bandwidth to pass.",
+    "Thresholds.nccl_busbw_fraction": "Share of the bus bandwidth healthy hardware of that shape reaches, to pass.",
+    "Thresholds.gemm_fraction": "Share of the GEMM TFLOPS a healthy GPU of that model reaches, to pass.",
+    "Thresholds.hbm_fraction": "Share of the memory and host-copy bandwidth a healthy GPU reaches, to pass.",
     "Thresholds.warn_margin": "At or above the threshold but within this margin of it: warn.",
     # --- economics ---
     "Economics.currency": "ISO 4217 code of every price; sourced defaults apply only to USD.",

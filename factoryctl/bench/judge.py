@@ -260,7 +260,36 @@ def judge_fallback(doc: FallbackResult, ctxs: list[Context], th: Thresholds) -> 
         if ctx is not None:
             out += peer_outliers(name, _per_rank(
                 doc, lambda r, key=key: (c.gbps if (c := getattr(r, key)) else None)), "GB/s", exp, src)
+    out += judge_throttling(doc)
     out += _judge_sweep(doc, ctx, why, th)
+    return out
+
+
+# Throttle reasons seen while the sustained GEMM ran (NVML nvmlClocksThrottleReasons): these
+# mean the GPU is protecting itself (HW slowdown: thermal or power brake signal from the board;
+# NVIDIA DCGM and Azure's health checks flag them), so they fail; SW thermal slowdown warns;
+# SW power cap is a GPU working at its power limit under a full GEMM, recorded, not judged.
+THROTTLE_FAIL = ("hw_slowdown", "hw_thermal_slowdown", "hw_power_brake_slowdown")
+THROTTLE_WARN = ("sw_thermal_slowdown",)
+
+
+def judge_throttling(doc: FallbackResult) -> list[Measurement]:
+    out = []
+    for r in doc.ranks:
+        for dt, g in sorted(r.gemm.items()):
+            seen = ((g.clocks or {}).get("throttle_reasons") or {}) if g else {}
+            bad = [n for n in THROTTLE_FAIL if seen.get(n)]
+            meh = [n for n in THROTTLE_WARN if seen.get(n)]
+            if not bad and not meh:
+                continue
+            clk = (g.clocks or {}).get("sm_clock_mhz") or {}
+            n = (g.clocks or {}).get("samples") or 0
+            reasons = ", ".join(f"{x} in {seen[x]} of {n} samples" for x in bad + meh)
+            out.append(Measurement(
+                name=f"gemm.{dt}.throttle", value=clk.get("min"), unit="MHz (lowest SM clock)",
+                verdict="fail" if bad else "warn", result=doc.source, scope=_where(r),
+                reason=f"{_where(r)}: clocks throttled while the sustained {dt} GEMM ran: {reasons}"
+                       + (f"; SM clock {clk.get('min'):g}-{clk.get('max'):g} MHz" if clk else "")))
     return out
 
 

@@ -305,3 +305,22 @@ def test_cli_judge_nccl_json_report(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     (m,) = json.loads(res.stdout)["results"][0]["measurements"]
     assert m["verdict"] == "pass" and m["value"] == 478.9
+
+
+def test_throttling_during_the_sustained_gemm_is_named() -> None:
+    doc = h100_run()
+    clocks = {"source": "nvml", "samples": 20, "interval_s": 0.5,
+              "sm_clock_mhz": {"min": 1095.0, "median": 1755.0, "max": 1980.0},
+              "throttle_reasons": {"sw_power_cap": 20}}
+    for r in doc["ranks"]:
+        r["gemm"]["bf16"]["clocks"] = dict(clocks)
+    ms = judge_fallback(fallback.load(doc, "r.json"), H100, TH)
+    assert not [m for m in ms if m.name.endswith(".throttle")]  # power cap under GEMM: normal
+    doc["ranks"][4]["gemm"]["bf16"]["clocks"] = clocks | {
+        "throttle_reasons": {"sw_power_cap": 20, "hw_power_brake_slowdown": 6}}
+    doc["ranks"][1]["gemm"]["bf16"]["clocks"] = clocks | {"throttle_reasons": {"sw_thermal_slowdown": 2}}
+    ms = {(m.name, m.scope): m for m in judge_fallback(fallback.load(doc, "r.json"), H100, TH)}
+    brake = ms[("gemm.bf16.throttle", "rank 4 on gpu01 cuda:4")]
+    assert brake.verdict == "fail" and "hw_power_brake_slowdown in 6 of 20 samples" in brake.reason
+    assert brake.value == 1095.0
+    assert ms[("gemm.bf16.throttle", "rank 1 on gpu01 cuda:1")].verdict == "warn"

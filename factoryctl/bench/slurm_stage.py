@@ -69,6 +69,8 @@ class Plan:
     max_bytes: str
     step_factor: int
     gemm_dtype: str
+    gemm_size: int = 8192
+    hbm: bool = True
 
 
 def plan(factory, site, partition: str | None = None, nodes: int | None = None) -> Plan | str:
@@ -97,7 +99,17 @@ def plan(factory, site, partition: str | None = None, nodes: int | None = None) 
     nccl = b.nccl
     return Plan(submit, p.name, chosen, gpus, list(nccl.collectives) if nccl else ["all_reduce"],
                 str(nccl.min_bytes) if nccl else "8M", str(nccl.max_bytes) if nccl else "8G",
-                nccl.step_factor if nccl else 2, b.gemm.dtype if b.gemm else "bf16")
+                nccl.step_factor if nccl else 2, b.gemm.dtype if b.gemm else "bf16",
+                b.gemm.size if b.gemm else 8192, b.hbm)
+
+
+def gpu_worker_args(p: Plan) -> list[str]:
+    """The built-in worker's options on GPU nodes, from verify.benchmarks: the GEMM dtype and
+    size, the all_reduce sweep (nccl.min_bytes..max_bytes by step_factor), and the memory copy
+    only when benchmarks.hbm is true."""
+    tests = ["gemm", *(["hbm"] if p.hbm else []), "host", "all_reduce"]
+    return ["--tests", ",".join(tests), "--dtypes", p.gemm_dtype, "--gemm-size", str(p.gemm_size),
+            "--min-bytes", p.min_bytes, "--max-bytes", p.max_bytes, "--step-factor", str(p.step_factor)]
 
 
 def worker_tar() -> tuple[str, str]:
@@ -211,6 +223,16 @@ def _nccl_tests(p: Plan, run: Exec, wrap: str, minutes: int, ctxs, th, say) -> B
     return res
 
 
+def read_result(run: Exec, nodes: list[str], path: str) -> dict | None:
+    """Rank 0's document from the node it ran on (the first node that has the file), removed
+    once read."""
+    for host in nodes:
+        got = run(host, f"cat {shlex.quote(path)} 2>/dev/null && rm -f {shlex.quote(path)}")
+        if got.rc == 0 and (doc := json_document(got.stdout)) is not None:
+            return doc
+    return None
+
+
 def _builtin(p: Plan, run: Exec, wrap: str, minutes: int, mode: str, ctxs, th, say, root: str) -> BenchResult:
     res = BenchResult(path=f"built-in ({mode}{', tcp' if mode == 'cpu' else ''})", scheduler="slurm",
                       hosts=p.nodes)
@@ -220,15 +242,19 @@ def _builtin(p: Plan, run: Exec, wrap: str, minutes: int, mode: str, ctxs, th, s
         res.errors += errors
         return res
     per_node = p.gpus_per_node if mode == "gpu" else 1
-    args = CPU_ARGS if mode == "cpu" else ["--dtypes", p.gemm_dtype, "--min-bytes", "1M", "--max-bytes", p.max_bytes]
+    # Rank 0 writes its document to a file of its own on its node (srun merges every rank's
+    # stdout, and NCCL prints its warnings there); the stage reads it back from that node.
+    result_file = f"{folder}/result-{time.time_ns()}.json"
+    args = [*(CPU_ARGS if mode == "cpu" else gpu_worker_args(p)), "--out", result_file]
     cmd = (f"cd {folder} && PYTHONPATH={folder} {wrap} {_srun(p, per_node, mode == 'gpu', minutes)} "
            f"python3 -m factoryctl.bench.fallback_worker --mode {mode} {shlex.join(args)}")
     res.commands.append(cmd)
     say(f"benchmark: built-in {mode} worker on {len(p.nodes)} node(s) of partition {p.partition} through srun")
     out = run(p.submit, cmd)
-    doc = json_document(out.stdout)
+    doc = read_result(run, p.nodes, result_file)
     if doc is None:
-        res.errors.append(f"the worker gave no result (exit {out.rc}): {(out.stderr or out.stdout).strip()[-400:]}")
+        res.errors.append(f"the worker gave no result (exit {out.rc}; rank 0 wrote no {result_file} on "
+                          f"{', '.join(p.nodes)}): {(out.stderr or out.stdout).strip()[-400:]}")
         return res
     result = load_worker(res, doc, f"srun fallback_worker --mode {mode} ({len(p.nodes)} nodes)")
     if result is None:

@@ -93,7 +93,8 @@ def _settings(site: Site) -> dict:
     n = b.nccl
     return {"collectives": list(n.collectives) if n else ["all_reduce"],
             "min_bytes": str(n.min_bytes) if n else "8M", "max_bytes": str(n.max_bytes) if n else "8G",
-            "step_factor": n.step_factor if n else 2, "dtype": b.gemm.dtype if b.gemm else "bf16"}
+            "step_factor": n.step_factor if n else 2, "dtype": b.gemm.dtype if b.gemm else "bf16",
+            "gemm_size": b.gemm.size if b.gemm else 8192, "hbm": b.hbm}
 
 
 def nccl_command(collective: str, nodes: int, gpus: int, s: dict) -> list[str]:
@@ -161,7 +162,10 @@ def fallback_docs(site: Site, nodes: int | None = None) -> list[dict]:
     args = ["--nnodes", str(n), "--nproc-per-node", str(gpus), "--node-rank", "$(JOB_COMPLETION_INDEX)",
             "--master-addr", f"{FALLBACK_JOB}-0.{FALLBACK_JOB}", "--master-port", str(MASTER_PORT),
             "-m", "factoryctl.bench.fallback_worker", "--mode", "gpu",
-            "--dtypes", literal(s["dtype"]), "--min-bytes", "1M", "--max-bytes", literal(s["max_bytes"])]
+            "--tests", ",".join(["gemm", *(["hbm"] if s["hbm"] else []), "host", "all_reduce"]),
+            "--dtypes", literal(s["dtype"]), "--gemm-size", str(s["gemm_size"]),
+            "--min-bytes", literal(s["min_bytes"]), "--max-bytes", literal(s["max_bytes"]),
+            "--step-factor", str(s["step_factor"])]
     container = {"name": "worker", "image": mirrored(PYTORCH_IMAGE, airgap_registry(site)),
                  "command": ["torchrun"], "args": args,
                  "env": [{"name": "PYTHONPATH", "value": WORKER_ROOT}],

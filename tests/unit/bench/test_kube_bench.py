@@ -73,6 +73,17 @@ def test_fallback_job_validates_and_ranks_from_the_completion_index(tmp_path):
     assert ctr["image"].startswith(reg + "/")  # air-gapped: the site's registry only
 
 
+def test_fallback_job_passes_the_benchmark_settings(tmp_path):
+    # the old Job passed --min-bytes 1M whatever verify.benchmarks.nccl said, and no GEMM size
+    c = _factory(tmp_path, min_bytes="64M", max_bytes="2G", step_factor=4)
+    (ctr,) = _bench_files(c, tmp_path)["fallback-job.yaml"][2]["spec"]["template"]["spec"]["containers"]
+    args = ctr["args"]
+    opts = dict(zip(args[args.index("--mode"):][::2], args[args.index("--mode"):][1::2], strict=True))
+    assert opts["--min-bytes"] == "64M" and opts["--max-bytes"] == "2G" and opts["--step-factor"] == "4"
+    assert opts["--gemm-size"] == "8192" and opts["--dtypes"] == "bf16"
+    assert opts["--tests"] == "gemm,hbm,host,all_reduce"
+
+
 def test_mpijob_structure_follows_the_model(tmp_path):
     c = _factory(tmp_path, collectives=["all_reduce", "alltoall"], min_bytes="1M", max_bytes="2G", step_factor=4)
     docs = _bench_files(c, tmp_path)["nccl-tests.yaml"]

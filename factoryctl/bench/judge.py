@@ -36,7 +36,7 @@ Verdict = Literal["pass", "warn", "fail", "skip"]
 # model sit within a few percent of each other; 10 % is the margin issue 15 asks for, and the
 # tolerance nccl-tests itself applies to NCCL_TESTS_MIN_BW (fail below 0.9 x the given value).
 PEER_MARGIN = 0.10
-PEER_MIN = 3  # fewer peers than this: no median to speak of (two cannot say which is slow)
+PEER_MIN = 2  # members; each is compared with the median of the others
 VERDICTS: tuple[Verdict, ...] = ("fail", "warn", "pass", "skip")  # worst first
 
 
@@ -85,18 +85,15 @@ def compare(name: str, value: float | None, unit: str, exp: Expectation | None, 
 
 def peer_outliers(name: str, values: list[tuple[str, float]], unit: str, exp: Expectation | None,
                   result: str = "", margin: float = PEER_MARGIN, what: str = "GPUs") -> list[Measurement]:
-    """Each member more than `margin` below the median of all members, as a Measurement named
-    `<name>.outlier` (where: "rank 3 on gpu02 cuda:3", "node gpu02"). Fails when it is also
-    below the expectation (or none is known), warns when it still reaches it."""
+    """Each member more than `margin` below the median of its peers (the other members), as a
+    Measurement named `<name>.outlier` (where: "rank 3 on gpu02 cuda:3", "node gpu02"). Fails
+    when it is also below the expectation (or none is known), warns when it still reaches it."""
     if len(values) < PEER_MIN:
         return []
-    med = statistics.median(v for _, v in values)
-    if med <= 0:
-        return []
     out = []
-    for where, val in values:
-        frac = val / med
-        if frac >= 1 - margin:
+    for i, (where, val) in enumerate(values):
+        med = statistics.median(v for j, (_, v) in enumerate(values) if j != i)
+        if med <= 0 or (frac := val / med) >= 1 - margin:
             continue
         floor = exp.value if exp is not None and exp.value is not None else None
         below = floor is None or val < floor
@@ -106,10 +103,10 @@ def peer_outliers(name: str, values: list[tuple[str, float]], unit: str, exp: Ex
         out.append(Measurement(
             name=f"{name}.outlier", value=round(val, 3), unit=unit, expected=round(med, 3),
             fraction=round(frac, 4), verdict="fail" if below else "warn", result=result,
-            threshold=round(1 - margin, 4), scope=f"{where} against the median of {len(values)} {what}",
+            threshold=round(1 - margin, 4), scope=f"{where} against the median of {len(values) - 1} {what}",
             source=exp.source if exp is not None else "",
             reason=(f"{where}: {val:.4g} {unit} is {1 - frac:.0%} below the median {med:.4g} of "
-                    f"its {len(values)} peers (margin {margin:.0%}); {vs}")))
+                    f"its {len(values) - 1} peers (margin {margin:.0%}); {vs}")))
     return out
 
 

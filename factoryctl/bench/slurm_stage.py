@@ -220,7 +220,76 @@ def _nccl_tests(p: Plan, run: Exec, wrap: str, minutes: int, ctxs, th, say) -> B
             res.errors.append(f"{coll}_perf exited {out.rc}: {(out.stderr or out.stdout).strip()[-300:]}")
             continue
         record_nccl(res, parsed, ctxs, th, coll, p.gpus_per_node, len(p.nodes))
+    if len(p.nodes) >= 2:
+        localise_nodes(p, run, wrap, minutes, ctxs, th, say, res)
     return res
+
+
+LOCALISE_ENV = "ALL,NCCL_DEBUG=INFO,NCCL_DEBUG_SUBSYS=INIT,NET"  # INFO names the NICs each rank uses
+
+
+def localise_script(p: Plan, jobs: list[tuple[str, str, list[str]]], collective: str, wrap: str,
+                    minutes: int) -> str:
+    """A bash script for the submit host: one Slurm job per (kind, key, nodes) in `jobs`, all
+    at once (each on its own nodes), each writing its own log; after `wait`, every log behind
+    its localise.marker()."""
+    from .localise import marker
+
+    size = shlex.quote(p.max_bytes)
+    binary = f"{NCCL_TESTS_DIR}/{collective}_perf"
+    lines = ["set -u", 'dir=$(mktemp -d "${TMPDIR:-/tmp}/factoryctl-localise.XXXXXX") || exit 1',
+             "trap 'rm -rf \"$dir\"' EXIT", "cd /tmp || exit 1"]
+    for i, (_, _, nodes) in enumerate(jobs):
+        argv = ["srun", "-p", p.partition, "-N", str(len(nodes)), "-w", ",".join(nodes),
+                f"--ntasks-per-node={p.gpus_per_node}", f"--gpus-per-node={p.gpus_per_node}",
+                "--job-name=factoryctl-localise", "-t", str(minutes), f"--export={LOCALISE_ENV}"]
+        lines.append(f'{wrap} {shlex.join(argv)} {binary} -b {size} -e {size} -f 2 -g 1 '
+                     f'> "$dir/{i}.log" 2>&1 &')
+    lines.append("wait")
+    for i, (kind, key, _) in enumerate(jobs):
+        lines += [f"echo {shlex.quote(marker(kind, key))}", f'cat "$dir/{i}.log"']
+    return "\n".join(lines) + "\n"
+
+
+def localise_nodes(p: Plan, run: Exec, wrap: str, minutes: int, ctxs, th, say, res: BenchResult) -> None:
+    """bench/localise.py's rounds through Slurm: every node alone (all at once), the ring of
+    pairs (disjoint pairs at once), then bisection of the slow pairs it leaves unexplained."""
+    from . import localise as loc
+
+    coll = "all_reduce" if "all_reduce" in p.collectives else p.collectives[0]
+    ports = max((c.nic_ports for c in ctxs), default=0)
+    src = f"localisation ({coll}, {p.max_bytes})"
+
+    def go(jobs: list[tuple[str, str, list[str]]]) -> str:
+        script = localise_script(p, jobs, coll, wrap, minutes)
+        cmd = f"bash -c {shlex.quote(script)}"
+        res.commands.append(cmd)
+        out = run(p.submit, cmd)
+        if out.error:
+            res.errors.append(f"{p.submit}: localisation could not run: {out.error}")
+        return out.stdout
+
+    say(f"benchmark: {coll} on each of {len(p.nodes)} node(s) at once")
+    nodes = loc.judge_nodes(go([("node", n, [n]) for n in p.nodes]), ctxs, th, coll, p.gpus_per_node, src)
+    text = ""
+    for rnd in loc.rounds(loc.ring_pairs(p.nodes)):
+        say(f"benchmark: {coll} on node pairs {', '.join(a + '+' + b for a, b in rnd)}")
+        text += go([("pair", f"{a},{b}", [a, b]) for a, b in rnd])
+    pairs = loc.judge_pairs(text, p.nodes, ctxs, th, coll, p.gpus_per_node, ports, src)
+    bisect = loc.Localisation()
+    if pairs.bisect:
+        text = ""
+        for rnd in loc.rounds(pairs.bisect):
+            say(f"benchmark: bisecting {', '.join(a + ' with known-good ' + b for a, b in rnd)}")
+            text += go([("pair", f"{a},{b}", [a, b]) for a, b in rnd])
+        bisect = loc.judge_bisection(text, ctxs, th, coll, p.gpus_per_node, src)
+    suspects = {**bisect.suspects, **pairs.suspects, **nodes.suspects}
+    for part in (nodes, pairs, bisect):
+        res.measurements += [m.to_dict() for m in part.measurements]
+    res.measurements += [m.to_dict() for m in loc.suspect_measurements(suspects, src)]
+    res.localisation = {"collective": coll, "size": p.max_bytes, "nodes": p.nodes,
+                        "suspects": suspects, "slow_pairs": [list(x) for x in pairs.slow_pairs],
+                        "bisect": [list(x) for x in pairs.bisect]}
 
 
 def read_result(run: Exec, nodes: list[str], path: str) -> dict | None:

@@ -138,8 +138,11 @@ def test_pilot_runs_nccl_tests_per_collective_when_installed() -> None:
     site = FakeSite(Out(0, log, ""), nccl_tests=True)
     res = _stage(PILOT, site)
     assert res.path == "nccl-tests" and res.errors == []
-    cmds = [c for _, c in site.sruns()]
+    cmds = [c for _, c in site.sruns() if "factoryctl-localise" not in c]
     assert len(cmds) == 2
+    # then localisation: the 4 nodes alone at once, the ring of pairs in two rounds
+    local = [c for _, c in site.sruns() if "factoryctl-localise" in c]
+    assert len(local) == 3 and local[0].count("factoryctl-bench node=") == 4
     assert "srun -p gpu -N 4 -w gpu01,gpu02,gpu03,gpu04 --ntasks-per-node=8" in cmds[0]
     assert "--gpus-per-node=8 /opt/nccl-tests/build/all_reduce_perf -b 8M -e 8G -f 2 -g 1" in cmds[0]
     assert "/opt/nccl-tests/build/all_gather_perf" in cmds[1]

@@ -226,3 +226,25 @@ def suspect_measurements(suspects: dict[str, str], source: str) -> list[Measurem
     return [Measurement(name="localise.node", value=None, unit="", verdict="fail", result=source,
                         scope=f"node {host}", reason=why)
             for host, why in sorted(suspects.items())]
+
+
+def judge_log(text: str, ctxs: list[Context], th: Thresholds, source: str = "<localisation>") -> list[Measurement]:
+    """A recorded localisation log (node and/or pair sections, as the stage prints them):
+    every figure judged and the slow hosts named. The collective and ranks per node are read
+    from the first run's log."""
+    secs = sections(text)
+    first = parse_text(secs[0][2], source=source) if secs else None
+    coll = (first.collective if first else None) or "all_reduce"
+    hosts = {d.host for d in first.devices} if first else set()
+    per_node = max(1, (first.ranks or 0) // max(1, len(hosts))) if first and first.ranks else (
+        ctxs[0].gpus_per_node if ctxs else 8)
+    nodes: list[str] = []
+    for kind, key, _ in secs:
+        for n in key.split(",") if kind == "pair" else [key]:
+            if n not in nodes:
+                nodes.append(n)
+    ports = max((c.nic_ports for c in ctxs), default=0)
+    found = judge_nodes(text, ctxs, th, coll, per_node, source)
+    pairs = judge_pairs(text, nodes, ctxs, th, coll, per_node, ports, source)
+    suspects = {**pairs.suspects, **found.suspects}
+    return found.measurements + pairs.measurements + suspect_measurements(suspects, source)

@@ -167,7 +167,7 @@ def expect_cmd(
 
 
 def _judge_file(path: Path, ctxs, th):
-    from ..bench import fallback
+    from ..bench import fallback, localise
     from ..bench.judge import Measurement, judge_fallback, judge_nccl
     from ..bench.nccl_parse import MAX_LOG_BYTES, parse_json, parse_text
     from ..files import read_text
@@ -191,6 +191,8 @@ def _judge_file(path: Path, ctxs, th):
                                                 result=str(path), reason=str(exc))]
             return "fallback", judge_fallback(doc, ctxs, th)
         return "nccl-tests", judge_nccl(parse_json(data, source=str(path)), ctxs, th)
+    if localise.MARK.search(text):
+        return "localisation", localise.judge_log(text, ctxs, th, source=str(path))
     return "nccl-tests", judge_nccl(parse_text(text, source=str(path)), ctxs, th)
 
 
@@ -250,13 +252,17 @@ def judge_cmd(
 
 
 def _local_gpus() -> int:
+    """GPUs this process may use, counted by torch in a child (torch.cuda.device_count() honours
+    CUDA_VISIBLE_DEVICES; nvidia-smi -L lists every GPU of the machine)."""
     import subprocess
+    import sys
 
     try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.SubprocessError):
+        out = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
+                             capture_output=True, text=True, timeout=120, check=False)
+        return max(1, int(out.stdout.strip() or 0))
+    except (OSError, subprocess.SubprocessError, ValueError):
         return 1
-    return max(1, sum(1 for line in out.stdout.splitlines() if line.startswith("GPU ")))
 
 
 class Mode(StrEnum):
@@ -268,7 +274,7 @@ class Mode(StrEnum):
 def run_local_cmd(
     mode: Mode = typer.Option(Mode.cpu, "--mode", help="cpu: gloo on CPU tensors (lab); gpu: NCCL, one rank per GPU."),
     world_size: int | None = typer.Option(None, "--world-size", "-n", min=1,
-                                          help="Ranks to start (cpu: 2; gpu: every GPU nvidia-smi lists)."),
+                                          help="Ranks to start (cpu: 2; gpu: every GPU torch sees, CUDA_VISIBLE_DEVICES honoured)."),
     tests: str | None = typer.Option(None, "--tests", help="Comma list of gemm, hbm, host, all_reduce."),
     dtypes: str | None = typer.Option(None, "--dtypes", help="GEMM dtypes (gpu: bf16,fp16,fp8; cpu: fp32)."),
     min_bytes: str | None = typer.Option(None, "--min-bytes", help="all_reduce sweep start (gpu 1M, cpu 32K)."),

@@ -4,18 +4,23 @@ nccl-tests logs (tests/fixtures/nccl), scaled for the node made slow."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from factoryctl import catalog
 from factoryctl.bench import localise as loc
 from factoryctl.bench import slurm_stage as bench
 from factoryctl.bench.expect import Context
 from factoryctl.bench.slurm_stage import Out
+from factoryctl.cli import bench as cli_bench
+from factoryctl.cli.bench import app
 from factoryctl.model.verify import Thresholds
 from factoryctl.session import check
+from tests.helpers import reference_doc, write_doc
 
 ROOT = Path(__file__).resolve().parents[3]
 FIX = ROOT / "tests" / "fixtures" / "nccl"
@@ -237,3 +242,33 @@ def test_bench_result_carries_the_localisation(size, tmp_path: Path) -> None:
     run, _ = local_site(tmp_path, slow="gpu01")
     d = stage(run).to_dict()
     assert d["localisation"]["size"] == size and "gpu01" in d["localisation"]["suspects"]
+
+
+# --- bench judge on a recorded localisation log -----------------------------------------------
+
+
+def test_cli_judge_names_the_slow_node_of_the_recorded_log(tmp_path: Path) -> None:
+    doc = reference_doc()
+    doc["nodes"][1]["count"] = 2
+    f = write_doc(doc, tmp_path / "factory.yaml")
+    log = FIX / "h100-2n-localise-slow-node-synthetic.log"
+    res = CliRunner().invoke(app, ["judge", "--format", "json", str(f), str(log)])
+    assert res.exit_code == 1, res.output
+    (r,) = json.loads(res.stdout)["results"]
+    assert r["kind"] == "localisation" and r["verdict"] == "fail"
+    named = [m for m in r["measurements"] if m["name"] == "localise.node"]
+    assert [m["scope"] for m in named] == ["node node006"]
+    text = CliRunner().invoke(app, ["judge", str(f), str(log)])
+    assert "node006" in text.output and "Traceback" not in text.output
+
+
+def test_run_local_counts_gpus_with_torch(monkeypatch) -> None:
+    seen = {}
+
+    def fake_run(argv, **kw):
+        seen["argv"] = argv
+        return subprocess.CompletedProcess(argv, 0, "4\n", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    assert cli_bench._local_gpus() == 4
+    assert "torch.cuda.device_count()" in seen["argv"][-1] and "nvidia-smi" not in seen["argv"]

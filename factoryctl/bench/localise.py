@@ -102,18 +102,24 @@ class Localisation:
 
 
 def _judge_runs(runs: dict[str, NcclResult], label: str, ctxs: list[Context], th: Thresholds,
-                collective: str, per_node: int, nodes: int, what: str, source: str) -> list[Measurement]:
-    """Each run against the expectation of its shape, then each against its peers."""
+                collective: str, per_node: int, nodes: int, what: str,
+                source: str) -> tuple[list[Measurement], dict[str, str]]:
+    """Each run against the expectation of its shape, then each against its peers: the
+    measurements, and the runs (section keys) that failed with the first reason."""
     out: list[Measurement] = []
+    failed: dict[str, str] = {}
     name = f"nccl.{collective}.busbw.{label}"
     values: list[tuple[str, float]] = []
+    keys: dict[str, str] = {}  # where -> section key
     exp = None
     for key, res in runs.items():
         where = f"{label} {key.replace(',', '+')}"
+        keys[where] = key
         if res.status != "ok" or not res.rows:
             first = res.errors[0] if res.errors else res.status
             out.append(Measurement(name=name, value=None, unit="GB/s", verdict="fail", result=source,
                                    scope=where, reason=f"{where}: the run gave no result: {first}"))
+            failed.setdefault(key, out[-1].reason)
             continue
         gpu = next((d.gpu for d in res.devices if d.gpu), None)
         ctx, why = pick_context(ctxs, gpu)
@@ -128,11 +134,15 @@ def _judge_runs(runs: dict[str, NcclResult], label: str, ctxs: list[Context], th
                     note=f"{at}{'; ' + why if why else ''}")
         out.append(m.model_copy(update={"scope": f"{where} ({m.scope})" if m.scope else where,
                                         "reason": f"{where}: {m.reason}"}))
+        if m.verdict == "fail":
+            failed.setdefault(key, out[-1].reason)
         if value is not None:
             values.append((where, value))
-    out += [m.model_copy(update={"result": source}) for m in
-            peer_outliers(name, values, "GB/s", exp, source, what=what)]
-    return out
+    for m in peer_outliers(name, values, "GB/s", exp, source, what=what):
+        out.append(m)
+        if m.verdict == "fail":  # scope: "<where> against the median of ..."
+            failed.setdefault(keys[m.scope.split(" against ")[0]], m.reason)
+    return out, failed
 
 
 def judge_nodes(text: str, ctxs: list[Context], th: Thresholds, collective: str, per_node: int,
@@ -141,12 +151,8 @@ def judge_nodes(text: str, ctxs: list[Context], th: Thresholds, collective: str,
     named."""
     runs = {key: parse_text(body, source=f"{source}: node {key}")
             for kind, key, body in sections(text) if kind == "node"}
-    loc = Localisation(_judge_runs(runs, "node", ctxs, th, collective, per_node, 1, "nodes", source))
-    for m in loc.measurements:
-        if m.verdict == "fail":
-            host = m.scope.split()[1]
-            loc.suspects.setdefault(host, m.reason)
-    return loc
+    ms, failed = _judge_runs(runs, "node", ctxs, th, collective, per_node, 1, "nodes", source)
+    return Localisation(ms, suspects=failed)
 
 
 def judge_pairs(text: str, nodes: list[str], ctxs: list[Context], th: Thresholds, collective: str,
@@ -160,13 +166,12 @@ def judge_pairs(text: str, nodes: list[str], ctxs: list[Context], th: Thresholds
             runs[key] = parse_text(body, source=f"{source}: pair {key}")
             for host, devs in rails_in_use(body).items():
                 rails.setdefault(host, set()).update(devs)
-    loc = Localisation(_judge_runs(runs, "pair", ctxs, th, collective, per_node, 2, "pairs", source))
-    slow = {m.scope.split()[1] for m in loc.measurements if m.verdict == "fail"}
-    loc.slow_pairs = [tuple(k.split(",")) for k in runs if k.replace(",", "+") in slow]  # type: ignore[misc]
-    loc.measurements += judge_rails(rails, declared_ports, source)
-    for m in loc.measurements:
-        if m.name == "nccl.rails" and m.verdict == "fail":
-            loc.suspects.setdefault(m.scope.split()[1], m.reason)
+    ms, failed = _judge_runs(runs, "pair", ctxs, th, collective, per_node, 2, "pairs", source)
+    loc = Localisation(ms)
+    loc.slow_pairs = [(a, b) for a, _, b in (k.partition(",") for k in runs if k in failed)]
+    for host, m in judge_rails(rails, declared_ports, source):
+        loc.measurements.append(m)
+        loc.suspects.setdefault(host, m.reason)
     count: dict[str, list[str]] = {}
     for a, b in loc.slow_pairs:
         for n in (a, b):
@@ -187,9 +192,9 @@ def judge_pairs(text: str, nodes: list[str], ctxs: list[Context], th: Thresholds
     return loc
 
 
-def judge_rails(rails: dict[str, set[str]], declared: int, source: str) -> list[Measurement]:
-    """A host that uses fewer NICs than its peers (or than the factory declares) is named,
-    with the NICs its peers use and it does not."""
+def judge_rails(rails: dict[str, set[str]], declared: int, source: str) -> list[tuple[str, Measurement]]:
+    """(host, finding) for each host that uses fewer NICs than its peers (or than the factory
+    declares), with the NICs its peers use and it does not."""
     if not rails:
         return []
     union = set().union(*rails.values())
@@ -199,12 +204,12 @@ def judge_rails(rails: dict[str, set[str]], declared: int, source: str) -> list[
         if len(devs) >= want:
             continue
         missing = sorted(union - devs)
-        out.append(Measurement(
+        out.append((host, Measurement(
             name="nccl.rails", value=float(len(devs)), unit="NICs in use", expected=float(want),
             verdict="fail", result=source, scope=f"host {host}",
             reason=(f"host {host}: NCCL uses {len(devs)} of {want} NICs"
                     + (f"; missing {', '.join(missing)} (its peers use them)" if missing else "")
-                    + " (NCCL_DEBUG=INFO 'NET/IB : Using' lines): a rail is down or not given to NCCL")))
+                    + " (NCCL_DEBUG=INFO 'NET/IB : Using' lines): a rail is down or not given to NCCL"))))
     return out
 
 
@@ -213,11 +218,11 @@ def judge_bisection(text: str, ctxs: list[Context], th: Thresholds, collective: 
     """Each suspect paired with a known-good node: a slow pair names the suspect."""
     runs = {key: parse_text(body, source=f"{source}: pair {key}")
             for kind, key, body in sections(text) if kind == "pair"}
-    loc = Localisation(_judge_runs(runs, "bisect", ctxs, th, collective, per_node, 2, "pairs", source))
-    for m in loc.measurements:
-        if m.verdict == "fail" and not m.name.endswith(".outlier"):
-            suspect, good = m.scope.split()[1].split("+")
-            loc.suspects[suspect] = f"{suspect}: slow when paired with the known-good {good}: {m.reason}"
+    ms, failed = _judge_runs(runs, "bisect", ctxs, th, collective, per_node, 2, "pairs", source)
+    loc = Localisation(ms)
+    for key, why in failed.items():
+        suspect, _, good = key.partition(",")
+        loc.suspects[suspect] = f"{suspect}: slow when paired with the known-good {good}: {why}"
     return loc
 
 

@@ -24,6 +24,7 @@ is such a log.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..model.verify import Thresholds
@@ -39,6 +40,7 @@ NET_USING = re.compile(r"^(?:\s*\d+:\s*)?(?P<host>[^\s:]+):\d+:\d+ \[\d+\] NCCL 
 NET_DEV = re.compile(r"\[\d+\]([^\s/]+)/(?:IB|RoCE)")
 
 Pair = tuple[str, str]
+Job = tuple[str, str, list[str]]  # (kind node|pair, section key, hosts)
 
 
 def marker(kind: str, key: str) -> str:
@@ -253,3 +255,31 @@ def judge_log(text: str, ctxs: list[Context], th: Thresholds, source: str = "<lo
     pairs = judge_pairs(text, nodes, ctxs, th, coll, per_node, ports, source)
     suspects = {**pairs.suspects, **found.suspects}
     return found.measurements + pairs.measurements + suspect_measurements(suspects, source)
+
+
+def run_rounds(nodes: list[str], go: Callable[[list[Job]], str], ctxs: list[Context], th: Thresholds,
+               collective: str, per_node: int, source: str,
+               say: Callable[[str], None] = lambda _m: None) -> tuple[list[Measurement], dict]:
+    """The three rounds through a scheduler: `go` runs a list of jobs at once and returns their
+    logs, each behind its marker(). Returns the measurements (the hosts named last, as
+    `localise.node`) and the summary bench.json keeps under `localisation`."""
+    ports = max((c.nic_ports for c in ctxs), default=0)
+    say(f"benchmark: {collective} on each of {len(nodes)} node(s) at once")
+    alone = judge_nodes(go([("node", n, [n]) for n in nodes]), ctxs, th, collective, per_node, source)
+    text = ""
+    for rnd in rounds(ring_pairs(nodes)):
+        say(f"benchmark: {collective} on node pairs {', '.join(a + '+' + b for a, b in rnd)}")
+        text += go([("pair", f"{a},{b}", [a, b]) for a, b in rnd])
+    pairs = judge_pairs(text, nodes, ctxs, th, collective, per_node, ports, source)
+    bisect = Localisation()
+    if pairs.bisect:
+        text = ""
+        for rnd in rounds(pairs.bisect):
+            say(f"benchmark: bisecting {', '.join(a + ' with known-good ' + b for a, b in rnd)}")
+            text += go([("pair", f"{a},{b}", [a, b]) for a, b in rnd])
+        bisect = judge_bisection(text, ctxs, th, collective, per_node, source)
+    suspects = {**bisect.suspects, **pairs.suspects, **alone.suspects}
+    ms = alone.measurements + pairs.measurements + bisect.measurements
+    return ms + suspect_measurements(suspects, source), {
+        "collective": collective, "nodes": nodes, "suspects": suspects,
+        "slow_pairs": [list(x) for x in pairs.slow_pairs], "bisect": [list(x) for x in pairs.bisect]}

@@ -252,44 +252,23 @@ def localise_script(p: Plan, jobs: list[tuple[str, str, list[str]]], collective:
 
 
 def localise_nodes(p: Plan, run: Exec, wrap: str, minutes: int, ctxs, th, say, res: BenchResult) -> None:
-    """bench/localise.py's rounds through Slurm: every node alone (all at once), the ring of
-    pairs (disjoint pairs at once), then bisection of the slow pairs it leaves unexplained."""
+    """bench/localise.py's rounds through Slurm, each round one script on the submit host."""
     from . import localise as loc
 
     coll = "all_reduce" if "all_reduce" in p.collectives else p.collectives[0]
-    ports = max((c.nic_ports for c in ctxs), default=0)
-    src = f"localisation ({coll}, {p.max_bytes})"
 
-    def go(jobs: list[tuple[str, str, list[str]]]) -> str:
-        script = localise_script(p, jobs, coll, wrap, minutes)
-        cmd = f"bash -c {shlex.quote(script)}"
+    def go(jobs: list[loc.Job]) -> str:
+        cmd = f"bash -c {shlex.quote(localise_script(p, jobs, coll, wrap, minutes))}"
         res.commands.append(cmd)
         out = run(p.submit, cmd)
         if out.error:
             res.errors.append(f"{p.submit}: localisation could not run: {out.error}")
         return out.stdout
 
-    say(f"benchmark: {coll} on each of {len(p.nodes)} node(s) at once")
-    nodes = loc.judge_nodes(go([("node", n, [n]) for n in p.nodes]), ctxs, th, coll, p.gpus_per_node, src)
-    text = ""
-    for rnd in loc.rounds(loc.ring_pairs(p.nodes)):
-        say(f"benchmark: {coll} on node pairs {', '.join(a + '+' + b for a, b in rnd)}")
-        text += go([("pair", f"{a},{b}", [a, b]) for a, b in rnd])
-    pairs = loc.judge_pairs(text, p.nodes, ctxs, th, coll, p.gpus_per_node, ports, src)
-    bisect = loc.Localisation()
-    if pairs.bisect:
-        text = ""
-        for rnd in loc.rounds(pairs.bisect):
-            say(f"benchmark: bisecting {', '.join(a + ' with known-good ' + b for a, b in rnd)}")
-            text += go([("pair", f"{a},{b}", [a, b]) for a, b in rnd])
-        bisect = loc.judge_bisection(text, ctxs, th, coll, p.gpus_per_node, src)
-    suspects = {**bisect.suspects, **pairs.suspects, **nodes.suspects}
-    for part in (nodes, pairs, bisect):
-        res.measurements += [m.to_dict() for m in part.measurements]
-    res.measurements += [m.to_dict() for m in loc.suspect_measurements(suspects, src)]
-    res.localisation = {"collective": coll, "size": p.max_bytes, "nodes": p.nodes,
-                        "suspects": suspects, "slow_pairs": [list(x) for x in pairs.slow_pairs],
-                        "bisect": [list(x) for x in pairs.bisect]}
+    ms, summary = loc.run_rounds(p.nodes, go, ctxs, th, coll, p.gpus_per_node,
+                                 f"localisation ({coll}, {p.max_bytes})", say)
+    res.measurements += [m.to_dict() for m in ms]
+    res.localisation = summary | {"size": p.max_bytes}
 
 
 def read_result(run: Exec, nodes: list[str], path: str) -> dict | None:

@@ -21,6 +21,7 @@ on the submit host (the first login host, else the first Slurm controller) wrapp
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
 import shlex
@@ -116,7 +117,7 @@ def worker_tar() -> tuple[str, str]:
     """(digest, base64 of a tar.gz) of the worker as a tiny `factoryctl.bench` package."""
     here = Path(__file__).resolve().parent.parent / "bench"
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         def add(name: str, data: bytes) -> None:
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
@@ -125,7 +126,9 @@ def worker_tar() -> tuple[str, str]:
         add("factoryctl/bench/__init__.py", b"")
         for f in WORKER_FILES:
             add(f"factoryctl/bench/{f}", (here / f).read_bytes())
-    data = buf.getvalue()
+    # gzip's header carries a time stamp (now, by default): mtime=0 keeps the digest, and so
+    # the staging folder, the same from one call to the next
+    data = gzip.compress(buf.getvalue(), mtime=0)
     return hashlib.sha256(data).hexdigest()[:12], base64.b64encode(data).decode()
 
 

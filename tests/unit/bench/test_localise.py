@@ -21,6 +21,7 @@ from factoryctl.cli.bench import app
 from factoryctl.model.verify import Thresholds
 from factoryctl.session import check
 from tests.helpers import reference_doc, write_doc
+from tests.unit.bench.nccl_logs import node_log, pair_log
 
 ROOT = Path(__file__).resolve().parents[3]
 FIX = ROOT / "tests" / "fixtures" / "nccl"
@@ -28,41 +29,6 @@ PILOT = ROOT / "blueprints" / "enterprise-pilot-h100-4n" / "factory.yaml"
 TH = Thresholds()
 H100 = [Context(gpu=catalog.gpu("H100"), gpus_per_node=8, nodes=4, nic_ports=8, port_gbps=400,
                 fabric="infiniband", group="gpu")]
-SINGLE = (FIX / "h100-1n-all_reduce-nvidia-i290.log").read_text()  # host node005
-PAIR = (FIX / "h100-2n-all_reduce-nvidia-i309.log").read_text()  # hosts bm-h100-01, bm-h100-02
-
-
-def scaled(text: str, factor: float) -> str:
-    """A log's rows with algbw and busbw x factor (time / factor)."""
-    out = []
-    for line in text.splitlines():
-        t = line.split()
-        if len(t) == 13 and t[0].isdigit():
-            for i in (5, 9):
-                t[i] = f"{float(t[i]) / factor:.1f}"
-            for i in (6, 7, 10, 11):
-                t[i] = f"{float(t[i]) * factor:.2f}"
-            line = "  ".join(t)
-        out.append(line)
-    return "\n".join(out) + "\n"
-
-
-def net_lines(host: str, rails: int) -> str:
-    devs = " ".join(f"[{i}]mlx5_{j}:1/IB" for i, j in enumerate(k for k in range(8) if k < rails or k > 8))
-    return "".join(f"{host}:4242:43{r:02d} [{r}] NCCL INFO NET/IB : Using {devs} ; OOB ib0:10.0.0.1<0>\n"
-                   for r in range(8))
-
-
-def node_log(host: str, factor: float = 1.0) -> str:
-    return scaled(SINGLE.replace("node005", host), factor)
-
-
-def pair_log(a: str, b: str, factor: float = 1.0, rails: dict[str, int] | None = None) -> str:
-    rails = rails or {}
-    return (net_lines(a, rails.get(a, 8)) + net_lines(b, rails.get(b, 8))
-            + scaled(PAIR.replace("bm-h100-01", a).replace("bm-h100-02", b), factor))
-
-
 # --- the recorded 2-node log ------------------------------------------------------------------
 
 

@@ -237,7 +237,7 @@ def _emit_judged(judged, fmt: OutputFormat, extra: dict | None = None) -> bool:
 def judge_cmd(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="factory.yaml"),
     results: list[Path] = typer.Argument(..., metavar="RESULT...",
-                                         help="nccl-tests logs or -J JSON, built-in benchmark JSON."),
+                                         help="nccl-tests logs or -J JSON, built-in benchmark JSON, localisation logs."),
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text table or JSON."),
 ) -> None:
     """Judge results against FILE's expectations and verify.thresholds; exit 1 on any fail.

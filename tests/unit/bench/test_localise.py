@@ -238,3 +238,14 @@ def test_run_local_counts_gpus_with_torch(monkeypatch) -> None:
     monkeypatch.setattr(subprocess, "run", fake_run)
     assert cli_bench._local_gpus() == 4
     assert "torch.cuda.device_count()" in seen["argv"][-1] and "nvidia-smi" not in seen["argv"]
+
+
+def test_cli_judge_on_a_broken_localisation_log_fails_named_without_a_traceback(tmp_path: Path) -> None:
+    f = write_doc(reference_doc(), tmp_path / "factory.yaml")
+    bad = tmp_path / "bad.log"
+    bad.write_bytes(b"==> factoryctl-bench node=gpu01 <==\ngarbage\n\x00\xff\n==> factoryctl-bench pair=gpu01,gpu02 <==\n")
+    res = CliRunner().invoke(app, ["judge", "--format", "json", str(f), str(bad)])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    (r,) = json.loads(res.stdout)["results"]
+    reasons = [m["reason"] for m in r["measurements"] if m["verdict"] == "fail"]
+    assert "node gpu01: the run gave no result: no nccl-tests result rows found" in reasons

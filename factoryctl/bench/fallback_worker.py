@@ -448,13 +448,16 @@ def bench_gemm(torch, device, timer: Timer, dtype: str, n: int, warmup: int, ite
         flush = buf.zero_
     flops = 2.0 * n * n * n
     if seconds > 0:
-        with sampler or ClockSampler(None) as smp:
+        if sampler is None:  # the CPU: no clocks to sample
             times = timer.run_for(fn, warmup, seconds, before=flush)
+        else:
+            with sampler:
+                times = timer.run_for(fn, warmup, seconds, before=flush)
+            rec["clocks"] = sampler.summary()
         tenth = max(1, len(times) // 10)
         rec |= {"iters": len(times), "seconds": round(sum(times), 3),
                 "tflops_first": flops / statistics.median(times[:tenth]) / 1e12,
-                "tflops_last": flops / statistics.median(times[-tenth:]) / 1e12,
-                "clocks": smp.summary()}
+                "tflops_last": flops / statistics.median(times[-tenth:]) / 1e12}
     else:
         times = timer.run(fn, warmup, iters, before=flush)
     med = statistics.median(times)
@@ -717,7 +720,7 @@ def run(torch, args, env: dict[str, Any]) -> dict[str, Any]:
             sampler = ClockSampler(bus) if device.type == "cuda" and args.gemm_seconds > 0 else None
             rec["gemm"][dt] = _guard(errors, f"gemm {dt}", lambda dt=dt, smp=sampler: bench_gemm(
                 torch, device, timer, dt, args.gemm_size, args.warmup, args.iters,
-                seconds=args.gemm_seconds if device.type == "cuda" else 0.0, sampler=smp))
+                seconds=args.gemm_seconds, sampler=smp))
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     sync()

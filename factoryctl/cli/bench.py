@@ -280,6 +280,8 @@ def run_local_cmd(
     min_bytes: str | None = typer.Option(None, "--min-bytes", help="all_reduce sweep start (gpu 1M, cpu 32K)."),
     max_bytes: str | None = typer.Option(None, "--max-bytes", help="all_reduce sweep end (gpu 4G, cpu 16M)."),
     iters: int | None = typer.Option(None, "--iters", min=1, help="Timed iterations (20)."),
+    gemm_seconds: float | None = typer.Option(None, "--gemm-seconds", min=0,
+                                              help="Sustain each GEMM this long, sampling SM clocks and throttle reasons (gpu 10, cpu 0)."),
     factory: Path | None = typer.Option(None, "--factory", exists=True, dir_okay=False,
                                         help="Judge against this factory.yaml (default: the catalog entry of the GPU found)."),
     out: Path | None = typer.Option(None, "--out", help="Also write the result JSON here."),
@@ -300,7 +302,8 @@ def run_local_cmd(
         raise typer.Exit(ExitCode.FAILED)
     n = world_size or (2 if mode is Mode.cpu else _local_gpus())
     args = [f"--{k.replace('_', '-')}={v}" for k, v in (("tests", tests), ("dtypes", dtypes),
-            ("min_bytes", min_bytes), ("max_bytes", max_bytes), ("iters", iters)) if v is not None]
+            ("min_bytes", min_bytes), ("max_bytes", max_bytes), ("iters", iters),
+            ("gemm_seconds", gemm_seconds)) if v is not None]
     run = fallback.run_local(mode.value, n, args, timeout=timeout)
     if run.stderr:
         typer.echo(run.stderr, err=True)

@@ -277,3 +277,19 @@ def test_the_document_records_tf32_settings(tmp_path: Path) -> None:
     assert set(doc["settings"]) == {"cuda_matmul_allow_tf32", "cudnn_allow_tf32", "float32_matmul_precision"}
     assert doc["settings"]["float32_matmul_precision"] in ("highest", "high", "medium")
     assert doc["config"]["gemm_seconds"] == 0.0  # cpu: --iters only, the lab's path unchanged
+
+
+@needs_torch
+def test_run_local_passes_gemm_seconds(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from factoryctl.cli.bench import app
+
+    out = tmp_path / "run.json"
+    res = CliRunner().invoke(app, ["run-local", "--mode", "cpu", "-n", "1", "--tests", "gemm", "--dtypes", "fp32",
+                                   "--iters", "2", "--gemm-seconds", "0.3", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert doc["config"]["gemm_seconds"] == 0.3
+    gemm = doc["ranks"][0]["gemm"]["fp32"]
+    assert gemm["seconds"] >= 0.3 and gemm["iters"] > 2 and "clocks" not in gemm  # CPU: no clocks

@@ -10,6 +10,11 @@ document (schema ``factoryctl.bench.fallback/v1``, see factoryctl/bench/fallback
 or ``--out``. Methods follow stas00/ml-engineering network/benchmarks/all_reduce_bench.py and
 compute/accelerator/benchmarks/mamf-finder.py: warm-up, timed repeats, median; CUDA events on GPU, perf_counter on CPU; busbw = algbw x 2(n-1)/n; GB/s = 1e9 B/s.
 
+On GPUs: each GEMM is sustained for --gemm-seconds (10) while SM clocks and throttle reasons are
+sampled (NVML, else nvidia-smi), so power and thermal limits show; host<->device copies run one
+local rank at a time, bound to the GPU's NUMA node; each rank needs a GPU of its own (counted
+by torch, so CUDA_VISIBLE_DEVICES counts); all_reduce is out of place, one barrier per size.
+
 Only the standard library and PyTorch are used, so the file also runs on its own
 (``python fallback_worker.py``) on a node where factoryctl is not installed.
 """

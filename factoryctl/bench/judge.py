@@ -215,8 +215,7 @@ def _slowest(doc: FallbackResult, pick) -> tuple[float | None, str]:
     if not vals:
         return None, ""
     v, r = min(vals, key=lambda x: x[0])
-    where = f"slowest of {len(vals)}: rank {r.rank} on {r.host} {r.device}".rstrip()
-    return v, where if len(vals) > 1 else f"rank {r.rank} on {r.host} {r.device}".rstrip()
+    return v, f"slowest of {len(vals)}: {_where(r)}" if len(vals) > 1 else _where(r)
 
 
 def _where(r) -> str:

@@ -9,16 +9,20 @@ Schema ``factoryctl.bench.fallback/v1`` (units: GB/s = 1e9 B/s, TFLOPS = 1e12 FL
     schema, mode (gpu|cpu), backend (nccl|gloo), launcher (env|slurm|mpi|single),
     world_size, nodes, hosts [..], started, finished (ISO 8601 UTC), duration_s,
     versions {python, torch, cuda, hip, nccl, driver}   (null where absent)
-    config {tests, dtypes, gemm_size, hbm_bytes, host_bytes, min_bytes, max_bytes,
+    settings {cuda_matmul_allow_tf32, cudnn_allow_tf32, float32_matmul_precision}
+    config {tests, dtypes, gemm_size, gemm_seconds, hbm_bytes, host_bytes, min_bytes, max_bytes,
             step_factor, warmup, iters}
     env {NCCL_*, CUDA_VISIBLE_DEVICES, ...}             (as the ranks saw them)
-    ranks [{rank, local_rank, host, device, device_name, [memory_gb, capability, uuid],
-            gemm {dtype: {dtype, m, n, k, warmup, iters, time_ms_median, tflops, tflops_max}
+    ranks [{rank, local_rank, host, device, device_name, [memory_gb, capability, uuid, pci_bus_id],
+            gemm {dtype: {dtype, m, n, k, warmup, iters, time_ms_median, tflops, tflops_max,
+                          [seconds, tflops_first, tflops_last,
+                           clocks {source, samples, interval_s, sm_clock_mhz {min, median, max},
+                                   throttle_reasons {name: samples}} | {source, samples, skipped}]}
                          | {..., skipped}},
             hbm {bytes, moved_bytes, iters, time_ms_median, gbps} | null,
-            h2d / d2h {bytes, iters, time_ms_median, gbps} | null,
+            h2d / d2h {bytes, iters, time_ms_median, gbps, numa_node, bound, exclusive} | null,
             errors [..]}]
-    all_reduce {dtype, op, ranks, busbw_factor, warmup, iters,
+    all_reduce {dtype, op, ranks, busbw_factor, out_of_place, timing, warmup, iters,
                 rows [{size_bytes, count, time_us, algbw_gbps, busbw_gbps}],
                 check {elements, expected_value, wrong, checksums [per rank]}}
                | {skipped} | null
@@ -60,6 +64,10 @@ class Gemm(_Open):
     time_ms_median: float | None = None
     tflops: float | None = None
     tflops_max: float | None = None
+    seconds: float | None = None  # a sustained run's length
+    tflops_first: float | None = None
+    tflops_last: float | None = None
+    clocks: dict[str, Any] | None = None  # SM clocks and throttle reasons sampled while it ran
     skipped: str | None = None
 
 

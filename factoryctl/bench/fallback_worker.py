@@ -10,6 +10,11 @@ document (schema ``factoryctl.bench.fallback/v1``, see factoryctl/bench/fallback
 or ``--out``. Methods follow stas00/ml-engineering network/benchmarks/all_reduce_bench.py and
 compute/accelerator/benchmarks/mamf-finder.py: warm-up, timed repeats, median; CUDA events on GPU, perf_counter on CPU; busbw = algbw x 2(n-1)/n; GB/s = 1e9 B/s.
 
+On GPUs: each GEMM is sustained for --gemm-seconds (10) while SM clocks and throttle reasons are
+sampled (NVML, else nvidia-smi), so power and thermal limits show; host<->device copies run one
+local rank at a time, bound to the GPU's NUMA node; each rank needs a GPU of its own (counted
+by torch, so CUDA_VISIBLE_DEVICES counts); all_reduce is out of place, one barrier per size.
+
 Only the standard library and PyTorch are used, so the file also runs on its own
 (``python fallback_worker.py``) on a node where factoryctl is not installed.
 """
@@ -37,11 +42,19 @@ NO_TORCH = ("error: PyTorch is not installed in this Python ({exe}); the built-i
 L2_FLUSH_BYTES = 256 << 20  # zeroed before each GEMM iteration so no operand sits in L2
 
 DEFAULTS = {  # mode -> option defaults
-    "gpu": {"dtypes": "bf16,fp16,fp8", "gemm_size": 8192, "hbm_bytes": "1G", "host_bytes": "1G",
-            "min_bytes": "1M", "max_bytes": "4G"},
-    "cpu": {"dtypes": "fp32", "gemm_size": 1024, "hbm_bytes": "64M", "host_bytes": "0",
-            "min_bytes": "32K", "max_bytes": "16M"},
+    "gpu": {"dtypes": "bf16,fp16,fp8", "gemm_size": 8192, "gemm_seconds": 10.0, "hbm_bytes": "1G",
+            "host_bytes": "1G", "min_bytes": "1M", "max_bytes": "4G"},
+    "cpu": {"dtypes": "fp32", "gemm_size": 1024, "gemm_seconds": 0.0, "hbm_bytes": "64M",
+            "host_bytes": "0", "min_bytes": "32K", "max_bytes": "16M"},
 }
+# NVML clock throttle (event) reason bits, nvml.h nvmlClocksThrottleReasons
+# (https://docs.nvidia.com/deploy/nvml-api/group__nvmlClocksThrottleReasons.html); the same
+# mask nvidia-smi prints for clocks_throttle_reasons.active.
+THROTTLE_BITS = {0x1: "gpu_idle", 0x2: "applications_clocks_setting", 0x4: "sw_power_cap",
+                 0x8: "hw_slowdown", 0x10: "sync_boost", 0x20: "sw_thermal_slowdown",
+                 0x40: "hw_thermal_slowdown", 0x80: "hw_power_brake_slowdown",
+                 0x100: "display_clock_setting"}
+SAMPLE_INTERVAL_S = 0.5
 
 
 def parse_size(text: str | int) -> int:
@@ -62,6 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--tests", default=",".join(TESTS), help=f"comma list of {', '.join(TESTS)}")
     p.add_argument("--dtypes", help="GEMM dtypes: bf16, fp16, fp8, fp32 (gpu: bf16,fp16,fp8)")
     p.add_argument("--gemm-size", type=int, help="M = N = K of the GEMM (gpu 8192, cpu 1024)")
+    p.add_argument("--gemm-seconds", type=float,
+                   help="run each GEMM for this long after warm-up, sampling SM clocks and throttle "
+                        "reasons, so power and thermal limits show (gpu 10, cpu 0: --iters only)")
     p.add_argument("--hbm-bytes", type=parse_size, help="copy buffer size (gpu 1G, cpu 64M)")
     p.add_argument("--host-bytes", type=parse_size, help="pinned host buffer for H2D/D2H (1G)")
     p.add_argument("--min-bytes", type=parse_size, help="all_reduce sweep start (gpu 1M, cpu 32K)")
@@ -83,8 +99,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         p.error(f"unknown test(s) {', '.join(unknown)}; known: {', '.join(TESTS)}")
     args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
-    if args.step_factor < 2 or args.iters < 1 or args.warmup < 0:
-        p.error("--step-factor must be >= 2, --iters >= 1, --warmup >= 0")
+    if args.step_factor < 2 or args.iters < 1 or args.warmup < 0 or args.gemm_seconds < 0:
+        p.error("--step-factor must be >= 2, --iters >= 1, --warmup >= 0, --gemm-seconds >= 0")
     if args.min_bytes > args.max_bytes:
         p.error("--min-bytes is larger than --max-bytes")
     return args
@@ -93,16 +109,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # --- where this rank sits: torchrun / Kubernetes, Slurm, Open MPI ------------------------------
 
 
+def slurm_first_host(nodelist: str) -> str:
+    """First host of a Slurm node list as Slurm expands it: `scontrol show hostnames` (the
+    documented way to expand a hostlist, slurm.schedmd.com/scontrol.html), so
+    'rack[1-2]-n[01-04]' gives 'rack1-n01'. Without scontrol (or when it fails), first_host()."""
+    try:
+        out = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True,
+                             text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return first_host(nodelist)
+    lines = out.stdout.split()
+    return lines[0] if out.returncode == 0 and lines else first_host(nodelist)
+
+
 def first_host(nodelist: str) -> str:
-    """First host of a Slurm node list: 'gpu[07-09,12],cpu01' -> 'gpu07'."""
+    """First host of a Slurm node list without scontrol: 'gpu[07-09,12],cpu01' -> 'gpu07',
+    'rack[1-2]-n[01-04]' -> 'rack1-n01' (each bracket's first value)."""
     depth, head = 0, ""
     for ch in nodelist.strip():
         if ch == "," and depth == 0:
             break
         depth += {"[": 1, "]": -1}.get(ch, 0)
         head += ch
-    m = re.fullmatch(r"([^\[]*)\[([^\],-]+)[^\]]*\](.*)", head)
-    return f"{m.group(1)}{m.group(2)}{m.group(3)}" if m else head
+    return re.sub(r"\[([^\],-]+)[^\]]*\]", lambda m: m.group(1), head)
 
 
 def _lead_int(val: str | None) -> int | None:
@@ -132,7 +161,7 @@ def dist_env(env: dict[str, str] | None = None) -> dict[str, Any]:
         launcher, rank, world, local, local_world = "single", 0, 1, 0, 1
     addr = env.get("MASTER_ADDR")
     if not addr and env.get("SLURM_JOB_NODELIST" if "SLURM_JOB_NODELIST" in env else "SLURM_NODELIST"):
-        addr = first_host(env.get("SLURM_JOB_NODELIST") or env["SLURM_NODELIST"])
+        addr = slurm_first_host(env.get("SLURM_JOB_NODELIST") or env["SLURM_NODELIST"])
     port = env.get("MASTER_PORT")
     if not port:  # one port per Slurm job, so two jobs sharing a node do not collide
         job = _lead_int(env.get("SLURM_JOB_ID"))
@@ -179,6 +208,185 @@ class Timer:
         torch.cuda.synchronize()
         return [s.elapsed_time(e) / 1000 for s, e in pairs]
 
+    def run_for(self, fn, warmup: int, seconds: float, before=None, batch: int = 10,
+                clock=time.monotonic) -> list[float]:
+        """Times `fn` per iteration for at least `seconds` of wall time after the warm-up (a
+        sustained run, past the boost-clock burst of the first iterations), `batch` iterations
+        between looks at the clock."""
+        self.run(fn, warmup, 0, before)
+        out: list[float] = []
+        t0 = clock()
+        while not out or clock() - t0 < seconds:
+            out += self.run(fn, 0, batch, before)
+        return out
+
+
+# --- what the GPU does while it runs: SM clocks and throttle reasons ---------------------------
+
+
+def throttle_names(mask: int) -> list[str]:
+    return [name for bit, name in THROTTLE_BITS.items() if mask & bit]
+
+
+def parse_smi_sample(line: str) -> tuple[float, int] | None:
+    """One line of `nvidia-smi --query-gpu=clocks.sm,clocks_throttle_reasons.active
+    --format=csv,noheader,nounits`: '1980, 0x0000000000000004' -> (1980.0, 4)."""
+    parts = [x.strip() for x in line.split(",")]
+    if len(parts) != 2:
+        return None
+    try:
+        return float(parts[0]), int(parts[1], 16)
+    except ValueError:
+        return None
+
+
+def nvml_reader(bus_id: str):
+    """A () -> (SM MHz, throttle mask) reader through NVML (pynvml), or None without it."""
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    try:
+        pynvml.nvmlInit()
+        handle = pynvml.nvmlDeviceGetHandleByPciBusId(bus_id)
+    except Exception:  # noqa: BLE001 - NVML missing or the GPU not found: try nvidia-smi
+        return None
+    reasons = (getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+               or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons)
+    return lambda: (float(pynvml.nvmlDeviceGetClockInfo(handle, pynvml.NVML_CLOCK_SM)), int(reasons(handle)))
+
+
+def smi_reader(bus_id: str):
+    """A () -> (SM MHz, throttle mask) reader through nvidia-smi (-i takes a PCI bus id, so
+    CUDA_VISIBLE_DEVICES does not matter), or None when nvidia-smi does not answer."""
+    argv = ["nvidia-smi", "-i", bus_id, "--query-gpu=clocks.sm,clocks_throttle_reasons.active",
+            "--format=csv,noheader,nounits"]
+
+    def read():
+        out = _cmd(argv)
+        return parse_smi_sample(out.splitlines()[0]) if out else None
+    return read if read() is not None else None
+
+
+class ClockSampler:
+    """Samples one GPU's SM clock and throttle reasons in a thread while a test runs."""
+
+    def __init__(self, bus_id: str | None, interval: float = SAMPLE_INTERVAL_S, readers=None) -> None:
+        self.interval, self.samples, self.source, self.why = interval, [], None, ""
+        self.read = None
+        if bus_id is None:
+            self.why = "no PCI bus id for this GPU (torch too old to report it)"
+            return
+        for name, make in readers or (("nvml", nvml_reader), ("nvidia-smi", smi_reader)):
+            self.read = make(bus_id)
+            if self.read is not None:
+                self.source = name
+                break
+        if self.read is None:
+            self.why = "neither NVML (pynvml) nor nvidia-smi answered"
+
+    def __enter__(self) -> ClockSampler:
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = None
+        if self.read is not None:
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while True:
+            self.sample()
+            if self._stop.wait(self.interval):
+                break
+
+    def sample(self) -> None:
+        try:
+            got = self.read()
+        except Exception:  # noqa: BLE001 - one failed read is a missing sample, not a failed test
+            got = None
+        if got is not None:
+            self.samples.append(got)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def summary(self) -> dict[str, Any]:
+        if not self.samples:
+            return {"source": self.source, "samples": 0, "skipped": self.why or "no sample taken"}
+        mhz = [m for m, _ in self.samples]
+        seen: dict[str, int] = {}
+        for _, mask in self.samples:
+            for name in throttle_names(mask):
+                seen[name] = seen.get(name, 0) + 1
+        return {"source": self.source, "samples": len(self.samples), "interval_s": self.interval,
+                "sm_clock_mhz": {"min": min(mhz), "median": statistics.median(mhz), "max": max(mhz)},
+                "throttle_reasons": seen}
+
+
+# --- where a GPU sits: PCI bus id, NUMA node, CPUs --------------------------------------------
+
+
+def pci_bus_id(props) -> str | None:
+    """'0000:19:00.0' from torch's device properties (pci_domain_id/pci_bus_id/pci_device_id)."""
+    dom, bus, dev = (getattr(props, a, None) for a in ("pci_domain_id", "pci_bus_id", "pci_device_id"))
+    if not all(isinstance(x, int) for x in (dom, bus, dev)):
+        return None
+    return f"{dom:04x}:{bus:02x}:{dev:02x}.0"
+
+
+def parse_cpulist(text: str) -> set[int]:
+    """'0-3,8,10-11' (the kernel's cpulist format) -> {0, 1, 2, 3, 8, 10, 11}."""
+    cpus: set[int] = set()
+    for part in text.strip().split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def numa_cpus(bus_id: str | None, sysfs: str = "/sys") -> tuple[int | None, set[int]]:
+    """(NUMA node, its CPUs) of a PCI device: /sys/bus/pci/devices/<bus>/numa_node (-1: none)
+    and /sys/devices/system/node/node<N>/cpulist (kernel ABI, Documentation/ABI/testing/sysfs-bus-pci)."""
+    if bus_id is None:
+        return None, set()
+    try:
+        with open(f"{sysfs}/bus/pci/devices/{bus_id.lower()}/numa_node", encoding="ascii") as fh:
+            node = int(fh.read().strip())
+        if node < 0:
+            return None, set()
+        with open(f"{sysfs}/devices/system/node/node{node}/cpulist", encoding="ascii") as fh:
+            return node, parse_cpulist(fh.read())
+    except (OSError, ValueError):
+        return None, set()
+
+
+class bound_to:  # noqa: N801 - used as a context manager, like a function
+    """Run the calling thread on `cpus` (os.sched_setaffinity), then restore its affinity."""
+
+    def __init__(self, cpus: set[int]) -> None:
+        self.cpus, self.old = cpus, None
+
+    def __enter__(self) -> bool:
+        if not self.cpus or not hasattr(os, "sched_setaffinity"):
+            return False
+        self.old = os.sched_getaffinity(0)
+        usable = self.cpus & self.old or self.cpus
+        try:
+            os.sched_setaffinity(0, usable)
+        except OSError:
+            self.old = None
+            return False
+        return True
+
+    def __exit__(self, *exc) -> None:
+        if self.old is not None:
+            os.sched_setaffinity(0, self.old)
+
 
 # --- the measurements -------------------------------------------------------------------------
 
@@ -200,13 +408,23 @@ def fp8_unsupported(torch, device) -> str | None:
         return "fp8 GEMM needs a GPU"
     if not hasattr(torch, "_scaled_mm") or not hasattr(torch, "float8_e4m3fn"):
         return f"torch {torch.__version__} has no torch._scaled_mm / float8 types"
-    if not getattr(torch.version, "hip", None) and torch.cuda.get_device_capability(device) < (8, 9):
+    if getattr(torch.version, "hip", None):
+        # FP8 matrix cores: CDNA3 (gfx942, MI300) and CDNA4 (gfx950, MI350) only (AMD ROCm
+        # "Data types and precision support" table); MI200 (gfx90a) and older have none.
+        arch = torch.cuda.get_device_properties(device).gcnArchName
+        if not re.match(r"gfx9[45]", arch):
+            return f"fp8 on ROCm needs gfx94x/gfx95x (MI300/MI350); this GPU is {arch.split(':')[0]}"
+        return None
+    if torch.cuda.get_device_capability(device) < (8, 9):
         return "fp8 tensor cores need compute capability 8.9+ (Ada/Hopper/Blackwell)"
     return None
 
 
-def bench_gemm(torch, device, timer: Timer, dtype: str, n: int, warmup: int, iters: int) -> dict:
-    """Dense n x n x n GEMM; TFLOPS = 2 n^3 / median time."""
+def bench_gemm(torch, device, timer: Timer, dtype: str, n: int, warmup: int, iters: int,
+               seconds: float = 0.0, sampler: ClockSampler | None = None) -> dict:
+    """Dense n x n x n GEMM; TFLOPS = 2 n^3 / median time. With `seconds`, it runs that long
+    (sustained, not a boost-clock burst) while `sampler` records SM clocks and throttle
+    reasons; tflops_first/tflops_last (median of the first and last tenth) show a decline."""
     rec: dict[str, Any] = {"dtype": dtype, "m": n, "n": n, "k": n, "warmup": warmup, "iters": iters}
     if dtype == "fp8":
         why = fp8_unsupported(torch, device)
@@ -233,9 +451,21 @@ def bench_gemm(torch, device, timer: Timer, dtype: str, n: int, warmup: int, ite
     if device.type == "cuda":
         buf = torch.empty(L2_FLUSH_BYTES, dtype=torch.uint8, device=device)
         flush = buf.zero_
-    times = timer.run(fn, warmup, iters, before=flush)
-    med = statistics.median(times)
     flops = 2.0 * n * n * n
+    if seconds > 0:
+        if sampler is None:  # the CPU: no clocks to sample
+            times = timer.run_for(fn, warmup, seconds, before=flush)
+        else:
+            with sampler:
+                times = timer.run_for(fn, warmup, seconds, before=flush)
+            rec["clocks"] = sampler.summary()
+        tenth = max(1, len(times) // 10)
+        rec |= {"iters": len(times), "seconds": round(sum(times), 3),
+                "tflops_first": flops / statistics.median(times[:tenth]) / 1e12,
+                "tflops_last": flops / statistics.median(times[-tenth:]) / 1e12}
+    else:
+        times = timer.run(fn, warmup, iters, before=flush)
+    med = statistics.median(times)
     return rec | {"time_ms_median": med * 1e3, "tflops": flops / med / 1e12,
                   "tflops_max": flops / min(times) / 1e12}
 
@@ -251,16 +481,23 @@ def bench_copy(torch, device, timer: Timer, nbytes: int, warmup: int, iters: int
             "time_ms_median": med * 1e3, "gbps": 2 * elems * 4 / med / 1e9}
 
 
-def bench_host(torch, device, timer: Timer, nbytes: int, warmup: int, iters: int) -> dict:
-    """Pinned host <-> device copies (non_blocking), one direction at a time."""
-    host = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
-    dev = torch.empty(nbytes, dtype=torch.uint8, device=device)
-    out = {}
-    for name, fn in (("h2d", lambda: dev.copy_(host, non_blocking=True)),
-                     ("d2h", lambda: host.copy_(dev, non_blocking=True))):
-        med = statistics.median(timer.run(fn, warmup, iters))
-        out[name] = {"bytes": nbytes, "iters": iters, "time_ms_median": med * 1e3,
-                     "gbps": nbytes / med / 1e9}
+def bench_host(torch, device, timer: Timer, nbytes: int, warmup: int, iters: int,
+               bus_id: str | None = None, sysfs: str = "/sys") -> dict:
+    """Pinned host <-> device copies (non_blocking), one direction at a time, from the CPUs
+    and memory of the GPU's own NUMA node: the thread is bound to that node's CPUs before the
+    pinned buffer is allocated, so its pages land there (first touch). The caller lets one
+    local rank at a time run this (the catalog figure is for one GPU's link, not a shared one)."""
+    node, cpus = numa_cpus(bus_id, sysfs)
+    with bound_to(cpus) as bound:
+        host = torch.empty(nbytes, dtype=torch.uint8, pin_memory=True)
+        dev = torch.empty(nbytes, dtype=torch.uint8, device=device)
+        out = {}
+        for name, fn in (("h2d", lambda: dev.copy_(host, non_blocking=True)),
+                         ("d2h", lambda: host.copy_(dev, non_blocking=True))):
+            med = statistics.median(timer.run(fn, warmup, iters))
+            out[name] = {"bytes": nbytes, "iters": iters, "time_ms_median": med * 1e3,
+                         "gbps": nbytes / med / 1e9, "numa_node": node,
+                         "bound": bool(bound), "exclusive": True}
     return out
 
 
@@ -273,17 +510,26 @@ def sweep(lo: int, hi: int, factor: int) -> list[int]:
 
 
 def bench_all_reduce(torch, dist, device, timer: Timer, args, world: int, rank: int) -> dict:
-    """all_reduce(SUM) of float32 buffers over a size sweep, then a correctness check."""
+    """all_reduce(SUM) of float32 buffers over a size sweep, then a correctness check.
+
+    Out of place, as nccl-tests reports: the input buffer is never written; torch.distributed's
+    all_reduce is in-place only, so each iteration first copies the input into the output
+    buffer, outside the timed window (the CUDA start event is recorded after the copy on the
+    same stream), then reduces the output. One barrier per size, none per iteration: the
+    iterations run back to back and the time is their mean (nccl-tests: total / iters)."""
     sizes = sweep(args.min_bytes, args.max_bytes, args.step_factor)
-    buf = torch.ones(sizes[-1] // 4, dtype=torch.float32, device=device)
+    src = torch.ones(sizes[-1] // 4, dtype=torch.float32, device=device)
+    buf = torch.empty_like(src)
     factor = 2 * (world - 1) / world
     barrier = _barrier(torch, dist, device)
     rows = []
     for size in sizes:
-        view = buf[: size // 4]
-        times = timer.run(lambda v=view: dist.all_reduce(v), args.warmup, args.iters, before=barrier)
-        # Mean over ranks of each rank's median time (nccl-tests -a 1 averages across ranks).
-        t = torch.tensor([statistics.median(times)], dtype=torch.float64, device=device)
+        view, inp = buf[: size // 4], src[: size // 4]
+        barrier()
+        times = timer.run(lambda v=view: dist.all_reduce(v), args.warmup, args.iters,
+                          before=lambda v=view, i=inp: v.copy_(i))
+        # Mean over ranks of each rank's mean time (nccl-tests -a 1 averages across ranks).
+        t = torch.tensor([statistics.fmean(times)], dtype=torch.float64, device=device)
         dist.all_reduce(t)
         sec = float(t.item()) / world
         algbw = size / sec / 1e9
@@ -296,8 +542,9 @@ def bench_all_reduce(torch, dist, device, timer: Timer, args, world: int, rank: 
     want = world * (world + 1) / 2
     wrong = int((check != want).sum().item())
     checksum = float(check.double().sum().item())
-    del buf
+    del buf, src
     return {"dtype": "float32", "op": "sum", "ranks": world, "busbw_factor": factor,
+            "out_of_place": True, "timing": "mean of back-to-back iterations, one barrier per size",
             "warmup": args.warmup, "iters": args.iters, "rows": rows,
             "check": {"elements": check.numel(), "expected_value": want, "wrong": wrong,
                       "checksum": checksum}}
@@ -367,10 +614,25 @@ def device_info(torch, device) -> dict[str, Any]:
     info = {"device": f"cuda:{device.index}", "device_name": props.name,
             "memory_gb": round(props.total_memory / 1e9, 1),
             "capability": f"{props.major}.{props.minor}"}
-    for attr in ("uuid", "pci_bus_id"):
-        if getattr(props, attr, None) is not None:
-            info[attr] = str(getattr(props, attr))
+    if getattr(props, "uuid", None) is not None:
+        info["uuid"] = str(props.uuid)
+    bus = pci_bus_id(props)
+    if bus:
+        info["pci_bus_id"] = bus
     return info
+
+
+def tf32_settings(torch) -> dict[str, Any]:
+    """Whether FP32 matmuls may run as TF32 (changes what an fp32 GEMM measures)."""
+    out: dict[str, Any] = {}
+    for key, get in (("cuda_matmul_allow_tf32", lambda: torch.backends.cuda.matmul.allow_tf32),
+                     ("cudnn_allow_tf32", lambda: torch.backends.cudnn.allow_tf32),
+                     ("float32_matmul_precision", torch.get_float32_matmul_precision)):
+        try:
+            out[key] = get()
+        except (AttributeError, RuntimeError):
+            out[key] = None
+    return out
 
 
 # --- one rank's run ---------------------------------------------------------------------------
@@ -384,14 +646,47 @@ def _guard(errors: list[str], what: str, fn):
         return None
 
 
+def pick_gpu(torch, env: dict[str, Any]) -> int:
+    """This rank's CUDA device index. GPUs are counted by torch (torch.cuda.device_count()
+    honours CUDA_VISIBLE_DEVICES, which nvidia-smi -L ignores). One visible GPU per rank (Slurm
+    --gpus-per-task, --gpu-bind) is device 0; otherwise local rank i takes GPU i, and more local
+    ranks than GPUs is refused: ranks sharing a GPU would each report half of it."""
+    if not torch.cuda.is_available():
+        raise RuntimeError("--mode gpu but torch sees no GPU (torch.cuda.is_available() is False)")
+    count, local, per_node = torch.cuda.device_count(), env["local_rank"], env["local_world_size"]
+    if count == 1:
+        return 0
+    if per_node > count or local >= count:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+        raise RuntimeError(
+            f"{per_node} ranks on this node (local rank {local}) but torch sees {count} GPUs "
+            f"(CUDA_VISIBLE_DEVICES={visible}): ranks would share a GPU and halve each other's "
+            f"figures; start at most {count} ranks per node (e.g. srun --ntasks-per-node={count})")
+    return local
+
+
+def shared_gpus(ranks: list[dict[str, Any]]) -> list[str]:
+    """Ranks that ended up on the same GPU of the same host (by PCI bus id or UUID)."""
+    seen: dict[tuple[str, str], int] = {}
+    out = []
+    for r in ranks:
+        gid = r.get("pci_bus_id") or r.get("uuid")
+        if not gid:
+            continue
+        key = (r["host"], gid)
+        if key in seen:
+            out.append(f"ranks {seen[key]} and {r['rank']} share GPU {gid} on {r['host']}")
+        else:
+            seen[key] = r["rank"]
+    return out
+
+
 def run(torch, args, env: dict[str, Any]) -> dict[str, Any]:
     """Everything one rank measures; rank 0 returns the whole document."""
     started = datetime.now(UTC)
     rank, world = env["rank"], env["world_size"]
     if args.mode == "gpu":
-        if not torch.cuda.is_available():
-            raise RuntimeError("--mode gpu but torch sees no GPU (torch.cuda.is_available() is False)")
-        device = torch.device("cuda", env["local_rank"] % torch.cuda.device_count())
+        device = torch.device("cuda", pick_gpu(torch, env))
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
@@ -417,11 +712,20 @@ def run(torch, args, env: dict[str, Any]) -> dict[str, Any]:
                            **device_info(torch, device), "gemm": {}, "hbm": None, "h2d": None,
                            "d2h": None, "errors": errors}
     sync = (lambda: dist.barrier()) if dist else (lambda: None)
+    if dist is not None and device.type == "cuda":  # one GPU per rank, checked across the job
+        ids = [None] * world
+        dist.all_gather_object(ids, {k: rec.get(k) for k in ("rank", "host", "pci_bus_id", "uuid")})
+        shared = shared_gpus(ids)
+        if shared:
+            raise RuntimeError(f"{'; '.join(shared)}: each rank needs its own GPU")
     sync()
+    bus = rec.get("pci_bus_id")
     if "gemm" in args.tests:
         for dt in args.dtypes:
-            rec["gemm"][dt] = _guard(errors, f"gemm {dt}", lambda dt=dt: bench_gemm(
-                torch, device, timer, dt, args.gemm_size, args.warmup, args.iters))
+            sampler = ClockSampler(bus) if device.type == "cuda" and args.gemm_seconds > 0 else None
+            rec["gemm"][dt] = _guard(errors, f"gemm {dt}", lambda dt=dt, smp=sampler: bench_gemm(
+                torch, device, timer, dt, args.gemm_size, args.warmup, args.iters,
+                seconds=args.gemm_seconds, sampler=smp))
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     sync()
@@ -429,8 +733,12 @@ def run(torch, args, env: dict[str, Any]) -> dict[str, Any]:
         rec["hbm"] = _guard(errors, "hbm copy", lambda: bench_copy(
             torch, device, timer, args.hbm_bytes, args.warmup, args.iters))
     if "host" in args.tests and device.type == "cuda" and args.host_bytes > 0:
-        host = _guard(errors, "host copy", lambda: bench_host(
-            torch, device, timer, args.host_bytes, args.warmup, args.iters)) or {}
+        host: dict[str, Any] = {}
+        for turn in range(env["local_world_size"]):  # one local rank at a time per node
+            sync()
+            if env["local_rank"] == turn:
+                host = _guard(errors, "host copy", lambda: bench_host(
+                    torch, device, timer, args.host_bytes, args.warmup, args.iters, bus)) or {}
         rec["h2d"], rec["d2h"] = host.get("h2d"), host.get("d2h")
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -474,7 +782,9 @@ def _document(torch, args, env, backend, started, ranks, all_reduce) -> dict[str
         "finished": finished.isoformat(timespec="seconds"),
         "duration_s": round((finished - started).total_seconds(), 3),
         "versions": versions(torch, args.mode),
+        "settings": tf32_settings(torch),
         "config": {"tests": args.tests, "dtypes": args.dtypes, "gemm_size": args.gemm_size,
+                   "gemm_seconds": args.gemm_seconds,
                    "hbm_bytes": args.hbm_bytes, "host_bytes": args.host_bytes,
                    "min_bytes": args.min_bytes, "max_bytes": args.max_bytes,
                    "step_factor": args.step_factor, "warmup": args.warmup, "iters": args.iters},

@@ -156,7 +156,38 @@ def _nccl_tests(site, hosts, gpus, nodes, timeout, ctxs, th, say) -> BenchResult
                 res.errors.append(f"{coll}_perf: the launcher's log has no nccl-tests results")
             continue
         record_nccl(res, parsed, ctxs, th, coll, gpus, len(hosts))
+    if len(hosts) >= 2:
+        _localise(site, hosts, gpus, timeout, ctxs, th, say, res)
     return res
+
+
+def _localise(site, hosts, gpus, timeout, ctxs, th, say, res: BenchResult) -> None:
+    """bench/localise.py's rounds as MPIJobs: a round's jobs applied at once, each waited for,
+    its launcher's log read behind its marker, then deleted."""
+    from . import localise as loc
+
+    s = kb.site_settings(site)
+    coll = "all_reduce" if "all_reduce" in s["collectives"] else s["collectives"][0]
+
+    def go(jobs: list[loc.Job]) -> str:
+        docs = kb.localise_mpijobs(site, jobs, coll)
+        names = [d["metadata"]["name"] for d in docs]
+        if not _apply([kb.namespace(site), *docs], res, f"localisation ({', '.join(names)})"):
+            return ""
+        text = ""
+        try:
+            for (kind, key, _), name in zip(jobs, names, strict=True):
+                _wait(f"mpijob/{name}", "Succeeded", timeout, res)
+                text += f"{loc.marker(kind, key)}\n{_logs([f'job/{name}-launcher'], res)}"
+        finally:
+            for name in names:
+                _delete(f"mpijob/{name}", res)
+        return text
+
+    ms, summary = loc.run_rounds(hosts, go, ctxs, th, coll, gpus,
+                                 f"localisation ({coll}, {s['max_bytes']})", say)
+    res.measurements += [m.to_dict() for m in ms]
+    res.localisation = summary | {"size": s["max_bytes"]}
 
 
 def worker_configmap() -> dict:

@@ -19,6 +19,8 @@ class BenchResult:
     measurements: list[dict[str, Any]] = field(default_factory=list)  # judge.Measurement dicts
     documents: list[dict[str, Any]] = field(default_factory=list)  # built-in worker results
     errors: list[str] = field(default_factory=list)
+    # bench/localise.py: suspects (host -> why), slow_pairs, bisect; empty when it did not run
+    localisation: dict[str, Any] = field(default_factory=dict)
     skipped: str = ""  # why nothing ran
     duration_s: float = 0.0
 

@@ -21,6 +21,7 @@ on the submit host (the first login host, else the first Slurm controller) wrapp
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import io
 import shlex
@@ -69,6 +70,8 @@ class Plan:
     max_bytes: str
     step_factor: int
     gemm_dtype: str
+    gemm_size: int = 8192
+    hbm: bool = True
 
 
 def plan(factory, site, partition: str | None = None, nodes: int | None = None) -> Plan | str:
@@ -97,14 +100,24 @@ def plan(factory, site, partition: str | None = None, nodes: int | None = None) 
     nccl = b.nccl
     return Plan(submit, p.name, chosen, gpus, list(nccl.collectives) if nccl else ["all_reduce"],
                 str(nccl.min_bytes) if nccl else "8M", str(nccl.max_bytes) if nccl else "8G",
-                nccl.step_factor if nccl else 2, b.gemm.dtype if b.gemm else "bf16")
+                nccl.step_factor if nccl else 2, b.gemm.dtype if b.gemm else "bf16",
+                b.gemm.size if b.gemm else 8192, b.hbm)
+
+
+def gpu_worker_args(p: Plan) -> list[str]:
+    """The built-in worker's options on GPU nodes, from verify.benchmarks: the GEMM dtype and
+    size, the all_reduce sweep (nccl.min_bytes..max_bytes by step_factor), and the memory copy
+    only when benchmarks.hbm is true."""
+    tests = ["gemm", *(["hbm"] if p.hbm else []), "host", "all_reduce"]
+    return ["--tests", ",".join(tests), "--dtypes", p.gemm_dtype, "--gemm-size", str(p.gemm_size),
+            "--min-bytes", p.min_bytes, "--max-bytes", p.max_bytes, "--step-factor", str(p.step_factor)]
 
 
 def worker_tar() -> tuple[str, str]:
     """(digest, base64 of a tar.gz) of the worker as a tiny `factoryctl.bench` package."""
     here = Path(__file__).resolve().parent.parent / "bench"
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         def add(name: str, data: bytes) -> None:
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
@@ -113,7 +126,9 @@ def worker_tar() -> tuple[str, str]:
         add("factoryctl/bench/__init__.py", b"")
         for f in WORKER_FILES:
             add(f"factoryctl/bench/{f}", (here / f).read_bytes())
-    data = buf.getvalue()
+    # gzip's header carries a time stamp (now, by default): mtime=0 keeps the digest, and so
+    # the staging folder, the same from one call to the next
+    data = gzip.compress(buf.getvalue(), mtime=0)
     return hashlib.sha256(data).hexdigest()[:12], base64.b64encode(data).decode()
 
 
@@ -208,7 +223,65 @@ def _nccl_tests(p: Plan, run: Exec, wrap: str, minutes: int, ctxs, th, say) -> B
             res.errors.append(f"{coll}_perf exited {out.rc}: {(out.stderr or out.stdout).strip()[-300:]}")
             continue
         record_nccl(res, parsed, ctxs, th, coll, p.gpus_per_node, len(p.nodes))
+    if len(p.nodes) >= 2:
+        localise_nodes(p, run, wrap, minutes, ctxs, th, say, res)
     return res
+
+
+LOCALISE_ENV = "ALL,NCCL_DEBUG=INFO,NCCL_DEBUG_SUBSYS=INIT,NET"  # INFO names the NICs each rank uses
+
+
+def localise_script(p: Plan, jobs: list[tuple[str, str, list[str]]], collective: str, wrap: str,
+                    minutes: int) -> str:
+    """A bash script for the submit host: one Slurm job per (kind, key, nodes) in `jobs`, all
+    at once (each on its own nodes), each writing its own log; after `wait`, every log behind
+    its localise.marker()."""
+    from .localise import marker
+
+    size = shlex.quote(p.max_bytes)
+    binary = f"{NCCL_TESTS_DIR}/{collective}_perf"
+    lines = ["set -u", 'dir=$(mktemp -d "${TMPDIR:-/tmp}/factoryctl-localise.XXXXXX") || exit 1',
+             "trap 'rm -rf \"$dir\"' EXIT", "cd /tmp || exit 1"]
+    for i, (_, _, nodes) in enumerate(jobs):
+        argv = ["srun", "-p", p.partition, "-N", str(len(nodes)), "-w", ",".join(nodes),
+                f"--ntasks-per-node={p.gpus_per_node}", f"--gpus-per-node={p.gpus_per_node}",
+                "--job-name=factoryctl-localise", "-t", str(minutes), f"--export={LOCALISE_ENV}"]
+        lines.append(f'{wrap} {shlex.join(argv)} {binary} -b {size} -e {size} -f 2 -g 1 '
+                     f'> "$dir/{i}.log" 2>&1 &')
+    lines.append("wait")
+    for i, (kind, key, _) in enumerate(jobs):
+        lines += [f"echo {shlex.quote(marker(kind, key))}", f'cat "$dir/{i}.log"']
+    return "\n".join(lines) + "\n"
+
+
+def localise_nodes(p: Plan, run: Exec, wrap: str, minutes: int, ctxs, th, say, res: BenchResult) -> None:
+    """bench/localise.py's rounds through Slurm, each round one script on the submit host."""
+    from . import localise as loc
+
+    coll = "all_reduce" if "all_reduce" in p.collectives else p.collectives[0]
+
+    def go(jobs: list[loc.Job]) -> str:
+        cmd = f"bash -c {shlex.quote(localise_script(p, jobs, coll, wrap, minutes))}"
+        res.commands.append(cmd)
+        out = run(p.submit, cmd)
+        if out.error:
+            res.errors.append(f"{p.submit}: localisation could not run: {out.error}")
+        return out.stdout
+
+    ms, summary = loc.run_rounds(p.nodes, go, ctxs, th, coll, p.gpus_per_node,
+                                 f"localisation ({coll}, {p.max_bytes})", say)
+    res.measurements += [m.to_dict() for m in ms]
+    res.localisation = summary | {"size": p.max_bytes}
+
+
+def read_result(run: Exec, nodes: list[str], path: str) -> dict | None:
+    """Rank 0's document from the node it ran on (the first node that has the file), removed
+    once read."""
+    for host in nodes:
+        got = run(host, f"cat {shlex.quote(path)} 2>/dev/null && rm -f {shlex.quote(path)}")
+        if got.rc == 0 and (doc := json_document(got.stdout)) is not None:
+            return doc
+    return None
 
 
 def _builtin(p: Plan, run: Exec, wrap: str, minutes: int, mode: str, ctxs, th, say, root: str) -> BenchResult:
@@ -220,15 +293,19 @@ def _builtin(p: Plan, run: Exec, wrap: str, minutes: int, mode: str, ctxs, th, s
         res.errors += errors
         return res
     per_node = p.gpus_per_node if mode == "gpu" else 1
-    args = CPU_ARGS if mode == "cpu" else ["--dtypes", p.gemm_dtype, "--min-bytes", "1M", "--max-bytes", p.max_bytes]
+    # Rank 0 writes its document to a file of its own on its node (srun merges every rank's
+    # stdout, and NCCL prints its warnings there); the stage reads it back from that node.
+    result_file = f"{folder}/result-{time.time_ns()}.json"
+    args = [*(CPU_ARGS if mode == "cpu" else gpu_worker_args(p)), "--out", result_file]
     cmd = (f"cd {folder} && PYTHONPATH={folder} {wrap} {_srun(p, per_node, mode == 'gpu', minutes)} "
            f"python3 -m factoryctl.bench.fallback_worker --mode {mode} {shlex.join(args)}")
     res.commands.append(cmd)
     say(f"benchmark: built-in {mode} worker on {len(p.nodes)} node(s) of partition {p.partition} through srun")
     out = run(p.submit, cmd)
-    doc = json_document(out.stdout)
+    doc = read_result(run, p.nodes, result_file)
     if doc is None:
-        res.errors.append(f"the worker gave no result (exit {out.rc}): {(out.stderr or out.stdout).strip()[-400:]}")
+        res.errors.append(f"the worker gave no result (exit {out.rc}; rank 0 wrote no {result_file} on "
+                          f"{', '.join(p.nodes)}): {(out.stderr or out.stdout).strip()[-400:]}")
         return res
     result = load_worker(res, doc, f"srun fallback_worker --mode {mode} ({len(p.nodes)} nodes)")
     if result is None:

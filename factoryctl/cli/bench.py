@@ -167,7 +167,7 @@ def expect_cmd(
 
 
 def _judge_file(path: Path, ctxs, th):
-    from ..bench import fallback
+    from ..bench import fallback, localise
     from ..bench.judge import Measurement, judge_fallback, judge_nccl
     from ..bench.nccl_parse import MAX_LOG_BYTES, parse_json, parse_text
     from ..files import read_text
@@ -191,6 +191,8 @@ def _judge_file(path: Path, ctxs, th):
                                                 result=str(path), reason=str(exc))]
             return "fallback", judge_fallback(doc, ctxs, th)
         return "nccl-tests", judge_nccl(parse_json(data, source=str(path)), ctxs, th)
+    if localise.MARK.search(text):
+        return "localisation", localise.judge_log(text, ctxs, th, source=str(path))
     return "nccl-tests", judge_nccl(parse_text(text, source=str(path)), ctxs, th)
 
 
@@ -235,7 +237,7 @@ def _emit_judged(judged, fmt: OutputFormat, extra: dict | None = None) -> bool:
 def judge_cmd(
     file: Path = typer.Argument(..., exists=True, dir_okay=False, help="factory.yaml"),
     results: list[Path] = typer.Argument(..., metavar="RESULT...",
-                                         help="nccl-tests logs or -J JSON, built-in benchmark JSON."),
+                                         help="nccl-tests logs or -J JSON, built-in benchmark JSON, localisation logs."),
     fmt: OutputFormat = typer.Option(OutputFormat.text, "--format", "-f", help="text table or JSON."),
 ) -> None:
     """Judge results against FILE's expectations and verify.thresholds; exit 1 on any fail.
@@ -250,13 +252,17 @@ def judge_cmd(
 
 
 def _local_gpus() -> int:
+    """GPUs this process may use, counted by torch in a child (torch.cuda.device_count() honours
+    CUDA_VISIBLE_DEVICES; nvidia-smi -L lists every GPU of the machine)."""
     import subprocess
+    import sys
 
     try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.SubprocessError):
+        out = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
+                             capture_output=True, text=True, timeout=120, check=False)
+        return max(1, int(out.stdout.strip() or 0))
+    except (OSError, subprocess.SubprocessError, ValueError):
         return 1
-    return max(1, sum(1 for line in out.stdout.splitlines() if line.startswith("GPU ")))
 
 
 class Mode(StrEnum):
@@ -268,12 +274,14 @@ class Mode(StrEnum):
 def run_local_cmd(
     mode: Mode = typer.Option(Mode.cpu, "--mode", help="cpu: gloo on CPU tensors (lab); gpu: NCCL, one rank per GPU."),
     world_size: int | None = typer.Option(None, "--world-size", "-n", min=1,
-                                          help="Ranks to start (cpu: 2; gpu: every GPU nvidia-smi lists)."),
+                                          help="Ranks to start (cpu: 2; gpu: every GPU torch sees, CUDA_VISIBLE_DEVICES honoured)."),
     tests: str | None = typer.Option(None, "--tests", help="Comma list of gemm, hbm, host, all_reduce."),
     dtypes: str | None = typer.Option(None, "--dtypes", help="GEMM dtypes (gpu: bf16,fp16,fp8; cpu: fp32)."),
     min_bytes: str | None = typer.Option(None, "--min-bytes", help="all_reduce sweep start (gpu 1M, cpu 32K)."),
     max_bytes: str | None = typer.Option(None, "--max-bytes", help="all_reduce sweep end (gpu 4G, cpu 16M)."),
     iters: int | None = typer.Option(None, "--iters", min=1, help="Timed iterations (20)."),
+    gemm_seconds: float | None = typer.Option(None, "--gemm-seconds", min=0,
+                                              help="Sustain each GEMM this long, sampling SM clocks and throttle reasons (gpu 10, cpu 0)."),
     factory: Path | None = typer.Option(None, "--factory", exists=True, dir_okay=False,
                                         help="Judge against this factory.yaml (default: the catalog entry of the GPU found)."),
     out: Path | None = typer.Option(None, "--out", help="Also write the result JSON here."),
@@ -294,7 +302,8 @@ def run_local_cmd(
         raise typer.Exit(ExitCode.FAILED)
     n = world_size or (2 if mode is Mode.cpu else _local_gpus())
     args = [f"--{k.replace('_', '-')}={v}" for k, v in (("tests", tests), ("dtypes", dtypes),
-            ("min_bytes", min_bytes), ("max_bytes", max_bytes), ("iters", iters)) if v is not None]
+            ("min_bytes", min_bytes), ("max_bytes", max_bytes), ("iters", iters),
+            ("gemm_seconds", gemm_seconds)) if v is not None]
     run = fallback.run_local(mode.value, n, args, timeout=timeout)
     if run.stderr:
         typer.echo(run.stderr, err=True)

@@ -44,10 +44,14 @@ class Benchmarks(Strict):
 
 
 class Thresholds(Strict):
-    nccl_busbw_fraction: Fraction = 0.8
-    gemm_fraction: Fraction = 0.7
-    hbm_fraction: Fraction = 0.8
-    warn_margin: Fraction = 0.1  # at or above the threshold but within this margin of it: warn
+    # Fractions of what healthy hardware of the same shape reaches (bench/expect.py), not of
+    # the peak: below 0.92 fails, so a GPU 10 % slow or one rail of 8 down (7/8) fails; the
+    # warn band up to 0.96 is where Azure's HPC health checks put their floors (NCCL 460 of a
+    # typical ~479 GB/s on H100, Azure/azurehpc-health-checks conf/nd96isr_h100_v5.conf).
+    nccl_busbw_fraction: Fraction = 0.92
+    gemm_fraction: Fraction = 0.92
+    hbm_fraction: Fraction = 0.92
+    warn_margin: Fraction = 0.04  # at or above the threshold but within this margin of it: warn
     # Serving SLOs judged by the load test (goodput: requests inside every limit); none: measure only.
     ttft_p99_ms: limits.amount(limits.LATENCY_MS, gt=0) | None = None
     tpot_p99_ms: limits.amount(limits.LATENCY_MS, gt=0) | None = None

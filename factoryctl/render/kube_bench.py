@@ -21,6 +21,8 @@ Facts used (public docs):
 
 from __future__ import annotations
 
+import hashlib
+
 from ..resolve import Site
 from . import versions
 from .kube import MANAGED, airgap_registry, literal, mirrored
@@ -88,17 +90,31 @@ def _namespace(rdma: bool) -> dict:
             "metadata": {"name": BENCH_NS, "labels": {**MANAGED, "pod-security.kubernetes.io/enforce": level}}}
 
 
+def namespace(site: Site) -> dict:
+    """The benchmark namespace, as mpijobs() and fallback_docs() render it."""
+    return _namespace(_rdma(site))
+
+
+def site_settings(site: Site) -> dict:
+    """verify.benchmarks as the benchmark manifests use it."""
+    return _settings(site)
+
+
 def _settings(site: Site) -> dict:
     b = site.factory.verify.benchmarks
     n = b.nccl
     return {"collectives": list(n.collectives) if n else ["all_reduce"],
             "min_bytes": str(n.min_bytes) if n else "8M", "max_bytes": str(n.max_bytes) if n else "8G",
-            "step_factor": n.step_factor if n else 2, "dtype": b.gemm.dtype if b.gemm else "bf16"}
+            "step_factor": n.step_factor if n else 2, "dtype": b.gemm.dtype if b.gemm else "bf16",
+            "gemm_size": b.gemm.size if b.gemm else 8192, "hbm": b.hbm}
 
 
-def nccl_command(collective: str, nodes: int, gpus: int, s: dict) -> list[str]:
+def nccl_command(collective: str, nodes: int, gpus: int, s: dict, debug: str = "WARN") -> list[str]:
+    """mpirun of <collective>_perf; debug INFO adds NCCL's INIT/NET lines (the NICs each rank
+    uses, read by bench/localise.py)."""
+    info = ["-x", "NCCL_DEBUG_SUBSYS=INIT,NET"] if debug == "INFO" else []
     return ["mpirun", "--allow-run-as-root", "-np", str(nodes * gpus), "-N", str(gpus),
-            "--bind-to", "none", "-x", "LD_LIBRARY_PATH", "-x", "NCCL_DEBUG=WARN",
+            "--bind-to", "none", "-x", "LD_LIBRARY_PATH", "-x", f"NCCL_DEBUG={debug}", *info,
             f"{NCCL_TESTS_BIN}/{collective}_perf", "-b", literal(s["min_bytes"]),
             "-e", literal(s["max_bytes"]), "-f", str(s["step_factor"]), "-g", "1"]
 
@@ -108,38 +124,65 @@ def mpijobs(site: Site, nodes: int | None = None) -> list[dict]:
     hosts = hosts[: nodes or len(hosts)]
     if not hosts or not gpus:
         return []
+    s = _settings(site)
+    docs = [_mpijob(site, mpijob_name(coll), coll, hosts, gpus, s) for coll in s["collectives"]]
+    return [_namespace(_rdma(site)), *docs]
+
+
+def localise_mpijobs(site: Site, jobs: list[tuple[str, str, list[str]]], collective: str) -> list[dict]:
+    """One MPIJob per localisation job (bench/localise.py: a node alone or a pair of nodes), the
+    collective at verify.benchmarks.nccl.max_bytes only, with NCCL_DEBUG=INFO; the job's
+    section key in the annotation factoryctl.io/localise."""
+    _, gpus = gpu_workers(site)
+    s = _settings(site)
+    s = s | {"min_bytes": s["max_bytes"]}
+    out = []
+    for kind, key, hosts in jobs:
+        job = _mpijob(site, localise_name(kind, hosts), collective, hosts, gpus, s, debug="INFO")
+        job["metadata"]["annotations"] = {"factoryctl.io/localise": f"{kind}={key}"}
+        out.append(job)
+    return out
+
+
+def localise_name(kind: str, hosts: list[str]) -> str:
+    """localise-node-gpu03, localise-pair-gpu01-gpu02; a digest where the hosts make it long
+    (the MPI Operator adds -launcher and -worker-N to pod names, which stay DNS labels <= 63)."""
+    name = f"localise-{kind}-{'-'.join(hosts)}"
+    if len(name) <= 40:
+        return name
+    return f"localise-{kind}-{hashlib.sha256(','.join(hosts).encode()).hexdigest()[:12]}"
+
+
+def _mpijob(site: Site, name: str, coll: str, hosts: list[str], gpus: int, s: dict,
+            debug: str = "WARN") -> dict:
     rdma = _rdma(site)
     image = mirrored(NCCL_TESTS_IMAGE, airgap_registry(site))
-    s = _settings(site)
     shm_vol, shm_mount = _shm()
-    docs = []
-    for coll in s["collectives"]:
-        name = mpijob_name(coll)
-        launcher = {"name": "launcher", "image": image, "command": nccl_command(coll, len(hosts), gpus, s)}
-        worker = {"name": "worker", "image": image, "command": ["/usr/sbin/sshd", "-De"],
-                  "resources": _gpu_resources(gpus, rdma), "volumeMounts": [shm_mount]}
-        if rdma:
-            worker["securityContext"] = {"capabilities": {"add": ["IPC_LOCK"]}}
-        docs.append({
-            "apiVersion": "kubeflow.org/v2beta1", "kind": "MPIJob",
-            "metadata": {"name": name, "namespace": BENCH_NS, "labels": _labels({"factoryctl.io/collective": coll})},
-            "spec": {
-                "slotsPerWorker": gpus,
-                "launcherCreationPolicy": "WaitForWorkersReady",
-                "runPolicy": {"cleanPodPolicy": "Running", "backoffLimit": 3,
-                              "activeDeadlineSeconds": DEADLINE_S},
-                "mpiReplicaSpecs": {
-                    "Launcher": {"replicas": 1, "template": {
-                        "metadata": {"labels": _labels()},
-                        "spec": {"restartPolicy": "OnFailure", "containers": [launcher]}}},
-                    "Worker": {"replicas": len(hosts), "template": {
-                        "metadata": {"labels": _labels()},
-                        "spec": {"containers": [worker], "volumes": [shm_vol],
-                                 "affinity": _affinity(hosts)}}},
-                },
+    launcher = {"name": "launcher", "image": image,
+                "command": nccl_command(coll, len(hosts), gpus, s, debug)}
+    worker = {"name": "worker", "image": image, "command": ["/usr/sbin/sshd", "-De"],
+              "resources": _gpu_resources(gpus, rdma), "volumeMounts": [shm_mount]}
+    if rdma:
+        worker["securityContext"] = {"capabilities": {"add": ["IPC_LOCK"]}}
+    return {
+        "apiVersion": "kubeflow.org/v2beta1", "kind": "MPIJob",
+        "metadata": {"name": name, "namespace": BENCH_NS, "labels": _labels({"factoryctl.io/collective": coll})},
+        "spec": {
+            "slotsPerWorker": gpus,
+            "launcherCreationPolicy": "WaitForWorkersReady",
+            "runPolicy": {"cleanPodPolicy": "Running", "backoffLimit": 3,
+                          "activeDeadlineSeconds": DEADLINE_S},
+            "mpiReplicaSpecs": {
+                "Launcher": {"replicas": 1, "template": {
+                    "metadata": {"labels": _labels()},
+                    "spec": {"restartPolicy": "OnFailure", "containers": [launcher]}}},
+                "Worker": {"replicas": len(hosts), "template": {
+                    "metadata": {"labels": _labels()},
+                    "spec": {"containers": [worker], "volumes": [shm_vol],
+                             "affinity": _affinity(hosts)}}},
             },
-        })
-    return [_namespace(rdma), *docs]
+        },
+    }
 
 
 def fallback_docs(site: Site, nodes: int | None = None) -> list[dict]:
@@ -161,7 +204,10 @@ def fallback_docs(site: Site, nodes: int | None = None) -> list[dict]:
     args = ["--nnodes", str(n), "--nproc-per-node", str(gpus), "--node-rank", "$(JOB_COMPLETION_INDEX)",
             "--master-addr", f"{FALLBACK_JOB}-0.{FALLBACK_JOB}", "--master-port", str(MASTER_PORT),
             "-m", "factoryctl.bench.fallback_worker", "--mode", "gpu",
-            "--dtypes", literal(s["dtype"]), "--min-bytes", "1M", "--max-bytes", literal(s["max_bytes"])]
+            "--tests", ",".join(["gemm", *(["hbm"] if s["hbm"] else []), "host", "all_reduce"]),
+            "--dtypes", literal(s["dtype"]), "--gemm-size", str(s["gemm_size"]),
+            "--min-bytes", literal(s["min_bytes"]), "--max-bytes", literal(s["max_bytes"]),
+            "--step-factor", str(s["step_factor"])]
     container = {"name": "worker", "image": mirrored(PYTORCH_IMAGE, airgap_registry(site)),
                  "command": ["torchrun"], "args": args,
                  "env": [{"name": "PYTHONPATH", "value": WORKER_ROOT}],

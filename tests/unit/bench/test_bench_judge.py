@@ -19,7 +19,7 @@ from factoryctl.model.verify import Thresholds
 from tests.helpers import reference_doc, write_doc
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "nccl"
-TH = Thresholds()  # 0.8 NCCL, 0.7 GEMM, 0.8 copies, warn margin 0.1
+TH = Thresholds()  # 0.92 of what healthy hardware reaches, warn margin 0.04
 H100 = [Context(gpu=catalog.gpu("H100"), gpus_per_node=8, nodes=2, nic_ports=8, port_gbps=400,
                 fabric="infiniband", group="gpu")]
 GIB = 1 << 30
@@ -47,9 +47,23 @@ def test_h100_single_node_passes() -> None:
 
 def test_h100_two_nodes_low_bandwidth_fails() -> None:
     (m,) = judged("h100-2n-all_reduce-nvidia-i290-lowbw.log")
-    assert m.verdict == "fail" and m.value == 155.57 and m.expected == 370.0
-    assert m.scope == "2 nodes x 8 GPUs" and m.fraction == pytest.approx(155.57 / 370, abs=1e-4)
-    assert "below the 80% threshold" in m.reason
+    assert m.verdict == "fail" and m.value == 155.57 and m.expected == 469.2
+    assert m.scope == "2 nodes x 8 GPUs" and m.fraction == pytest.approx(155.57 / 469.2, abs=1e-4)
+    assert "below the 92% threshold" in m.reason
+
+
+def test_h100_two_nodes_one_rail_of_eight_down_fails() -> None:
+    # The healthy 2x8 H100 run (469.21 GB/s) with one of 8 rails down reads ~7/8 of it (410.6):
+    # against min(NICs, single-node ring) = 370 at 80 % it passed; against what healthy runs
+    # of that shape reach it fails.
+    healthy = parse_file(FIX / "h100-2n-all_reduce-nvidia-i309.log")
+    rows = [r.model_copy(update={
+        "out_of_place": r.out_of_place.model_copy(update={"busbw_gbps": r.out_of_place.busbw_gbps * 7 / 8}),
+        "in_place": r.in_place.model_copy(update={"busbw_gbps": r.in_place.busbw_gbps * 7 / 8})})
+        for r in healthy.rows]
+    (m,) = judge_nccl(healthy.model_copy(update={"rows": rows}), H100, TH)
+    assert m.value == pytest.approx(469.21 * 7 / 8, abs=0.01) and m.expected == 469.2
+    assert m.verdict == "fail" and m.fraction == pytest.approx(0.875, abs=1e-3)
 
 
 def test_h100_two_nodes_healthy_passes() -> None:
@@ -89,7 +103,7 @@ def _result(max_size: int, busbw: float, **kw) -> NcclResult:
 def test_small_sizes_are_not_judged() -> None:
     (m,) = judge_nccl(_result(256 << 20, 400.0), H100, TH)
     assert m.verdict == "skip" and "max size too small" in m.reason and m.value == 400.0
-    (m,) = judge_nccl(_result(GIB, 400.0), H100, TH)  # 1 GiB is judged: 400/476 = 84 % -> warn
+    (m,) = judge_nccl(_result(GIB, 450.0), H100, TH)  # 1 GiB is judged: 450/476 = 94.5 % -> warn
     assert m.verdict == "warn" and m.expected == 476.0
 
 
@@ -111,10 +125,11 @@ def test_pick_context() -> None:
 # --- built-in benchmark results ---------------------------------------------------------------
 
 
-def h100_run(**changes) -> dict:
-    """A recorded-looking 8x H100 GPU run of the built-in worker (one node)."""
+def h100_run(slow: dict[int, float] | None = None, **changes) -> dict:
+    """A recorded-looking 8x H100 GPU run of the built-in worker (one node); `slow` maps a rank
+    to its BF16 TFLOPS (the others reach 790, healthy: 794.5 in the MAMF table)."""
     def rank(i: int) -> dict:
-        bf16 = 600.0 if i == 3 else 780.0  # rank 3 is slow
+        bf16 = (slow or {}).get(i, 790.0)
         return {"rank": i, "local_rank": i, "host": "gpu01", "device": f"cuda:{i}",
                 "device_name": "NVIDIA H100 80GB HBM3", "memory_gb": 85.0, "capability": "9.0",
                 "gemm": {"bf16": {"dtype": "bf16", "m": 8192, "n": 8192, "k": 8192, "iters": 20,
@@ -123,7 +138,7 @@ def h100_run(**changes) -> dict:
                                  "time_ms_median": 0.78, "tflops": 1400.0, "tflops_max": 1420.0}},
                 "hbm": {"bytes": GIB, "moved_bytes": 2 * GIB, "iters": 20, "time_ms_median": 0.77,
                         "gbps": 2800.0},
-                "h2d": {"bytes": GIB, "iters": 20, "time_ms_median": 23.9, "gbps": 45.0},
+                "h2d": {"bytes": GIB, "iters": 20, "time_ms_median": 23.9, "gbps": 48.0},
                 "d2h": {"bytes": GIB, "iters": 20, "time_ms_median": 20.0, "gbps": 53.0},
                 "errors": []}
     rows = [{"size_bytes": s, "count": s // 4, "time_us": 1.0, "algbw_gbps": bw / 1.75, "busbw_gbps": bw}
@@ -147,11 +162,12 @@ def by_name(ms) -> dict:
 
 def test_recorded_gpu_run() -> None:
     ms = by_name(judge_fallback(fallback.load(h100_run(), "rec.json"), H100, TH))
-    bf16 = ms["gemm.bf16.tflops"]  # slowest rank: 600 of 794 = 76 % -> warn band (0.7-0.8)
-    assert bf16.value == 600.0 and bf16.verdict == "warn" and "rank 3 on gpu01 cuda:3" in bf16.reason
+    bf16 = ms["gemm.bf16.tflops"]  # slowest rank: 790 of 794 = 99 %
+    assert bf16.value == 790.0 and bf16.verdict == "pass" and "slowest of 8" in bf16.reason
+    assert not [n for n in ms if n.endswith(".outlier")]
     assert ms["gemm.fp8.tflops"].verdict == "pass"
     assert ms["hbm.copy.gbps"].verdict == "pass" and ms["hbm.copy.gbps"].expected == pytest.approx(2901.1)
-    assert ms["h2d.gbps"].verdict == "warn"  # 45 of 51 = 88 %: within 10 % above the 80 % threshold
+    assert ms["h2d.gbps"].verdict == "warn"  # 48 of 51 = 94 %: within 4 % above the 92 % threshold
     assert ms["d2h.gbps"].verdict == "pass"
     assert ms["all_reduce.check"].verdict == "pass"
     ar = ms["all_reduce.busbw"]
@@ -160,13 +176,49 @@ def test_recorded_gpu_run() -> None:
 
 
 def test_recorded_gpu_run_failures() -> None:
-    doc = h100_run()
-    doc["ranks"][5]["gemm"]["bf16"]["tflops"] = 400.0  # 50 % of expected
+    doc = h100_run(slow={5: 400.0})  # 50 % of expected
     doc["all_reduce"]["check"]["checksums"][2] = 1.0
     doc["errors"] = ["rank 4: hbm copy: OutOfMemoryError: CUDA out of memory"]
     ms = judge_fallback(fallback.load(doc, "bad.json"), H100, TH)
     fails = {m.name for m in ms if m.verdict == "fail"}
-    assert fails == {"fallback.run", "gemm.bf16.tflops", "all_reduce.check"}
+    assert fails == {"fallback.run", "gemm.bf16.tflops", "gemm.bf16.tflops.outlier", "all_reduce.check"}
+
+
+def test_one_gpu_ten_percent_slow_fails_gemm() -> None:
+    # 90 % of the healthy 794.5: passed at 0.7 x a figure already derated to what healthy
+    # hardware reaches; now fails, and is named.
+    ms = by_name(judge_fallback(fallback.load(h100_run(slow={3: 794.5 * 0.9}), "r.json"), H100, TH))
+    m = ms["gemm.bf16.tflops"]
+    assert m.verdict == "fail" and m.fraction == pytest.approx(0.9, abs=0.01)
+    assert "rank 3 on gpu01 cuda:3" in m.reason
+
+
+def test_per_rank_outlier_against_the_median_of_its_peers() -> None:
+    # 15 % below its peers (748 TFLOPS) and below the healthy 794.5 -> fail, named
+    doc = h100_run(slow={6: 880.0 * 0.85})
+    for r in doc["ranks"]:
+        if r["rank"] != 6:
+            r["gemm"]["bf16"]["tflops"] = 880.0
+    ms = by_name(judge_fallback(fallback.load(doc, "r.json"), H100, TH))
+    out = ms["gemm.bf16.tflops.outlier"]
+    assert out.verdict == "fail" and out.expected == 880.0 and "rank 6 on gpu01 cuda:6" in out.reason
+    assert "15% below the median" in out.reason and "below the expected 794" in out.reason
+    # 12 % below peers that run at 1000: 880 is still above the healthy 794.5 -> warn, named
+    for r in doc["ranks"]:
+        r["gemm"]["bf16"]["tflops"] = 880.0 if r["rank"] == 6 else 1000.0
+    out = by_name(judge_fallback(fallback.load(doc, "r.json"), H100, TH))["gemm.bf16.tflops.outlier"]
+    assert out.verdict == "warn" and "still at or above" in out.reason
+    # within the 10 % margin: no outlier
+    for r in doc["ranks"]:
+        r["gemm"]["bf16"]["tflops"] = 800.0 if r["rank"] == 6 else 850.0
+    assert "gemm.bf16.tflops.outlier" not in by_name(judge_fallback(fallback.load(doc), H100, TH))
+
+
+def test_host_copy_outlier_names_the_rank() -> None:
+    doc = h100_run()
+    doc["ranks"][2]["h2d"]["gbps"] = 24.0  # a x8 link, or a copy not bound to its NUMA node
+    ms = by_name(judge_fallback(fallback.load(doc, "r.json"), H100, TH))
+    assert ms["h2d.gbps.outlier"].verdict == "fail" and "rank 2 on gpu01 cuda:2" in ms["h2d.gbps.outlier"].reason
 
 
 def test_fp8_skipped_by_the_worker() -> None:
@@ -221,7 +273,7 @@ def test_cli_judge_pass_and_fail(tmp_path: Path) -> None:
     assert bad.exit_code == 1
     data = json.loads(bad.stdout)
     assert data["verdict"] == "fail" and [r["verdict"] for r in data["results"]] == ["pass", "fail"]
-    assert data["results"][1]["measurements"][0]["expected"] == 370.0
+    assert data["results"][1]["measurements"][0]["expected"] == 469.2
 
 
 def test_cli_judge_fallback_json_and_unreadable(tmp_path: Path) -> None:
@@ -231,7 +283,7 @@ def test_cli_judge_fallback_json_and_unreadable(tmp_path: Path) -> None:
     res = runner.invoke(app, ["judge", "--format", "json", f, str(rec)])
     assert res.exit_code == 0, res.output
     (r,) = json.loads(res.stdout)["results"]
-    assert r["kind"] == "fallback" and r["verdict"] == "warn"
+    assert r["kind"] == "fallback" and r["verdict"] == "warn"  # h2d 48 of 51
     res = runner.invoke(app, ["judge", f, str(tmp_path / "missing.log")])
     assert res.exit_code == 1 and "cannot read" in res.output
     broken = tmp_path / "broken.json"
@@ -254,3 +306,22 @@ def test_cli_judge_nccl_json_report(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     (m,) = json.loads(res.stdout)["results"][0]["measurements"]
     assert m["verdict"] == "pass" and m["value"] == 478.9
+
+
+def test_throttling_during_the_sustained_gemm_is_named() -> None:
+    doc = h100_run()
+    clocks = {"source": "nvml", "samples": 20, "interval_s": 0.5,
+              "sm_clock_mhz": {"min": 1095.0, "median": 1755.0, "max": 1980.0},
+              "throttle_reasons": {"sw_power_cap": 20}}
+    for r in doc["ranks"]:
+        r["gemm"]["bf16"]["clocks"] = dict(clocks)
+    ms = judge_fallback(fallback.load(doc, "r.json"), H100, TH)
+    assert not [m for m in ms if m.name.endswith(".throttle")]  # power cap under GEMM: normal
+    doc["ranks"][4]["gemm"]["bf16"]["clocks"] = clocks | {
+        "throttle_reasons": {"sw_power_cap": 20, "hw_power_brake_slowdown": 6}}
+    doc["ranks"][1]["gemm"]["bf16"]["clocks"] = clocks | {"throttle_reasons": {"sw_thermal_slowdown": 2}}
+    ms = {(m.name, m.scope): m for m in judge_fallback(fallback.load(doc, "r.json"), H100, TH)}
+    brake = ms[("gemm.bf16.throttle", "rank 4 on gpu01 cuda:4")]
+    assert brake.verdict == "fail" and "hw_power_brake_slowdown in 6 of 20 samples" in brake.reason
+    assert brake.value == 1095.0
+    assert ms[("gemm.bf16.throttle", "rank 1 on gpu01 cuda:1")].verdict == "warn"

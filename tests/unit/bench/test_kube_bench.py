@@ -17,6 +17,7 @@ from factoryctl.bench import kube_stage as kube_bench
 from factoryctl.bench import slurm_stage as bench
 from factoryctl.render import render
 from tests.helpers import check_doc, reference_doc
+from tests.unit.bench.nccl_logs import node_log, pair_log
 
 ROOT = Path(__file__).resolve().parents[3]
 FIXTURE = ROOT / "tests" / "fixtures" / "nccl" / "h100-1n-all_reduce-nvidia-i290.log"
@@ -71,6 +72,17 @@ def test_fallback_job_validates_and_ranks_from_the_completion_index(tmp_path):
     assert ["-m", "factoryctl.bench.fallback_worker", "--mode", "gpu"] == args[args.index("-m"):args.index("-m") + 4]
     reg = c.factory.sovereignty.registries[0]
     assert ctr["image"].startswith(reg + "/")  # air-gapped: the site's registry only
+
+
+def test_fallback_job_passes_the_benchmark_settings(tmp_path):
+    # the old Job passed --min-bytes 1M whatever verify.benchmarks.nccl said, and no GEMM size
+    c = _factory(tmp_path, min_bytes="64M", max_bytes="2G", step_factor=4)
+    (ctr,) = _bench_files(c, tmp_path)["fallback-job.yaml"][2]["spec"]["template"]["spec"]["containers"]
+    args = ctr["args"]
+    opts = dict(zip(args[args.index("--mode"):][::2], args[args.index("--mode"):][1::2], strict=True))
+    assert opts["--min-bytes"] == "64M" and opts["--max-bytes"] == "2G" and opts["--step-factor"] == "4"
+    assert opts["--gemm-size"] == "8192" and opts["--dtypes"] == "bf16"
+    assert opts["--tests"] == "gemm,hbm,host,all_reduce"
 
 
 def test_mpijob_structure_follows_the_model(tmp_path):
@@ -130,7 +142,8 @@ if args[0] == "version" and rc:
 if args[0] == "wait" and rc:
     sys.stderr.write("error: timed out waiting for the condition on mpijobs/nccl-tests-all-reduce\n")
 if args[0] == "logs":
-    sys.stdout.write(open(os.environ["FAKE_LOGS"]).read())
+    per_job = os.path.join(os.environ.get("FAKE_LOGS_DIR", "/nonexistent"), args[3].replace("/", "_"))
+    sys.stdout.write(open(per_job if os.path.exists(per_job) else os.environ["FAKE_LOGS"]).read())
 sys.exit(rc)
 '''
 
@@ -230,3 +243,36 @@ def test_factoryctl_kubectl_names_the_binary(tmp_path, monkeypatch):
     monkeypatch.setenv("FACTORYCTL_KUBECTL", str(tmp_path / "missing"))
     out = kube_bench.kubectl(["version"])
     assert out.rc == 127 and "FACTORYCTL_KUBECTL" in out.stderr
+
+
+def test_localisation_through_mpijobs_names_the_slow_node(tmp_path, fake_kubectl, monkeypatch):
+    # each node alone, then the ring of pairs, as MPIJobs with NCCL_DEBUG=INFO; gpu02's logs
+    # (alone and in its pairs) are the real ones slowed to 80 %
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    hosts = ["gpu01", "gpu02", "gpu03", "gpu04"]
+    for a in hosts:
+        (logs / f"job_localise-node-{a}-launcher").write_text(node_log(a, 0.8 if a == "gpu02" else 1.0))
+        for b in hosts:
+            f = 0.8 if "gpu02" in (a, b) else 1.0
+            (logs / f"job_localise-pair-{a}-{b}-launcher").write_text(pair_log(a, b, f))
+    monkeypatch.setenv("FAKE_LOGS_DIR", str(logs))
+    c = _factory(tmp_path, collectives=["all_reduce"])
+    res = kube_bench.run_stage(c.factory, c.site, timeout=60)
+    assert list(res.localisation["suspects"]) == ["gpu02"], res.localisation
+    assert [m["scope"] for m in res.measurements if m["name"] == "localise.node"] == ["node gpu02"]
+    applied = [json.loads(line) for line in (tmp_path / "kubectl.argv.applied").read_text().splitlines()
+               if line.strip()]
+    rounds = [[d for d in doc["items"] if d["kind"] == "MPIJob"] for doc in applied[1:]]
+    assert [len(r) for r in rounds] == [4, 2, 2]  # all nodes at once, then two rounds of pairs
+    node3 = rounds[0][2]
+    assert node3["metadata"]["name"] == "localise-node-gpu03"
+    assert node3["metadata"]["annotations"] == {"factoryctl.io/localise": "node=gpu03"}
+    cmd = node3["spec"]["mpiReplicaSpecs"]["Launcher"]["template"]["spec"]["containers"][0]["command"]
+    assert "NCCL_DEBUG=INFO" in cmd and cmd[cmd.index("-b") + 1] == cmd[cmd.index("-e") + 1] == "8G"
+    assert node3["spec"]["mpiReplicaSpecs"]["Worker"]["replicas"] == 1
+    for r in rounds:
+        for d in r:
+            kubernetes_validate.validate(_pods(d)[0], "1.31", strict=True)
+    deleted = [a[3] for a in fake_kubectl() if a[0] == "delete"]
+    assert "mpijob/localise-node-gpu02" in deleted and "mpijob/localise-pair-gpu04-gpu01" in deleted

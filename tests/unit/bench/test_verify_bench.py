@@ -4,15 +4,20 @@ nccl-tests on the pilot), how the results are judged, and how each failure is re
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from factoryctl.bench import slurm_stage as bench
+from factoryctl.bench.record import json_document
 from factoryctl.bench.slurm_stage import Out
 from factoryctl.cli import app
 from factoryctl.session import check
+from tests.helpers import write_doc
 
 ROOT = Path(__file__).resolve().parents[3]
 LAB = ROOT / "examples" / "lab.yaml"
@@ -35,11 +40,15 @@ def cpu_doc(ranks: int = 2) -> dict:
 
 
 class FakeSite:
-    """Answers srun with `srun_out`; records every (host, command)."""
+    """Answers srun with `srun_out`; records every (host, command). A built-in worker's srun
+    leaves the JSON of `srun_out` in its --out file on `rank0` (the first node unless told)
+    and prints `srun_noise` instead, as srun's merged stream of every rank would."""
 
-    def __init__(self, srun_out: Out, nccl_tests: bool = False, srun: bool = True, stage_rc: int = 0):
+    def __init__(self, srun_out: Out, nccl_tests: bool = False, srun: bool = True, stage_rc: int = 0,
+                 rank0: str | None = None, srun_noise: str = ""):
         self.srun_out, self.nccl_tests, self.srun, self.stage_rc = srun_out, nccl_tests, srun, stage_rc
         self.calls: list[tuple[str, str]] = []
+        self.rank0, self.srun_noise, self.files = rank0, srun_noise, {}
 
     def __call__(self, host: str, command: str) -> Out:
         self.calls.append((host, command))
@@ -50,7 +59,18 @@ class FakeSite:
         if "base64 -d" in command:
             return Out(self.stage_rc, "", "tar: write error" if self.stage_rc else "")
         if " srun " in command:
+            m = re.search(r"--out (\S+)", command)
+            if m and "fallback_worker" in command:
+                nodes = re.search(r" -w (\S+) ", command).group(1).split(",")
+                doc = json_document(self.srun_out.stdout)
+                if doc is not None:
+                    self.files[(self.rank0 or nodes[0], m.group(1))] = json.dumps(doc)
+                return Out(self.srun_out.rc, self.srun_noise, self.srun_out.stderr)
             return self.srun_out
+        if command.startswith("cat "):
+            path = shlex.split(command)[1]
+            text = self.files.pop((host, path), None)
+            return Out(0, text, "") if text is not None else Out(1, "", "")
         return Out(127, "", "unexpected")
 
     def sruns(self) -> list[tuple[str, str]]:
@@ -118,8 +138,11 @@ def test_pilot_runs_nccl_tests_per_collective_when_installed() -> None:
     site = FakeSite(Out(0, log, ""), nccl_tests=True)
     res = _stage(PILOT, site)
     assert res.path == "nccl-tests" and res.errors == []
-    cmds = [c for _, c in site.sruns()]
+    cmds = [c for _, c in site.sruns() if "factoryctl-localise" not in c]
     assert len(cmds) == 2
+    # then localisation: the 4 nodes alone at once, the ring of pairs in two rounds
+    local = [c for _, c in site.sruns() if "factoryctl-localise" in c]
+    assert len(local) == 3 and local[0].count("factoryctl-bench node=") == 4
     assert "srun -p gpu -N 4 -w gpu01,gpu02,gpu03,gpu04 --ntasks-per-node=8" in cmds[0]
     assert "--gpus-per-node=8 /opt/nccl-tests/build/all_reduce_perf -b 8M -e 8G -f 2 -g 1" in cmds[0]
     assert "/opt/nccl-tests/build/all_gather_perf" in cmds[1]
@@ -135,8 +158,50 @@ def test_pilot_without_nccl_tests_runs_the_gpu_worker() -> None:
     assert res.path == "built-in (gpu)" and res.failed
     cmd = site.sruns()[0][1]
     assert "--ntasks-per-node=8 --job-name=factoryctl-bench -t 15 --gpus-per-node=8" in cmd
-    assert "fallback_worker --mode gpu --dtypes bf16" in cmd
+    assert ("fallback_worker --mode gpu --tests gemm,hbm,host,all_reduce --dtypes bf16 --gemm-size 8192 "
+            "--min-bytes 8M --max-bytes 8G --step-factor 2 --out /var/tmp/factoryctl-bench/") in cmd
     assert "PyTorch is not installed" in res.errors[0]
+
+
+def gpu_doc(hosts: list[str]) -> dict:
+    doc = cpu_doc(len(hosts))
+    doc.update(mode="gpu", backend="nccl", hosts=hosts)
+    for r, h in zip(doc["ranks"], hosts, strict=True):
+        r.update(host=h, device="cuda:0", device_name="NVIDIA H100 80GB HBM3")
+    return doc
+
+
+def test_verify_benchmarks_settings_reach_the_worker(tmp_path: Path) -> None:
+    # the old command passed --min-bytes 1M whatever the file said, and no GEMM size
+    doc = yaml.safe_load(PILOT.read_text())
+    doc.setdefault("verify", {})["benchmarks"] = {
+        "nccl": {"collectives": ["all_reduce"], "min_bytes": "64M", "max_bytes": "2G", "step_factor": 4},
+        "gemm": {"dtype": "fp8", "size": 16384}, "hbm": False}
+    f = write_doc(doc, tmp_path / "factory.yaml")
+    site = FakeSite(Out(0, json.dumps(gpu_doc(["gpu01", "gpu02", "gpu03", "gpu04"])), ""))
+    res = _stage(f, site)
+    cmd = site.sruns()[0][1]
+    argv = shlex.split(cmd.split(" python3 ", 1)[1])
+    opts = dict(zip(argv[2::2], argv[3::2], strict=True))
+    assert opts["--tests"] == "gemm,host,all_reduce" and opts["--dtypes"] == "fp8"
+    assert opts["--gemm-size"] == "16384" and opts["--min-bytes"] == "64M"
+    assert opts["--max-bytes"] == "2G" and opts["--step-factor"] == "4"
+    assert res.errors == [] and res.documents
+
+
+def test_rank0_result_is_read_from_its_own_file_not_the_merged_stream() -> None:
+    # srun's stdout carries every rank's output: another rank's NCCL warning cut into the JSON
+    doc = cpu_doc()
+    noise = '{"schema": "factoryctl.bench.fallback/v1", "mode"node02:1234:1234 [0] NCCL WARN x\n'
+    site = FakeSite(Out(0, json.dumps(doc), ""), rank0="node02", srun_noise=noise)
+    res = _stage(LAB, site)
+    assert res.errors == [] and res.documents[0]["hosts"] == ["node01", "node02"]
+    cats = [(h, c) for h, c in site.calls if c.startswith("cat ")]
+    assert [h for h, _ in cats] == ["node01", "node02"]  # looked on node01 first, found on node02
+    assert "rm -f" in cats[-1][1]
+    site = FakeSite(Out(1, "", "srun: error: node02: task 1: Exited with exit code 1"))
+    res = _stage(LAB, site)
+    assert res.failed and "rank 0 wrote no" in res.errors[0] and "task 1" in res.errors[0]
 
 
 def test_cli_verify_and_bench_run_help() -> None:

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..engines.lab.site import run_secrets
 from ..errors import ExitCode
 from ..ops.hoststate import baseline, probe
 from ..session import Checked
@@ -198,7 +199,8 @@ def check_hosts(c: Checked, ws: Workspace, rep: DriftResult, tree: Path, opts: D
     playbook = _playbook_tree(rep, tree, ws)
     ui.info(f"ansible-playbook --check --diff on {len(to_check)} host(s): {', '.join(sorted(to_check))}")
     run = config.check(playbook, run_dir, hosts=to_check, forks=max(1, min(len(to_check), MAX_FORKS)),
-                       envvars=ansible_env(ws), inventories=[str(playbook / "ansible" / "inventory"),
+                       envvars={**ansible_env(ws), **run_secrets(c, ws)},
+                       inventories=[str(playbook / "ansible" / "inventory"),
                                                              str(ws.connection_inventory)],
                        fact_cache=ws.facts_dir)
     rep.seconds["ansible_check"] = round(time.perf_counter() - t, 3)

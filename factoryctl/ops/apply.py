@@ -371,7 +371,8 @@ class Apply:
         try:
             with self.ui.engine_events("site.yml") as progress:
                 run = run_playbook(adir, "site.yml", self.run_dir, limit=limit, tags=self.opts.tags,
-                                   forks=forks, envvars=ansible_env(self.ws), observer=progress,
+                                   forks=forks, envvars={**ansible_env(self.ws), **labsite.run_secrets(self.c, self.ws)},
+                                   observer=progress,
                                    cancel=self.cancel, inventory=[str(adir / "inventory"),
                                                                   str(self.ws.connection_inventory)],
                                    fact_cache=self.ws.facts_dir)

@@ -199,7 +199,7 @@ def group_vars(f: dict) -> dict[str, Any]:
         "inference_pip_trusted_host": (urlsplit(mirrors["pypi"][0]).hostname or "")
         if mirrors["pypi"] and mirrors["pypi"][0].startswith("http://") else "",
         # monitoring: DCGM exporter on hosts unless the GPU Operator runs it (Kubernetes-only GPUs)
-        "monitoring_node_exporter": not lab,
+        "monitoring_node_exporter": True,  # lab hosts too: Prometheus there scrapes every host
         "monitoring_dcgm_exporter": not lab and (not operator_dcgm or slurm["enabled"]),
         "monitoring_remote_write": metrics,
     }

@@ -116,6 +116,11 @@ def _partition(site: Site, groups: tuple[str, ...]) -> str:
     return min(fitting)[1] if fitting else ""
 
 
+def _owner(site: Site, deployment: str) -> str:
+    """The tenant that declares the deployment among its own (tenants[].deployments)."""
+    return next((t.name for t in site.factory.tenants if deployment in t.deployments), "")
+
+
 def jobs(site: Site) -> list[dict]:
     """One entry per Slurm inference deployment (`slurm_inference` in the render context)."""
     f = site.factory
@@ -162,5 +167,8 @@ def jobs(site: Site) -> list[dict]:
             "env": {k: _value(v) for k, v in sorted(inf.engine_options.env.items())},
             "endpoint_prefix": ENDPOINT_PREFIX,
             "log_dir": LOG_DIR,
+            # The owning tenant's Slurm account (slurm/accounts.yml), so its QOS limits and
+            # usage apply to the deployment's job; none when accounting is off or no one owns it.
+            "account": owner if (owner := _owner(site, inf.name)) and f.slurm.accounting else "",
         })
     return out

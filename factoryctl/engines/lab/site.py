@@ -125,3 +125,24 @@ def serve_mirror(checked, ws: Workspace, log: Callable[[str], None] | None = Non
     if spec is None:
         return None
     return mirror.ensure_running(ws.lab_dir, spec)
+
+
+DBD_PASSWORD_ENV = "FACTORYCTL_SLURMDBD_STORAGE_PASS"  # render/slurm.py, the slurm role's default
+
+
+def run_secrets(checked, ws: Workspace) -> dict[str, str]:
+    """Secrets a lab site's playbook needs that a person gives a real site at run time: the
+    accounting database's password, made once per lab (random, 0600 in the lab's keys) unless
+    the environment gives one. Passed to Ansible's environment only, never written to the build."""
+    import os
+    import secrets
+
+    from ...files import atomic_write
+
+    if not is_lab(checked) or not checked.factory.slurm.accounting or os.environ.get(DBD_PASSWORD_ENV):
+        return {}
+    path = ws.lab_dir / "keys" / "slurmdbd-storage-pass"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        atomic_write(path, secrets.token_urlsafe(24).encode(), 0o600)
+    return {DBD_PASSWORD_ENV: path.read_text().strip()}

@@ -250,6 +250,7 @@ FIELDS: dict[str, str] = {
     # --- verify ---
     "Verify.benchmarks": "Which benchmarks `verify --bench` runs.",
     "Verify.thresholds": "Share of the expected figure a result must reach to pass.",
+    "Verify.health_check_interval": "Seconds between runs of the rendered Slurm HealthCheckProgram (slurm.conf HealthCheckInterval); 0 renders none.",
     "Benchmarks.nccl": "nccl-tests sweep.",
     "Benchmarks.gemm": "Matrix-multiply benchmark.",
     "Benchmarks.hbm": "Measure GPU memory bandwidth.",
@@ -263,6 +264,8 @@ FIELDS: dict[str, str] = {
     "Thresholds.gemm_fraction": "Share of peak TFLOPS to pass.",
     "Thresholds.hbm_fraction": "Share of peak memory bandwidth to pass.",
     "Thresholds.warn_margin": "At or above the threshold but within this margin of it: warn.",
+    "Thresholds.disk_free_fraction": "Least free share of / and the Slurm spool folder a node must keep (disk-space check, HealthCheckProgram).",
+    "Thresholds.clock_offset_ms": "Largest clock offset from NTP (chronyc tracking) or from the verifying machine a node may have.",
     # --- economics ---
     "Economics.currency": "ISO 4217 code of every price; sourced defaults apply only to USD.",
     "Economics.capex_per_node": "Price of one node by group name; key `default` covers groups not named.",
@@ -303,6 +306,8 @@ UNITS: dict[str, str] = {
     "NcclBench.min_bytes": "bytes",
     "NcclBench.max_bytes": "bytes",
     "GemmBench.size": "elements",
+    "Verify.health_check_interval": "seconds",
+    "Thresholds.clock_offset_ms": "ms",
     "Kubernetes.node_pod_prefix": "prefix length (bits)",
     "Economics.capex_per_node": "currency",
     "Economics.capex_per_switch": "currency",

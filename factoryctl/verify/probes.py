@@ -473,7 +473,10 @@ def rdma_devices(host, expect: dict) -> str:
 
 # --- Slurm -------------------------------------------------------------------------------------
 
-SINFO_COMMAND = "sinfo -h -a -o '%P|%a' && echo --- && sinfo -h -a -N -o '%N|%P|%T'"
+SINFO_COMMAND = "sinfo -h -a -o '%P|%a' && echo --- && sinfo -h -a -N -o '%N|%P|%T|%E'"
+# Drain reasons of factoryctl: `verify --quarantine` (verify/quarantine.py) and the rendered
+# HealthCheckProgram (templates/slurm/healthcheck.sh.j2).
+FACTORYCTL_REASONS = ("factoryctl:", "factoryctl-hc:")
 OK_STATES = {"idle", "allocated", "mixed", "completing", "planned", "reserved"}
 STATE_FLAGS = "*~#!%$@^-+"
 
@@ -489,12 +492,14 @@ def parse_sinfo(text: str) -> dict[str, Any]:
             parts[name] = {"up": f[1].strip() == "up", "default": f[0].endswith("*"), "nodes": set()}
     nodes: dict[str, dict[str, Any]] = {}
     for line in rows.splitlines():
-        f = line.strip().split("|")
-        if len(f) != 3 or not f[0]:
+        f = line.strip().split("|", 3)
+        if len(f) < 3 or not f[0]:
             continue
         part = f[1].rstrip("*")
         parts.setdefault(part, {"up": False, "default": f[1].endswith("*"), "nodes": set()})["nodes"].add(f[0])
-        n = nodes.setdefault(f[0], {"partitions": set(), "state": f[2].strip()})
+        why = f[3].strip() if len(f) > 3 else ""
+        n = nodes.setdefault(f[0], {"partitions": set(), "state": f[2].strip(),
+                                    "reason": "" if why in ("none", "(null)") else why})
         n["partitions"].add(part)
     return {"partitions": parts, "nodes": nodes}
 
@@ -541,6 +546,10 @@ def slurm_node(host, expect: dict, subject: str) -> str:
     if node is None:
         raise Fail(f"{subject} is not a Slurm node (sinfo does not list it)")
     base, responding = node_state(node["state"])
+    why = node.get("reason", "")
+    if base not in OK_STATES and why.startswith(FACTORYCTL_REASONS):
+        raise Skip(f"{node['state']} by factoryctl ({why!r}): the node's own checks decide; "
+                   "verify --quarantine resumes it once they pass")
     problems = []
     if not responding:
         problems.append(f"not responding ({node['state']})")

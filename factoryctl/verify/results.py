@@ -83,6 +83,7 @@ class VerifyResult:
     finished: str = ""
     duration_s: float = 0.0
     host_checks: bool = True  # False: a benchmark-only run (`bench run`), no verify.json
+    quarantine: list[dict] | None = None  # verify --quarantine: what was drained, resumed, left (quarantine.py)
     folder: Path | None = None  # runs/<id>/, once written
 
     def counts(self) -> dict[str, int]:
@@ -102,7 +103,8 @@ class VerifyResult:
                 "started": self.started, "finished": self.finished, "duration_s": self.duration_s,
                 "result": "failed" if self.failed else "passed", "summary": self.counts(),
                 "checks": [c.to_dict() for c in self.checks],
-                "bench": self.bench.to_dict() if self.bench else None, "problems": self.problems}
+                "bench": self.bench.to_dict() if self.bench else None, "problems": self.problems,
+                **({"quarantine": self.quarantine} if self.quarantine is not None else {})}
 
 
 def write_run_folder(run: VerifyResult, folder: Path) -> list[Path]:

@@ -13,6 +13,7 @@ from factoryctl.render import render
 from factoryctl.render.hostchecks import SCHEMA, build
 from factoryctl.session import check
 from factoryctl.verify.probes import PROBES
+from tests.helpers import check_doc, reference_doc
 
 ROOT = Path(__file__).resolve().parents[3]
 PILOT = ROOT / "blueprints" / "enterprise-pilot-h100-4n" / "factory.yaml"
@@ -79,12 +80,24 @@ def test_lab_checks() -> None:
     got = [(c["host"], c["check"], c["on"]) for c in _checks(LAB)]
     assert got == [
         ("head01", "hostname", "head01"), ("head01", "packages", "head01"),
+        ("head01", "disk-space", "head01"), ("head01", "time-sync", "head01"),
         ("head01", "service:munge", "head01"), ("head01", "service:slurmctld", "head01"),
         ("head01", "port:6817", "head01"), ("head01", "gpu-count", "head01"),
         ("head01", "slurm-partition:batch", "head01"), ("head01", "slurm-partition:debug", "head01"),
         *[(n, k, "head01" if k == "slurm-node" else n) for n in ("node01", "node02") for k in (
-            "hostname", "packages", "service:munge", "service:slurmd", "port:6818", "gpu-count", "slurm-node")],
+            "hostname", "packages", "disk-space", "time-sync", "service:munge", "service:slurmd", "port:6818",
+            "gpu-count", "slurm-node")],
     ]
+
+
+def test_health_checks_take_their_paths_and_thresholds_from_the_model(tmp_path: Path) -> None:
+    doc = reference_doc()
+    doc.setdefault("verify", {})["thresholds"] = {"disk_free_fraction": 0.2, "clock_offset_ms": 25}
+    by = {(c["host"], c["check"]): c for c in build(check_doc(doc, tmp_path).site)["checks"]}
+    assert by[("gpu01", "disk-space")]["expect"] == {"paths": ["/", "/var/spool/slurmd"], "min_free_fraction": 0.2}
+    assert by[("head01", "disk-space")]["expect"]["paths"] == ["/", "/var/spool/slurmctld"]
+    assert by[("gpu01", "time-sync")]["expect"] == {"max_offset_ms": 25.0}
+    assert by[("gpu01", "mount:/lustre")]["kind"] == "mount"  # the declared mounts stay checked
 
 
 @pytest.mark.parametrize("bp", all_blueprints(), ids=lambda b: b.name)

@@ -261,3 +261,36 @@ def test_slurm_node_check_skips_a_node_factoryctl_drained_and_fails_an_operators
     from factoryctl.verify.probes import Fail
     with pytest.raises(Fail, match="state drained"):
         slurm_node(SinfoHost(text), {"partitions": ["batch"]}, "node02")
+
+
+# --- wired into verify: the run's record and problems ---------------------------------------------
+
+
+def test_verify_quarantine_records_actions_and_reports_failures_as_problems(site, ws, monkeypatch):
+    from factoryctl.session import check as check_file
+    from factoryctl.ui import RecordingUI
+    from factoryctl.verify import hostchecks
+    from factoryctl.verify.results import VerifyResult
+
+    slurm = FakeSlurm({"node01": ("idle", ""), "node02": ("idle", "")})
+    monkeypatch.setattr(hostchecks, "executor", lambda conn: slurm)
+    checked = check_file(ROOT / "examples" / "lab.yaml")
+    res = VerifyResult("lab", "R1", "ssh", checks({"node02": ["service:munge"]}))
+    hostchecks.run_quarantine(checked, ws, object(), res, RecordingUI())
+    assert res.quarantine == [{"scheduler": "slurm", "node": "node02", "action": "drained",
+                               "reason": "factoryctl: service:munge", "detail": "was idle",
+                               "commands": [q.drain_command("node02", "factoryctl: service:munge")]}]
+    assert res.to_dict()["quarantine"] == res.quarantine and res.problems == []
+    assert not (ws.root / "lock").read_text().strip()  # the lock was held, and released
+    slurm.fail_update = True
+    res = VerifyResult("lab", "R2", "ssh", checks({}))
+    hostchecks.run_quarantine(checked, ws, object(), res, RecordingUI())
+    assert res.quarantine[0]["action"] == "failed"
+    assert res.problems == ["quarantine of node02 (slurm) failed: scontrol on head01: slurm_update error: "
+                            "Invalid user id"]
+
+
+def test_verify_without_quarantine_writes_no_quarantine_key():
+    from factoryctl.verify.results import VerifyResult
+
+    assert "quarantine" not in VerifyResult("lab", "R1", "ssh").to_dict()

@@ -31,8 +31,8 @@ def fctl(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 
 def on(site: Path, host: str, command: str) -> subprocess.CompletedProcess:
-    """One shell command on a lab host (ssh hands the single word to the remote shell)."""
-    return fctl("lab", "ssh", "--file", str(site), host, "--", command, timeout=120)
+    """One shell command line on a lab host (`lab ssh` quotes each word for the remote shell)."""
+    return fctl("lab", "ssh", "--file", str(site), host, "--", "sh", "-c", command, timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -105,7 +105,7 @@ def run_script(tmp_path: Path, *, munge=True, gpus=8, state="idle", reason="none
     _tool(fake, "nvidia-smi", "".join(f"echo {i}\n" for i in range(gpus)))
     (tmp_path / "klog").write_text(kernel_log + "\n")
     _tool(fake, "journalctl", f'cat {tmp_path / "klog"}\n')
-    _tool(fake, "sinfo", f"echo '{state}|{reason}'\n")
+    _tool(fake, "sinfo", f"echo '{state}|{reason}'\n" if state is not None else "exit 1\n")
     _tool(fake, "scontrol", f'printf "%s\\n" "$*" >> {log}\n')
     # /proc/self/mounts is real: the declared /home /lustre become paths this machine has mounted
     text = text.replace("MOUNTS='/home /lustre'", f"MOUNTS='{mounts}'")
@@ -160,3 +160,11 @@ def test_an_operators_drain_is_never_resumed_nor_overwritten(tmp_path):
 def test_an_unchanged_drain_is_not_repeated(tmp_path):
     rc, err, calls = run_script(tmp_path, munge=False, state="drained", reason="factoryctl-hc: service:munge")
     assert (rc, calls) == (1, [])
+
+
+def test_without_the_nodes_state_nothing_is_changed(tmp_path):
+    # sinfo cannot reach slurmctld: an operator's drain could be overwritten, so no scontrol
+    rc, err, calls = run_script(tmp_path, munge=False, state=None)
+    assert (rc, calls) == (1, []) and "sinfo gave no state" in err
+    rc, err, calls = run_script(tmp_path, state=None)
+    assert (rc, calls) == (0, [])

@@ -98,6 +98,12 @@ fi
 
 # This node's state and drain reason as slurmctld holds them (sinfo %T and %E).
 row=$(sinfo -h -N -n "$NODE" -o '%T|%E' 2>/dev/null | head -n 1)
+if [ -z "$row" ]; then
+    # Without the node's state an operator's drain could be overwritten: change nothing.
+    echo "factoryctl-hc: $NODE: sinfo gave no state for this node; not draining or resuming" >&2
+    [ -n "$failed" ] && exit 1
+    exit 0
+fi
 state=${row%%|*}
 reason=${row#*|}
 case "$state" in

@@ -59,6 +59,9 @@ def verify(
     role, mounts, Slurm partitions and nodes, GPUs, NVLink, fabric ports, Kubernetes nodes,
     inference endpoints; with --bench, nccl-tests (or the built-in benchmark) through srun.
 
+    With --quarantine, nodes whose own checks fail are drained in Slurm and cordoned and tainted
+    in Kubernetes; the ones factoryctl drained are resumed once they pass (docs/verify.md).
+
     Results go to .factory/<name>/runs/<id>/ (verify.json, bench.json). Checks whose hardware
     is absent are skipped with the reason. Exit 1 on any failed check or benchmark figure.
 

@@ -474,9 +474,9 @@ def rdma_devices(host, expect: dict) -> str:
 # --- Slurm -------------------------------------------------------------------------------------
 
 SINFO_COMMAND = "sinfo -h -a -o '%P|%a' && echo --- && sinfo -h -a -N -o '%N|%P|%T|%E'"
-# Drain reasons of factoryctl: `verify --quarantine` (verify/quarantine.py) and the rendered
-# HealthCheckProgram (templates/slurm/healthcheck.sh.j2).
-FACTORYCTL_REASONS = ("factoryctl:", "factoryctl-hc:")
+# The drain reason of `verify --quarantine` (verify/quarantine.py); the rendered
+# HealthCheckProgram's start "factoryctl-hc:" (render/healthcheck.py).
+QUARANTINE_REASON = "factoryctl:"
 OK_STATES = {"idle", "allocated", "mixed", "completing", "planned", "reserved"}
 STATE_FLAGS = "*~#!%$@^-+"
 
@@ -547,14 +547,14 @@ def slurm_node(host, expect: dict, subject: str) -> str:
         raise Fail(f"{subject} is not a Slurm node (sinfo does not list it)")
     base, responding = node_state(node["state"])
     why = node.get("reason", "")
-    if base not in OK_STATES and why.startswith(FACTORYCTL_REASONS):
+    if base not in OK_STATES and why.startswith(QUARANTINE_REASON):
         raise Skip(f"{node['state']} by factoryctl ({why!r}): the node's own checks decide; "
                    "verify --quarantine resumes it once they pass")
     problems = []
     if not responding:
         problems.append(f"not responding ({node['state']})")
     if base not in OK_STATES:
-        problems.append(f"state {node['state']}")
+        problems.append(f"state {node['state']}" + (f" ({why})" if why else ""))
     missing = sorted(set(expect["partitions"]) - node["partitions"])
     if missing:
         problems.append(f"not in partition(s) {', '.join(missing)}")

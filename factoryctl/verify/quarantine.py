@@ -18,7 +18,8 @@ Which nodes fail: the checks a host runs on itself (``on == host``: daemons, mou
 space, time sync, GPUs, fabric ports); scheduler views (slurm-node, kube-node) and inference
 endpoints judge the scheduler or a deployment, not the node. A node some of whose checks did
 not run (``--host`` elsewhere) is neither drained nor resumed. As NVSentinel's circuit
-breaker does, factoryctl refuses to quarantine more than half of a scheduler's nodes at once:
+breaker does, factoryctl refuses to quarantine more than half of a scheduler's nodes at once
+(a single failing node is always taken out):
 that many failures point at verify's own reach (its network, its key), not at the nodes.
 
 The record, ``.factory/<name>/quarantine.json``, is written atomically under the site's lock:
@@ -38,12 +39,12 @@ from typing import Any
 
 from ..files import ReadRefused, read_text
 from ..workspace import Workspace, write_json
-from .probes import KUBECTL, STATE_FLAGS
+from .probes import KUBECTL, QUARANTINE_REASON, STATE_FLAGS
 from .results import CheckResult
 
 SCHEMA = "factoryctl.quarantine/v1"
 RECORD = "quarantine.json"
-REASON_PREFIX = "factoryctl:"  # verify's drains; the HealthCheckProgram's start "factoryctl-hc:"
+REASON_PREFIX = QUARANTINE_REASON  # verify's drains; the HealthCheckProgram's start "factoryctl-hc:"
 TAINT_KEY = "factoryctl.io/quarantine"
 MAX_FRACTION = 0.5  # circuit breaker: at most this share of a scheduler's nodes quarantined at once
 MAX_REASON = 200  # Slurm keeps the reason as a string; a long list of checks is cut
@@ -180,7 +181,7 @@ def _why(res) -> str:
 
 def _breaker(scheduler: str, bad: dict[str, list[str]], nodes: list[str]) -> list[Action] | None:
     failing = [n for n in nodes if n in bad]
-    if nodes and len(failing) > MAX_FRACTION * len(nodes):
+    if len(failing) > max(1.0, MAX_FRACTION * len(nodes)):  # one node alone is always taken out
         why = (f"{len(failing)} of {len(nodes)} {scheduler} nodes fail their checks: more than "
                f"{MAX_FRACTION:.0%}, which points at verify's reach rather than the nodes; nothing quarantined")
         return [Action(scheduler, n, "refused", reason(bad[n]), why) for n in failing]

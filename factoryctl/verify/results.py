@@ -27,7 +27,9 @@ the last folder in name order is the latest run. The files read here, all JSON o
     `bench serve` reports as output token throughput (vLLM docs, "Benchmark CLI").
 `runs/<id>/verify*.json`
     {"checks": [{"host": "gpu01", "check": "gpu-count",
-                 "status": "passed" | "failed" | "skipped" | "error", "detail": "8 of 8"}]}
+                 "status": "passed" | "failed" | "skipped" | "error", "detail": "8 of 8"}],
+     "quarantine": [{"scheduler": "slurm", "node": "gpu03", "action": "drained",  # with --quarantine
+                     "reason": "factoryctl: disk-space", "detail": "was idle", "commands": [...]}]}
 
 Either key may be absent. A file that is not valid JSON, or an entry of the wrong shape, is
 skipped and named in `problems`; reading never raises on bad content.

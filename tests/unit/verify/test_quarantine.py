@@ -255,12 +255,21 @@ class SinfoHost:
 
 def test_slurm_node_check_skips_a_node_factoryctl_drained_and_fails_an_operators():
     text = ("batch*|up\n---\nnode01|batch|drained|factoryctl: service:munge\n"
-            "node02|batch|drained|RMA 4711\n")
+            "node02|batch|drained|RMA 4711\nnode03|batch|drained|factoryctl-hc: xid\n")
     with pytest.raises(Skip, match="by factoryctl"):
         slurm_node(SinfoHost(text), {"partitions": ["batch"]}, "node01")
     from factoryctl.verify.probes import Fail
-    with pytest.raises(Fail, match="state drained"):
+    with pytest.raises(Fail, match=r"state drained \(RMA 4711\)"):
         slurm_node(SinfoHost(text), {"partitions": ["batch"]}, "node02")
+    # the HealthCheckProgram found something verify may not check (an Xid): the node is out, a failure
+    with pytest.raises(Fail, match=r"state drained \(factoryctl-hc: xid\)"):
+        slurm_node(SinfoHost(text), {"partitions": ["batch"]}, "node03")
+
+
+def test_a_single_failing_node_is_quarantined_even_on_a_one_node_cluster():
+    slurm = FakeSlurm({"node01": ("idle", "")})
+    acts = q.slurm(slurm, "head01", ["node01"], {"node01": ["disk-space"]}, set(), {}, "R1", "t")
+    assert [(a.node, a.action) for a in acts] == [("node01", "drained")]
 
 
 # --- wired into verify: the run's record and problems ---------------------------------------------

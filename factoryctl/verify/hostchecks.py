@@ -72,13 +72,14 @@ def run_bench_stage(checked: Checked, conn, folder: Path, options: HostCheckOpti
 def run_quarantine(checked: Checked, ws: Workspace, conn, res: VerifyResult, ui: UI) -> None:
     """Drain what failed, resume what factoryctl drained and passes again; the record is
     written under the site's lock. A failed drain or resume is a problem of the run."""
+    from ..workspace import WorkspaceLocked
     from . import quarantine
 
     try:
         with ws.lock("verify --quarantine"):
             actions = quarantine.quarantine(checked.site, ws, res.checks, executor(conn), res.run_id)
-    except quarantine.QuarantineError as e:
-        res.problems.append(f"quarantine: {e}")
+    except (quarantine.QuarantineError, WorkspaceLocked) as e:  # the checks' results are still written
+        res.problems.append(f"quarantine: nothing drained or resumed: {e}")
         res.quarantine = []
         return
     res.quarantine = [a.to_dict() for a in actions]

@@ -303,3 +303,28 @@ def test_verify_without_quarantine_writes_no_quarantine_key():
     from factoryctl.verify.results import VerifyResult
 
     assert "quarantine" not in VerifyResult("lab", "R1", "ssh").to_dict()
+
+
+def test_a_broken_record_or_a_held_lock_is_a_problem_of_the_run_not_a_crash(site, ws, monkeypatch):
+    import fcntl
+
+    from factoryctl.session import check as check_file
+    from factoryctl.ui import RecordingUI
+    from factoryctl.verify import hostchecks
+    from factoryctl.verify.results import VerifyResult
+
+    slurm = FakeSlurm({"node01": ("idle", ""), "node02": ("idle", "")})
+    monkeypatch.setattr(hostchecks, "executor", lambda conn: slurm)
+    checked = check_file(ROOT / "examples" / "lab.yaml")
+    (ws.root / q.RECORD).write_text("[]")
+    res = VerifyResult("lab", "R1", "ssh", checks({"node02": ["service:munge"]}))
+    hostchecks.run_quarantine(checked, ws, object(), res, RecordingUI())
+    assert res.problems == [f"quarantine: nothing drained or resumed: {ws.root / q.RECORD}: not a "
+                            f"{q.SCHEMA} record; move it away"]
+    (ws.root / q.RECORD).unlink()
+    with open(ws.root / "lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        monkeypatch.setattr(ws, "lock", lambda command, wait=5.0: type(ws).lock(ws, command, wait=0.1))
+        res = VerifyResult("lab", "R2", "ssh", checks({"node02": ["service:munge"]}))
+        hostchecks.run_quarantine(checked, ws, object(), res, RecordingUI())
+    assert "is locked by" in res.problems[0] and slurm.calls == []

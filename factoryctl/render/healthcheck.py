@@ -1,9 +1,10 @@
 """The Slurm HealthCheckProgram factoryctl renders: build/slurm/factoryctl-healthcheck.sh.
 
 slurmd runs HealthCheckProgram as root every HealthCheckInterval seconds on the compute
-nodes whose state HealthCheckNodeState selects (slurm.conf(5)); the program itself decides
-what to do, usually `scontrol update ... state=drain` (slurm.conf(5): "The program ...
-can be used to DRAIN or otherwise set the state of the node"). The script checks the fast
+nodes whose state HealthCheckNodeState selects, kills it after 60 s, and takes no action of its
+own: the program drains the node itself with scontrol (slurm.conf(5), HealthCheckProgram). At
+slurmd's start it runs until it exits 0 before slurmd registers, so the script exits 0 once the
+node is drained with its reason and 1 only when it could not drain it. The script checks the fast
 subset of verify's host checks, from the same model and thresholds (render/hostchecks.py):
 free space on / and the slurmd spool, munge running, the declared mounts mounted, the clock
 offset chronyd reports, and on GPU nodes nvidia-smi answering with the declared GPU count

@@ -9,7 +9,10 @@
 # On failure it drains this node: scontrol update nodename=NODE state=drain reason="factoryctl-hc: <checks>";
 # once the checks pass it resumes the node only if the reason still starts with "factoryctl-hc:":
 # a drain by an operator (or by `factoryctl verify --quarantine`) is left alone.
-# Exit status: 0 healthy, 1 a check failed.
+# Exit status: 0 when the node is healthy or out of service with a reason; 1 when a check failed
+# and the node could not be drained. At its start slurmd runs the program until it exits 0 and
+# registers only then (slurm.conf(5), HealthCheckProgram): a drained node registers and shows its
+# reason, a node that could not be drained stays away.
 # Test hooks: FACTORYCTL_HC_NODE (this node's name), FACTORYCTL_HC_PATH (where commands are found).
 PATH=${FACTORYCTL_HC_PATH:-/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin}
 export PATH
@@ -120,9 +123,9 @@ if [ -n "$failed" ]; then
     if [ "$out_of_service" = 1 ] && [ "$ours" = 0 ]; then
         echo "factoryctl-hc: $NODE is $state with reason '$reason' (not ours): left as it is" >&2
     elif [ "$out_of_service" = 0 ] || [ "$reason" != "$want" ]; then
-        scontrol update nodename="$NODE" state=drain reason="$want"
+        scontrol update nodename="$NODE" state=drain reason="$want" || exit 1
     fi
-    exit 1
+    exit 0
 fi
 if [ "$out_of_service" = 1 ] && [ "$ours" = 1 ]; then
     scontrol update nodename="$NODE" state=resume

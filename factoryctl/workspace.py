@@ -10,6 +10,7 @@ state.
       orphans/terraform/<provider>/units/<unit>/   config used to destroy a unit whose hosts
                                   all left factory.yaml
       runs/<id>/                  one folder per run (id: UTC time, e.g. 20260501T120000Z)
+      quarantine.json             nodes `verify --quarantine` drained (verify/quarantine.py)
       applied.json                last applied factory hash + manifest (written by apply)
       applied/                    the YAML files of the last apply (key-level diffs in plan)
       inventory/connection.yml    how Ansible reaches each host (from Terraform's outputs)

@@ -39,6 +39,9 @@ def verify(
                                           help="ssh: every host through the inventory (lab: its key and ssh_config); "
                                                "local: the checks of this machine only."),
     bench: bool = typer.Option(False, "--bench", help="Also run the benchmark stage through the site's scheduler."),
+    quarantine: bool = typer.Option(False, "--quarantine", help="Drain (Slurm) or cordon and taint (Kubernetes) "
+                                    "nodes whose own checks fail, reason 'factoryctl: <checks>'; resume the nodes "
+                                    "factoryctl drained once they pass. Never touches a node drained by anyone else."),
     fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
     junit: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here (host checks + benchmark figures)."),
     report: bool = typer.Option(False, "--report", help="Write the HTML report (.factory/<name>/report/report.html)."),
@@ -56,6 +59,9 @@ def verify(
     role, mounts, Slurm partitions and nodes, GPUs, NVLink, fabric ports, Kubernetes nodes,
     inference endpoints; with --bench, nccl-tests (or the built-in benchmark) through srun.
 
+    With --quarantine, nodes whose own checks fail are drained in Slurm and cordoned and tainted
+    in Kubernetes; the ones factoryctl drained are resumed once they pass (docs/verify.md).
+
     Results go to .factory/<name>/runs/<id>/ (verify.json, bench.json). Checks whose hardware
     is absent are skipped with the reason. Exit 1 on any failed check or benchmark figure.
 
@@ -64,7 +70,7 @@ def verify(
     from ..verify.hostchecks import HostCheckOptions, verify_site
 
     opts = HostCheckOptions(connection.value, ssh_config, local_name, jobs, limit or None, partition, nodes,
-                            timeout, bench)
+                            timeout, bench, quarantine)
     with open_site(file, "nothing verified") as s:
         res = verify_site(s.checked, s.workspace, opts, progress_ui(fmt.value))
     if junit is not None:

@@ -276,6 +276,7 @@ FIELDS: dict[str, str] = {
     # --- verify ---
     "Verify.benchmarks": "Which benchmarks `verify --bench` runs.",
     "Verify.thresholds": "Share of the expected figure a result must reach to pass.",
+    "Verify.health_check_interval": "Seconds between runs of the rendered Slurm HealthCheckProgram (slurm.conf HealthCheckInterval); 0 renders none.",
     "Benchmarks.nccl": "nccl-tests sweep.",
     "Benchmarks.gemm": "Matrix-multiply benchmark.",
     "Benchmarks.hbm": "Measure GPU memory bandwidth.",
@@ -297,6 +298,8 @@ FIELDS: dict[str, str] = {
     "Thresholds.warn_margin": "At or above the threshold but within this margin of it: warn.",
     "Thresholds.ttft_p99_ms": "Serving SLO: 99th percentile time to first token.",
     "Thresholds.tpot_p99_ms": "Serving SLO: 99th percentile time per output token.",
+    "Thresholds.disk_free_fraction": "Least free share of / and the Slurm spool folder a node must keep (disk-space check, HealthCheckProgram).",
+    "Thresholds.clock_offset_ms": "Largest clock offset from NTP (chronyc tracking) or from the verifying machine a node may have.",
     # --- economics ---
     "Economics.currency": "ISO 4217 code of every price; sourced defaults apply only to USD.",
     "Economics.capex_per_node": "Price of one node by group name; key `default` covers groups not named.",
@@ -339,6 +342,8 @@ UNITS: dict[str, str] = {
     "NcclBench.min_bytes": "bytes",
     "NcclBench.max_bytes": "bytes",
     "GemmBench.size": "elements",
+    "Verify.health_check_interval": "seconds",
+    "Thresholds.clock_offset_ms": "ms",
     "Kubernetes.node_pod_prefix": "prefix length (bits)",
     "ManagementNet.mtu": "bytes",
     "Economics.capex_per_node": "currency",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -55,8 +55,13 @@ class Thresholds(Strict):
     # Serving SLOs judged by the load test (goodput: requests inside every limit); none: measure only.
     ttft_p99_ms: limits.amount(limits.LATENCY_MS, gt=0) | None = None
     tpot_p99_ms: limits.amount(limits.LATENCY_MS, gt=0) | None = None
+    # Host health (verify's disk-space and time-sync checks, the Slurm HealthCheckProgram).
+    disk_free_fraction: Fraction = 0.05
+    clock_offset_ms: Annotated[float, Field(gt=0, le=60_000)] = 100.0
 
 
 class Verify(Strict):
     benchmarks: Benchmarks = Field(default_factory=Benchmarks)
     thresholds: Thresholds = Field(default_factory=Thresholds)
+    # slurm.conf(5) HealthCheckInterval: seconds between runs of HealthCheckProgram; 0 disables it.
+    health_check_interval: Annotated[int, Field(ge=0, le=86_400)] = 300

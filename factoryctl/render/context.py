@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import __version__
 from ..resolve import Site
-from . import ansible_vars, hostchecks, kube, monitoring, slurm_inference
+from . import ansible_vars, healthcheck, hostchecks, kube, monitoring, slurm_inference
 from . import slurm as slurm_facts
 from .units import terraform_units
 
@@ -19,6 +19,7 @@ def build(site: Site) -> dict:
             by_role.setdefault(r, []).append(h["name"])
     gpu_groups = {g["name"]: g for g in facts["groups"]}
     kube_facts = kube.build(site)
+    health_check = healthcheck.build(site)
     return {
         "factory": f.model_dump(mode="json"),
         "name": f.metadata.name,
@@ -37,6 +38,7 @@ def build(site: Site) -> dict:
         "monitoring": {"rules": monitoring.rules(site)},  # monitoring/rules.yml
         "slurm": slurm_facts.build(site),
         "slurm_inference": slurm_inference.jobs(site),  # slurm/inference/<name>.sbatch
+        "slurm_health_check": health_check,  # slurm/factoryctl-healthcheck.sh (render/healthcheck.py)
         "kube": kube_facts,
         "kube_inference": kube_facts["inference"],  # kubernetes/inference/<name>/manifests.yaml
         "terraform_units": terraform_units(f, hosts, gpu_groups),  # render/units.py

@@ -153,10 +153,26 @@ def _host_checks(h, ng, f, parts: list[str], kube: bool, branch: str, host_drive
     for s in mounts:
         c.append(_entry(h.name, f"mount:{s.mount}", "mount",
                         {"path": s.mount, "fstypes": FSTYPES[s.type], "storage": s.name, "type": s.type}))
+    c += _health(h, f, parts)
     c += _daemons(h, parts, kube)
     c += _gpus(h, ng, branch)
     c += _fabric(h, ng, f)
     return c
+
+
+def disk_paths(parts: list[str]) -> list[str]:
+    """The filesystems a host needs room on: / and Slurm's own state (slurmd's spool on
+    compute hosts, slurmctld's StateSaveLocation on controllers: render/slurm.py's paths)."""
+    return (["/"] + ([slurm_facts.SLURMD_SPOOL] if "compute" in parts else [])
+            + ([slurm_facts.STATE_SAVE] if "controller" in parts else []))
+
+
+def _health(h, f, parts: list[str]) -> list[dict]:
+    """Disk space and time sync, thresholds from verify.thresholds."""
+    t = f.verify.thresholds
+    return [_entry(h.name, "disk-space", "disk_space",
+                   {"paths": disk_paths(parts), "min_free_fraction": t.disk_free_fraction}),
+            _entry(h.name, "time-sync", "time_sync", {"max_offset_ms": t.clock_offset_ms})]
 
 
 def _modules(h, ng, f, mounts) -> list[dict]:

@@ -45,6 +45,8 @@ DBD_PASSWORD_ENV = "FACTORYCTL_SLURMDBD_STORAGE_PASS"
 # HealthCheckInterval (seconds) when a health check program is set: slurm.conf(5) runs
 # HealthCheckProgram on every slurmd this often (0 disables it).
 HEALTH_CHECK_INTERVAL = 300
+# Every node, a share of them each interval (CYCLE: no burst of checks at once; slurm.conf(5)).
+HEALTH_CHECK_NODE_STATE = "ANY,CYCLE"
 
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")
 
@@ -267,9 +269,13 @@ def topology_plugin(site: Site) -> str | None:
 
 
 def health_check(site: Site) -> tuple[str | None, int]:
-    """(HealthCheckProgram, HealthCheckInterval) for slurm.conf: no program yet (the node
-    health checks fill it); slurm.conf renders the HealthCheck lines only with a program."""
-    return None, HEALTH_CHECK_INTERVAL
+    """(HealthCheckProgram, HealthCheckInterval) for slurm.conf: the rendered
+    factoryctl-healthcheck.sh (render/healthcheck.py) where it is rendered, else none;
+    slurm.conf renders the HealthCheck lines only with a program."""
+    from . import healthcheck
+
+    built = healthcheck.build(site)
+    return (built[0]["program"], built[0]["interval"]) if built else (None, HEALTH_CHECK_INTERVAL)
 
 
 def min_release(site: Site, topology: str | None, switch_type: str | None) -> tuple[int, int]:
@@ -361,6 +367,7 @@ def build(site: Site) -> dict:
         "lab_release": release_text(SLURM_BASE_RELEASE),
         "health_check_program": health_program,
         "health_check_interval": health_interval,
+        "health_check_node_state": HEALTH_CHECK_NODE_STATE,
         "paths": {"state_save": s.state_save_location or STATE_SAVE, "slurmd_spool": SLURMD_SPOOL, "log_dir": LOG_DIR,
                   "run_dir": RUN_DIR},
         "cgroup": {"ignore_systemd": lab},

@@ -30,7 +30,8 @@ VERBATIM = ("ansible/project/roles/",)  # ansible-runner private data dir: proje
 # path segment -> (context list whose items have a "name", name of the item in the template)
 EXPAND = {"__unit__": ("terraform_units", "unit"),
           "__inference__": ("kube_inference", "deployment"),  # kubernetes/inference/<name>/
-          "__slurm_inference__": ("slurm_inference", "slurm_job")}  # slurm/inference/<name>.sbatch
+          "__slurm_inference__": ("slurm_inference", "slurm_job"),  # slurm/inference/<name>.sbatch
+          "__health_check__": ("slurm_health_check", "hc")}  # slurm/factoryctl-healthcheck.sh (0 or 1)
 
 
 @dataclass

@@ -30,6 +30,7 @@ class HostCheckOptions:
     nodes: int | None = None  # benchmark: this many nodes (None: the whole partition)
     timeout: int = 900  # seconds for the host checks, and for each benchmark step
     bench: bool = False  # also run the benchmark stage
+    quarantine: bool = False  # drain failing nodes, resume those factoryctl drained that pass (quarantine.py)
 
 
 class SiteNotUp(FactoryctlError):
@@ -74,6 +75,27 @@ def run_bench_stage(checked: Checked, conn, folder: Path, options: HostCheckOpti
                                  nodes=options.nodes, timeout=options.timeout, ui=ui, stage_root=stage_root)
 
 
+def run_quarantine(checked: Checked, ws: Workspace, conn, res: VerifyResult, ui: UI) -> None:
+    """Drain what failed, resume what factoryctl drained and passes again; the record is
+    written under the site's lock. A failed drain or resume is a problem of the run."""
+    from ..workspace import WorkspaceLocked
+    from . import quarantine
+
+    try:
+        with ws.lock("verify --quarantine"):
+            actions = quarantine.quarantine(checked.site, ws, res.checks, executor(conn), res.run_id)
+    except (quarantine.QuarantineError, WorkspaceLocked) as e:  # the checks' results are still written
+        res.problems.append(f"quarantine: nothing drained or resumed: {e}")
+        res.quarantine = []
+        return
+    res.quarantine = [a.to_dict() for a in actions]
+    done = {k: sum(a.action == k for a in actions) for k in ("drained", "resumed", "left")}
+    ui.info("quarantine: " + ", ".join(f"{n} {k}" for k, n in done.items()))
+    for a in actions:
+        if a.action in ("failed", "refused"):
+            res.problems.append(f"quarantine of {a.node} ({a.scheduler}) {a.action}: {a.detail}")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -94,6 +116,8 @@ def run_host_checks(checked: Checked, ws: Workspace, options: HostCheckOptions, 
                                timeout=options.timeout)
     res = VerifyResult(checked.factory.metadata.name, folder.name, conn.mode, hc.results, problems=hc.problems,
                        started=started)
+    if options.quarantine:
+        run_quarantine(checked, ws, conn, res, ui)
     if options.bench:
         res.bench = run_bench_stage(checked, conn, folder, options, ui)
         res.serving = run_serving_stage(checked, ws, folder, ui)

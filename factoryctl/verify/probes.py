@@ -217,6 +217,101 @@ def modules(host, expect: dict) -> str:
     return f"loaded: {', '.join(expect['modules'])}"
 
 
+# --- health: disk space and time sync ---------------------------------------------------------
+
+
+def parse_df(text: str) -> dict[str, dict[str, int]]:
+    """`df -P -k PATH...` (POSIX output: Filesystem 1024-blocks Used Available Capacity Mounted
+    on): per path asked, in the order asked, its 1 KiB blocks used and available. A line per
+    path (the mount point is the last field, the path itself is not printed)."""
+    out: dict[str, dict[str, int]] = {}
+    rows = [ln.split() for ln in text.splitlines()[1:] if ln.split()]
+    for i, f in enumerate(rows):
+        if len(f) >= 6 and f[2].isdigit() and f[3].isdigit():
+            out[str(i)] = {"used": int(f[2]), "avail": int(f[3]), "mount": " ".join(f[5:])}
+    return out
+
+
+def _gib(kib: int) -> str:
+    return f"{kib / 1024 ** 2:.1f} GiB"
+
+
+def disk_space(host, expect: dict) -> str:
+    """Free share of each path's filesystem against verify.thresholds.disk_free_fraction. The
+    share counts what users may still write (df's Available over Used + Available, as df's
+    Capacity column does; blocks reserved for root are neither)."""
+    paths, least = expect["paths"], float(expect["min_free_fraction"])
+    res = sh(host, "df -P -k " + " ".join(shlex.quote(p) for p in paths))
+    rows = parse_df(res.stdout)
+    if len(rows) != len(paths):
+        raise Fail(f"df -P gave {len(rows)} of {len(paths)} filesystems (exit {res.rc}): {_why(res)}")
+    low, seen = [], []
+    for i, path in enumerate(paths):
+        r = rows[str(i)]
+        total = r["used"] + r["avail"]
+        free = r["avail"] / total if total else 0.0
+        seen.append(f"{path}: {free:.1%} free ({_gib(r['avail'])} of {_gib(total)})")
+        if free < least:
+            low.append(seen[-1])
+    if low:
+        raise Fail(f"{'; '.join(low)}; threshold {least:.0%} free (verify.thresholds.disk_free_fraction)")
+    return f"{'; '.join(seen)}; threshold {least:.0%}"
+
+
+def parse_chrony_tracking(text: str) -> dict[str, Any]:
+    """`chronyc tracking`: the system clock's offset from NTP time in seconds (negative: slow;
+    chronyc(1): 'System time : 0.000001 seconds slow of NTP time') and the leap status
+    ('Not synchronised' when chronyd has no usable source)."""
+    out: dict[str, Any] = {}
+    for line in text.splitlines():
+        key, _, val = line.partition(":")
+        key, val = key.strip(), val.strip()
+        if key == "System time":
+            m = re.match(r"([\d.]+)\s+seconds\s+(fast|slow)", val)
+            if m:
+                out["offset_s"] = float(m.group(1)) * (1 if m.group(2) == "fast" else -1)
+        elif key == "Leap status":
+            out["leap"] = val
+        elif key == "Reference ID":
+            out["reference"] = val
+    return out
+
+
+def time_sync(host, expect: dict, clock: Callable[[], float] | None = None) -> str:
+    """The clock offset against verify.thresholds.clock_offset_ms: chronyd's own estimate where
+    chronyc answers (the common role installs chrony when site.ntp_servers is set); otherwise
+    the offset from the verifying machine's clock, measured over the connection (the remote
+    time against the middle of the round trip, which bounds the error at half of it)."""
+    import time
+
+    limit_ms = float(expect["max_offset_ms"])
+    if _has(host, "chronyc"):
+        res = sh(host, "chronyc -n tracking")
+        t = parse_chrony_tracking(res.stdout)
+        if res.rc != 0 or "offset_s" not in t:
+            raise Fail(f"chronyc tracking gave no offset (exit {res.rc}): {_why(res)}")
+        if t.get("leap", "").lower().startswith("not sync"):
+            raise Fail(f"chronyd not synchronised (leap status {t['leap']!r}); threshold {limit_ms:g} ms")
+        off = t["offset_s"] * 1000
+        if abs(off) > limit_ms:
+            raise Fail(f"clock {off:+.1f} ms from NTP (chronyc tracking), threshold {limit_ms:g} ms")
+        return f"clock {off:+.3f} ms from NTP (chronyc tracking), threshold {limit_ms:g} ms"
+    now = clock or time.time
+    t0 = now()
+    res = sh(host, "date +%s.%N")
+    t1 = now()
+    try:
+        remote = float(res.stdout.strip())
+    except ValueError:
+        raise Fail(f"date +%s.%N gave {res.stdout.strip()[:40]!r} (exit {res.rc})") from None
+    off = (remote - (t0 + t1) / 2) * 1000
+    err = (t1 - t0) / 2 * 1000
+    if abs(off) - err > limit_ms:
+        raise Fail(f"clock {off:+.1f} ms (±{err:.1f}) from the verifying machine's, threshold {limit_ms:g} ms "
+                   "(chronyc absent)")
+    return f"clock {off:+.1f} ms (±{err:.1f}) from the verifying machine's (chronyc absent), threshold {limit_ms:g} ms"
+
+
 # --- GPUs --------------------------------------------------------------------------------------
 
 SMI_QUERY = "nvidia-smi --query-gpu=index,name,driver_version,pci.bus_id --format=csv,noheader"
@@ -378,7 +473,10 @@ def rdma_devices(host, expect: dict) -> str:
 
 # --- Slurm -------------------------------------------------------------------------------------
 
-SINFO_COMMAND = "sinfo -h -a -o '%P|%a' && echo --- && sinfo -h -a -N -o '%N|%P|%T'"
+SINFO_COMMAND = "sinfo -h -a -o '%P|%a' && echo --- && sinfo -h -a -N -o '%N|%P|%T|%E'"
+# The drain reason of `verify --quarantine` (verify/quarantine.py); the rendered
+# HealthCheckProgram's start "factoryctl-hc:" (render/healthcheck.py).
+QUARANTINE_REASON = "factoryctl:"
 OK_STATES = {"idle", "allocated", "mixed", "completing", "planned", "reserved"}
 STATE_FLAGS = "*~#!%$@^-+"
 
@@ -394,12 +492,14 @@ def parse_sinfo(text: str) -> dict[str, Any]:
             parts[name] = {"up": f[1].strip() == "up", "default": f[0].endswith("*"), "nodes": set()}
     nodes: dict[str, dict[str, Any]] = {}
     for line in rows.splitlines():
-        f = line.strip().split("|")
-        if len(f) != 3 or not f[0]:
+        f = line.strip().split("|", 3)
+        if len(f) < 3 or not f[0]:
             continue
         part = f[1].rstrip("*")
         parts.setdefault(part, {"up": False, "default": f[1].endswith("*"), "nodes": set()})["nodes"].add(f[0])
-        n = nodes.setdefault(f[0], {"partitions": set(), "state": f[2].strip()})
+        why = f[3].strip() if len(f) > 3 else ""
+        n = nodes.setdefault(f[0], {"partitions": set(), "state": f[2].strip(),
+                                    "reason": "" if why in ("none", "(null)") else why})
         n["partitions"].add(part)
     return {"partitions": parts, "nodes": nodes}
 
@@ -446,11 +546,15 @@ def slurm_node(host, expect: dict, subject: str) -> str:
     if node is None:
         raise Fail(f"{subject} is not a Slurm node (sinfo does not list it)")
     base, responding = node_state(node["state"])
+    why = node.get("reason", "")
+    if base not in OK_STATES and why.startswith(QUARANTINE_REASON):
+        raise Skip(f"{node['state']} by factoryctl ({why!r}): the node's own checks decide; "
+                   "verify --quarantine resumes it once they pass")
     problems = []
     if not responding:
         problems.append(f"not responding ({node['state']})")
     if base not in OK_STATES:
-        problems.append(f"state {node['state']}")
+        problems.append(f"state {node['state']}" + (f" ({why})" if why else ""))
     missing = sorted(set(expect["partitions"]) - node["partitions"])
     if missing:
         problems.append(f"not in partition(s) {', '.join(missing)}")
@@ -639,7 +743,8 @@ PROBES: dict[str, Callable[..., str]] = {
     "modules": modules, "gpu_count": gpu_count, "gpu_model": gpu_model, "gpu_driver": gpu_driver,
     "nvlink": nvlink, "fabric_ports": fabric_ports, "rdma_devices": rdma_devices,
     "slurm_partition": slurm_partition, "slurm_node": slurm_node, "kube_node": kube_node,
-    "inference": inference, "prometheus_target": prometheus_target,
+    "inference": inference, "prometheus_target": prometheus_target, "disk_space": disk_space,
+    "time_sync": time_sync,
 }
 SUBJECT = {"slurm_node", "kube_node", "prometheus_target"}  # probes that look at another host from where they run
 

@@ -27,7 +27,9 @@ the last folder in name order is the latest run. The files read here, all JSON o
     `bench serve` reports as output token throughput (vLLM docs, "Benchmark CLI").
 `runs/<id>/verify*.json`
     {"checks": [{"host": "gpu01", "check": "gpu-count",
-                 "status": "passed" | "failed" | "skipped" | "error", "detail": "8 of 8"}]}
+                 "status": "passed" | "failed" | "skipped" | "error", "detail": "8 of 8"}],
+     "quarantine": [{"scheduler": "slurm", "node": "gpu03", "action": "drained",  # with --quarantine
+                     "reason": "factoryctl: disk-space", "detail": "was idle", "commands": [...]}]}
 
 Either key may be absent. A file that is not valid JSON, or an entry of the wrong shape, is
 skipped and named in `problems`; reading never raises on bad content.
@@ -84,6 +86,7 @@ class VerifyResult:
     finished: str = ""
     duration_s: float = 0.0
     host_checks: bool = True  # False: a benchmark-only run (`bench run`), no verify.json
+    quarantine: list[dict] | None = None  # verify --quarantine: what was drained, resumed, left (quarantine.py)
     folder: Path | None = None  # runs/<id>/, once written
 
     def counts(self) -> dict[str, int]:
@@ -105,7 +108,8 @@ class VerifyResult:
                 "checks": [c.to_dict() for c in self.checks],
                 "bench": self.bench.to_dict() if self.bench else None,
                 "serving": [o.to_dict() for o in self.serving.outcomes] if self.serving else [],
-                "problems": self.problems}
+                "problems": self.problems,
+                **({"quarantine": self.quarantine} if self.quarantine is not None else {})}
 
 
 def write_run_folder(run: VerifyResult, folder: Path) -> list[Path]:

@@ -67,6 +67,10 @@ def show_text(run: VerifyResult, ui: UI) -> None:
                 exp = "-" if m.get("expected") is None else f"{m['expected']:g}"
                 t.add_row(m["name"], val, exp, f"[{v}]{m['verdict']}[/{v}]", escape(m.get("reason", "")))
             ui.show(t)
+    for a in run.quarantine or []:
+        style = {"drained": "yellow", "resumed": "green", "failed": "red", "refused": "red"}.get(a["action"], "dim")
+        ui.show(f"quarantine: {a['scheduler']} {escape(a['node'])} [{style}]{a['action']}[/{style}]"
+                + (f" ({escape(a['reason'])})" if a["reason"] else "") + (f": {escape(a['detail'])}" if a["detail"] else ""))
     for p in run.problems:
         ui.show(f"[red]problem:[/red] {escape(p)}")
     n = run.counts()

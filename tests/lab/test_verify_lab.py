@@ -70,7 +70,7 @@ def test_verify_passes_and_the_cpu_benchmark_runs_through_slurm(site, tmp_path):
     assert r.returncode == 0, json.dumps([c for c in doc["checks"] if c["status"] != "passed"], indent=1) + r.stderr
     assert doc["result"] == "passed" and doc["connection"] == "ssh"
     status = {(c["host"], c["check"]): (c["status"], c["detail"]) for c in doc["checks"]}
-    assert len(status) == 22
+    assert len(status) == 28  # + disk-space and time-sync per host
     skipped = {k: v for k, v in status.items() if v[0] != "passed"}
     assert skipped == {(h, "gpu-count"): ("skipped", "no GPU declared") for h in ("head01", "node01", "node02")}
     assert status[("head01", "slurm-partition:batch")][1] == "partition batch up with 2 nodes (default)"
@@ -96,7 +96,7 @@ def test_verify_passes_and_the_cpu_benchmark_runs_through_slurm(site, tmp_path):
     assert folder.name in verify and "<svg" in verify[verify.index('id="busbw"'):][:300]
     assert "slurm-partition:batch" in verify and "all_reduce.busbw" in verify
     root = ET.parse(junit).getroot()
-    assert (root.get("failures"), root.get("errors")) == ("0", "0") and int(root.get("tests")) == 25
+    assert (root.get("failures"), root.get("errors")) == ("0", "0") and int(root.get("tests")) == 31
 
 
 def test_verify_fails_naming_the_host_when_slurmd_stops(site):
@@ -107,7 +107,7 @@ def test_verify_fails_naming_the_host_when_slurmd_stops(site):
         assert r.returncode == 1, r.stdout + r.stderr
         failed = [line for line in r.stdout.splitlines() if " failed " in f" {line} "]
         assert any("node02" in ln and "service:slurmd" in ln and "slurmd not running" in ln for ln in failed), r.stdout
-        assert "FAILED: 17 passed, 2 failed, 0 errors, 3 skipped" in r.stdout
+        assert "FAILED: 23 passed, 2 failed, 0 errors, 3 skipped" in r.stdout
         doc = json.loads((latest(site) / "verify.json").read_text())
         bad = sorted((c["host"], c["check"], c["detail"]) for c in doc["checks"] if c["status"] != "passed"
                      and c["check"] != "gpu-count")

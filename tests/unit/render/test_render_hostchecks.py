@@ -13,6 +13,7 @@ from factoryctl.render import render
 from factoryctl.render.hostchecks import SCHEMA, build
 from factoryctl.session import check
 from factoryctl.verify.probes import PROBES
+from tests.helpers import check_doc, reference_doc
 
 ROOT = Path(__file__).resolve().parents[3]
 PILOT = ROOT / "blueprints" / "enterprise-pilot-h100-4n" / "factory.yaml"
@@ -76,15 +77,20 @@ def test_pilot_runs_slurmctld_on_the_three_heads_and_slurmdbd_on_two() -> None:
 
 
 def test_lab_checks() -> None:
+    """The lab example: Slurm with accounting (slurmdbd, MariaDB) and Prometheus on head01, the
+    inference deployment asked from the login host, node exporters scraped from every host."""
     got = [(c["host"], c["check"], c["on"]) for c in _checks(LAB)]
+    per_host = ("hostname", "packages", "disk-space", "time-sync", "service:munge")
     assert got == [
-        ("head01", "hostname", "head01"), ("head01", "packages", "head01"),
-        ("head01", "service:munge", "head01"), ("head01", "service:slurmctld", "head01"),
-        ("head01", "port:6817", "head01"), ("head01", "gpu-count", "head01"),
+        *[("head01", k, "head01") for k in per_host],
+        ("head01", "service:slurmctld", "head01"), ("head01", "port:6817", "head01"),
+        ("head01", "service:slurmdbd", "head01"), ("head01", "port:6819", "head01"),
+        ("head01", "service:mariadb", "head01"), ("head01", "gpu-count", "head01"),
         ("head01", "slurm-partition:batch", "head01"), ("head01", "slurm-partition:debug", "head01"),
         ("head01", "inference:tiny", "head01"),  # asked from the login host: models, then a completion
-        *[(n, k, "head01" if k == "slurm-node" else n) for n in ("node01", "node02") for k in (
-            "hostname", "packages", "service:munge", "service:slurmd", "port:6818", "gpu-count", "slurm-node")],
+        ("head01", "prometheus-target:node", "head01"),
+        *[(n, k, "head01" if k in ("slurm-node", "prometheus-target:node") else n) for n in ("node01", "node02")
+          for k in (*per_host, "service:slurmd", "port:6818", "gpu-count", "slurm-node", "prometheus-target:node")],
     ]
 
 

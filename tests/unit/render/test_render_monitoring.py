@@ -108,8 +108,8 @@ def test_promtool_accepts_the_templated_prometheus_config(blueprint, tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     conf = yaml.safe_load((out / "prometheus.yml").read_text())
     jobs = {j["job_name"]: j for j in conf["scrape_configs"]}
-    if blueprint == "lab":  # no node exporter on lab hosts (monitoring_node_exporter false): no target
-        assert jobs["node"]["static_configs"] == []
+    if blueprint == "lab":  # node exporters on lab hosts too: one target each
+        assert sorted(t["labels"]["instance"] for t in jobs["node"]["static_configs"]) == ["head01", "node01", "node02"]
     else:
         inf = jobs["inference-llama-405b"]
         assert inf["static_configs"][0]["labels"] == {"deployment": "llama-405b", "tenant": "research-it"}

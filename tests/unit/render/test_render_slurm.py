@@ -630,14 +630,14 @@ def test_declared_slurm_version_gates_block_and_imex(tmp_path):
 
 def test_health_check_lines_only_with_a_program(tmp_path, monkeypatch, rendered):
     c, out = rendered(ROOT / "examples" / "reference" / "factory.yaml")
-    assert "HealthCheck" not in (out / "slurm" / "slurm.conf").read_text()
+    sc = conf(out, "slurm.conf")  # the rendered factoryctl-healthcheck.sh, every 300 s by default
+    assert single(sc, "HealthCheckProgram") == "/etc/slurm/factoryctl-healthcheck.sh"
+    assert single(sc, "HealthCheckInterval") == "300" and single(sc, "HealthCheckNodeState") == "ANY,CYCLE"
     from factoryctl.render import slurm as slurm_render
 
-    monkeypatch.setattr(slurm_render, "health_check", lambda site: ("/usr/local/sbin/node-health", 120))
+    monkeypatch.setattr(slurm_render, "health_check", lambda site: (None, 300))
     render(c.site, tmp_path / "hc")
-    sc = conf(tmp_path / "hc", "slurm.conf")
-    assert single(sc, "HealthCheckProgram") == "/usr/local/sbin/node-health"
-    assert single(sc, "HealthCheckInterval") == "120" and single(sc, "HealthCheckNodeState") == "ANY"
+    assert "HealthCheck" not in (tmp_path / "hc" / "slurm" / "slurm.conf").read_text()
 
 
 def test_plugstack_never_requires_pyxis_without_a_source(tmp_path, rendered):

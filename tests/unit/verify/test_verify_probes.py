@@ -301,3 +301,58 @@ def test_prometheus_target_checks_are_generated_from_the_model(tmp_path) -> None
     assert {c["host"] for c in checks if c["check"] == "prometheus-target:dcgm"} == {h.name for h in site.hosts if h.gpus}
     doc["nodes"][0]["roles"].remove("monitoring")
     assert not [c for c in build(check_doc(doc, tmp_path).site)["checks"] if c["kind"] == "prometheus_target"]
+
+
+# --- health: disk space and time sync ------------------------------------------------------------
+
+DF = ("Filesystem     1024-blocks      Used Available Capacity Mounted on\n"
+      "/dev/nvme0n1p2   102400000  99000000   3400000      97% /\n"
+      "/dev/nvme1n1     204800000  10240000 194560000       5% /var/spool/slurmd\n")
+
+
+def test_disk_space_names_the_full_filesystem_its_share_and_the_threshold() -> None:
+    expect = {"paths": ["/", "/var/spool/slurmd"], "min_free_fraction": 0.05}
+    with pytest.raises(p.Fail) as e:
+        judge(FakeHost({"df -P -k": Res(0, DF)}), "disk_space", expect)
+    assert str(e.value) == ("/: 3.3% free (3.2 GiB of 97.7 GiB); threshold 5% free "
+                            "(verify.thresholds.disk_free_fraction)")
+    ok = judge(FakeHost({"df -P -k": Res(0, DF)}), "disk_space", dict(expect, min_free_fraction=0.03))
+    assert ok.startswith("/: 3.3% free") and "/var/spool/slurmd: 95.0% free" in ok
+
+
+def test_disk_space_fails_on_a_missing_path_naming_df_s_complaint() -> None:
+    host = FakeHost({"df -P -k": Res(1, "\n".join(DF.splitlines()[:2]) + "\n", "df: /var/spool/slurmd: No such file or directory")})
+    with pytest.raises(p.Fail, match="1 of 2 filesystems .*No such file"):
+        judge(host, "disk_space", {"paths": ["/", "/var/spool/slurmd"], "min_free_fraction": 0.05})
+
+
+TRACKING = """Reference ID    : C0A80001 (ntp1.example.internal)
+Stratum         : 3
+Ref time (UTC)  : Sun Dec 06 03:00:00 2026
+System time     : 0.250000000 seconds slow of NTP time
+Last offset     : -0.000012 seconds
+Leap status     : Normal
+"""
+
+
+def test_time_sync_reads_chronyc_tracking_offset_and_leap_status() -> None:
+    host = FakeHost({"command -v chronyc": Res(0, "/usr/bin/chronyc"), "chronyc -n tracking": Res(0, TRACKING)})
+    with pytest.raises(p.Fail, match=r"clock -250.0 ms from NTP \(chronyc tracking\), threshold 100 ms"):
+        judge(host, "time_sync", {"max_offset_ms": 100})
+    host = FakeHost({"command -v chronyc": Res(0, "/usr/bin/chronyc"),
+                     "chronyc -n tracking": Res(0, TRACKING.replace("0.250000000", "0.000020000"))})
+    assert judge(host, "time_sync", {"max_offset_ms": 100}) == "clock -0.020 ms from NTP (chronyc tracking), threshold 100 ms"
+    unsync = FakeHost({"command -v chronyc": Res(0, "/usr/bin/chronyc"),
+                       "chronyc -n tracking": Res(0, TRACKING.replace("Normal", "Not synchronised"))})
+    with pytest.raises(p.Fail, match="chronyd not synchronised"):
+        judge(unsync, "time_sync", {"max_offset_ms": 100})
+
+
+def test_time_sync_without_chrony_measures_against_the_verifying_clock() -> None:
+    ticks = iter([1000.000, 1000.010])  # a 10 ms round trip
+    host = FakeHost({"date +%s.%N": Res(0, "1000.505\n")})
+    with pytest.raises(p.Fail, match=r"clock \+500.0 ms \(±5.0\) from the verifying machine's, threshold 100 ms"):
+        p.time_sync(host, {"max_offset_ms": 100}, clock=lambda: next(ticks))
+    ticks = iter([1000.000, 1000.010])
+    assert "+1.0 ms (±5.0)" in p.time_sync(FakeHost({"date +%s.%N": Res(0, "1000.006\n")}), {"max_offset_ms": 100},
+                                          clock=lambda: next(ticks))

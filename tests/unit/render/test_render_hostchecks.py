@@ -13,7 +13,6 @@ from factoryctl.render import render
 from factoryctl.render.hostchecks import SCHEMA, build
 from factoryctl.session import check
 from factoryctl.verify.probes import PROBES
-from tests.helpers import check_doc, reference_doc
 
 ROOT = Path(__file__).resolve().parents[3]
 PILOT = ROOT / "blueprints" / "enterprise-pilot-h100-4n" / "factory.yaml"

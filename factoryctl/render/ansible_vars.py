@@ -10,6 +10,7 @@ when the playbook runs.
 from __future__ import annotations
 
 from typing import Any, get_args
+from urllib.parse import urlsplit
 
 from .. import catalog
 from ..model.nodes import Role
@@ -81,6 +82,29 @@ def _storage(s: dict) -> dict:
     }
 
 
+def _pip_trusted_host(url: str) -> str:
+    # pip.conf's trusted-host: only for a plain-http index (pip refuses http otherwise; pip
+    # docs, "Configuration" and the --trusted-host option). host[:port], as pip matches it.
+    parts = urlsplit(url)
+    return parts.netloc if parts.scheme == "http" else ""
+
+
+def mirror_vars(mirrors: dict, air_gapped: bool) -> dict[str, Any]:
+    """The common role's mirror variables (apt, pip, container registries) and the Helm repo
+    mirror the Kubernetes roles read; empty where site.mirrors declares none."""
+    pypi = mirrors.get("pypi") or []
+    helm = mirrors.get("helm") or []
+    return {
+        "common_apt_mirrors": _words(mirrors.get("apt") or [], "apt mirror"),
+        # an air-gapped host cannot reach the distribution's own archive: the mirror replaces it
+        "common_apt_replace_default_sources": bool(air_gapped and mirrors.get("apt")),
+        "common_pip_index_url": config_word(pypi[0], "pypi mirror") if pypi else "",
+        "common_pip_trusted_host": _pip_trusted_host(pypi[0]) if pypi else "",
+        "common_container_mirrors": _words(mirrors.get("containers") or [], "container mirror"),
+        "helm_repo_mirror": config_word(helm[0], "helm mirror") if helm else "",
+    }
+
+
 def _deployment(i: dict) -> dict:
     keys = ("name", "engine", "model", "model_source", "precision", "kv_cache_dtype",
             "tensor_parallel", "pipeline_parallel", "replicas", "platform", "max_context",
@@ -119,6 +143,7 @@ def group_vars(f: dict) -> dict[str, Any]:
         "common_time_sync": not lab,
         "common_manage_kernel": not lab,
         "common_apt_update_cache": not lab,
+        **mirror_vars(mirrors, sov["air_gapped"]),
         # nvidia_driver / cuda_nccl: host drivers unless the GPU Operator brings its own
         "nvidia_driver_enabled": not operator_driver or slurm["enabled"],
         "cuda_nccl_enabled": not operator_driver or slurm["enabled"],

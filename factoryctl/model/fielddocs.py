@@ -138,6 +138,8 @@ FIELDS: dict[str, str] = {
     "StorageFabric.link_gbps": "Speed of one storage link.",
     "StorageFabric.switch": "Switch model (catalog name).",
     "StorageFabric.oversubscription": "Leaf down:up bandwidth ratio (1.0 = non-blocking).",
+    "StorageFabric.interfaces": ("The clients' network interfaces on the storage network (e.g. [ib0, ib1]): the "
+                                 "LNet networks of Lustre, WEKA's net= and VAST's localports name them."),
     "ManagementNet.cidr": "IPv4 network of the hosts' addresses.",
     "ManagementNet.gateway": "Default gateway in the network.",
     "ManagementNet.vlan": "VLAN id (1-4094).",
@@ -155,6 +157,8 @@ FIELDS: dict[str, str] = {
     "Storage.endpoint": "S3 endpoint URL.",
     "Storage.options": "Mount options.",
     "Storage.clients": "Node groups that mount it; empty = all.",
+    "Storage.rdma": ("Mount over RDMA (WEKA DPDK, BeeGFS RDMA, VAST/NFS over RDMA); default: when the storage "
+                     "fabric is InfiniBand or RoCE. Lustre takes it from its NIDs (@o2ib is RDMA)."),
     "Storage.location": "Where the data is stored, when not at the site's country.",
     "Storage.encryption": "Encryption at rest and in transit, and the KMS.",
     "Storage.backup": "Where and how the data is backed up.",

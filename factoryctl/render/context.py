@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .. import __version__
 from ..resolve import Site
+from ..resolve.storage import transport as storage_transport
 from . import ansible_vars, hostchecks, kube, slurm_inference
 from . import slurm as slurm_facts
 from .units import terraform_units
@@ -32,7 +33,7 @@ def build(site: Site) -> dict:
         "inference": facts["inference"],
         "totals": facts["totals"],
         "tool_version": __version__,
-        "ansible": ansible_vars.build(f.model_dump(mode="json"), hosts, gpu_groups),
+        "ansible": ansible_vars.build(f.model_dump(mode="json"), hosts, gpu_groups, storage_transport(f)),
         "slurm": slurm_facts.build(site),
         "slurm_inference": slurm_inference.jobs(site),  # slurm/inference/<name>.sbatch
         "kube": kube_facts,

@@ -7,7 +7,7 @@ from ..resolve import Site
 from ..resolve.storage import transport as storage_transport
 from . import ansible_vars, hostchecks, kube, slurm_inference
 from . import slurm as slurm_facts
-from .units import terraform_units
+from .units import aws_settings, terraform_units
 
 
 def build(site: Site) -> dict:
@@ -39,5 +39,6 @@ def build(site: Site) -> dict:
         "kube": kube_facts,
         "kube_inference": kube_facts["inference"],  # kubernetes/inference/<name>/manifests.yaml
         "terraform_units": terraform_units(f, hosts, gpu_groups),  # render/units.py
+        "aws": aws_settings(f),  # terraform/aws: settings.auto.tfvars.json
         "verify": hostchecks.build(site),  # verify/checks.json: the host checks (render/hostchecks.py)
     }

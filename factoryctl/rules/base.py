@@ -51,6 +51,7 @@ AREAS = {
     "K8S": "kubernetes",
     "INF": "inference",
     "SOV": "sovereignty",
+    "AWS": "cloud (aws)",
 }
 
 

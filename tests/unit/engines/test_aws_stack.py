@@ -213,9 +213,10 @@ run "other_subnet" {
 """)
 
 
-def test_capacity_block_of_p4d(tmp_path, plugin_cache):
-    _validate_and_test(tmp_path, plugin_cache, _doc(instance_type="p4d.24xlarge", capacity_reservation_id="cr-0a1b2c3d4e5f60718",
-                                      capacity_block=True), """
+def test_capacity_block_of_p4de(tmp_path, plugin_cache):
+    doc = _doc(instance_type="p4de.24xlarge", capacity_reservation_id="cr-0a1b2c3d4e5f60718", capacity_block=True)
+    doc["nodes"][1]["hardware"]["gpu"]["model"] = "A100-SXM-80GB"  # what p4de carries (AWS004)
+    _validate_and_test(tmp_path, plugin_cache, doc, """
 mock_provider "aws" {}
 
 run "site" {
@@ -223,7 +224,7 @@ run "site" {
 
   assert {
     condition     = length(aws_network_interface.efa) == 4 * 3 && length(aws_instance.host["gpu01"].network_interface) == 4
-    error_message = "p4d.24xlarge: 4 EFA interfaces"
+    error_message = "p4de.24xlarge: 4 EFA interfaces"
   }
   assert {
     condition     = aws_instance.host["gpu01"].capacity_reservation_specification[0].capacity_reservation_target[0].capacity_reservation_id == "cr-0a1b2c3d4e5f60718"

@@ -117,3 +117,27 @@ def test_debian_host_gets_the_debian_mirror(tmp_path):
     assert src["URIs"] == "https://apt.fra1.example.internal/debian" and src["Suites"] == "bookworm bookworm-updates"
     assert src["Signed-By"] == "/usr/share/keyrings/debian-archive-keyring.gpg"
     assert "trusted-host" not in files["pip.conf"]
+
+
+@pytest.mark.ansible
+def test_common_role_writes_the_mirrors_before_it_installs(tmp_path):
+    """The role itself, in check mode with --diff on this machine (nothing written): the deb822
+    file and pip.conf come before the package index refresh, and an air-gapped site's default
+    sources are emptied."""
+    gv = {k: v for k, v in _group_vars(tmp_path, MIRRORS).items() if k.startswith("common_")}
+    gv.update(common_time_sync=False, common_apt_update_cache=True)
+    (tmp_path / "gv.yml").write_text(yaml.safe_dump(gv))
+    role = ROOT / "templates" / "ansible" / "project" / "roles" / "common"
+    (tmp_path / "play.yml").write_text(yaml.safe_dump([{
+        "hosts": "localhost", "connection": "local", "gather_facts": True,
+        "vars_files": [str(tmp_path / "gv.yml")], "roles": [str(role)]}]))
+    env = {"ANSIBLE_HOME": str(tmp_path / "ah"), "ANSIBLE_LOCAL_TEMP": str(tmp_path / "at"), "PATH": f"{BIN}:/usr/bin:/bin",
+           "ANSIBLE_NOCOLOR": "1"}
+    r = subprocess.run([str(BIN / "ansible-playbook"), "-i", "localhost,", "-e", f"ansible_python_interpreter={sys.executable}",
+                        "--check", "--diff", "--tags", "common_install", str(tmp_path / "play.yml")],
+                       env=env, capture_output=True, text=True, timeout=300)
+    out = r.stdout
+    assert r.returncode == 0, out[-4000:] + r.stderr[-2000:]
+    assert "+URIs: " in out and "+index-url = http://pypi.fra1.example.internal:8080/simple" in out
+    assert out.index("Write the apt mirror sources") < out.index("Refresh the package index")
+    assert "Empty the default one-line sources list" in out

@@ -1,4 +1,5 @@
-"""Hardware and model catalog: GPUs, NICs/DPUs, switches, CPUs and LLMs, each figure with a source.
+"""Hardware and model catalog: GPUs, NICs/DPUs, switches, CPUs, cloud GPU instance types and
+LLMs, each figure with a source.
 
 The data lives in one YAML file per kind beside this module and is read once, on first use.
 Lookups are case-insensitive and take the canonical name, any alias or (for LLMs) a Hugging Face
@@ -35,6 +36,7 @@ __all__ = [
     "CPU",
     "GPU",
     "KINDS",
+    "Instance",
     "LLM",
     "NIC",
     "PRECISION_BYTES",
@@ -44,6 +46,7 @@ __all__ = [
     "cpu",
     "entries",
     "gpu",
+    "instance",
     "llm",
     "names",
     "nic",
@@ -240,6 +243,18 @@ class LLM(_Entry):
         return round(self.layers * per_layer * _bytes(bytes_per_elem))
 
 
+class Instance(_Entry):
+    """A cloud GPU instance type: its GPUs and the network cards that carry EFA interfaces."""
+
+    FIGURES = ("gpus", "network_cards", "efa_interfaces")
+
+    provider: Literal["aws"]
+    gpu: str  # a GPU catalog name
+    gpus: StrictInt
+    network_cards: StrictInt
+    efa_interfaces: StrictInt  # at most one EFA interface per network card
+
+
 # kind -> (file name and its top-level list key, record type)
 KINDS: dict[str, tuple[str, type[_Entry]]] = {
     "gpu": ("gpus", GPU),
@@ -247,6 +262,7 @@ KINDS: dict[str, tuple[str, type[_Entry]]] = {
     "switch": ("switches", Switch),
     "cpu": ("cpus", CPU),
     "llm": ("models", LLM),
+    "instance": ("instances", Instance),
 }
 
 
@@ -342,6 +358,10 @@ def switch(name: str) -> Switch | None:
 
 def cpu(name: str) -> CPU | None:
     return _lookup("cpu", name)
+
+
+def instance(name: str) -> Instance | None:
+    return _lookup("instance", name)
 
 
 def llm(name: str) -> LLM | None:

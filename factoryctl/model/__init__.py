@@ -47,7 +47,8 @@ class Factory(Strict):
         # kubernetes.tenants is the old place: moved here in memory (rule TEN001 warns); both
         # places at once would leave two truths.
         if self.kubernetes.tenants:
-            if self.tenants:
+            # Equal lists are this model dumped and read back (render reads the dump), not two truths.
+            if self.tenants and self.tenants != list(self.kubernetes.tenants):
                 raise ValueError("tenants are declared both at the top level and under kubernetes.tenants"
                                  "\nhint: move kubernetes.tenants into the top-level tenants: list and delete it")
             object.__setattr__(self, "tenants", list(self.kubernetes.tenants))  # frozen model: set once, here

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from . import limits
-from .common import Cidr, IPv4, Strict, Token
+from .common import Cidr, IPv4, Name, Strict, Token
 
 
 class Roce(Strict):
@@ -38,6 +38,8 @@ class StorageFabric(Strict):
     link_gbps: limits.whole(limits.LINK_GBPS)
     switch: Token | None = None
     oversubscription: float = Field(default=1.0, ge=1.0, le=16.0)
+    # The clients' ports on this network (ib0, ens1f0np0): LNet networks, WEKA net=, VAST localports
+    interfaces: list[Name] = Field(default_factory=list, max_length=16)
 
 
 class ManagementNet(Strict):

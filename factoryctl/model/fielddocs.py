@@ -65,7 +65,19 @@ FIELDS: dict[str, str] = {
     "AwsSettings.availability_zone": "Availability zone within the region.",
     "AwsSettings.instance_type": "EC2 instance type of GPU nodes.",
     "AwsSettings.ami": "AMI id of the node image.",
-    "AwsSettings.efa": "Attach Elastic Fabric Adapter interfaces.",
+    "AwsSettings.efa": "Attach Elastic Fabric Adapter interfaces (one per network card of the GPU instance type).",
+    "AwsSettings.cpu_instance_type": "EC2 instance type of the nodes without GPUs (controllers, login, services).",
+    "AwsSettings.vpc_id": ("Existing VPC to place the site in; without it and without subnet_id factoryctl creates a "
+                           "VPC on fabric.management.cidr."),
+    "AwsSettings.subnet_id": ("Existing subnet the hosts get their planned addresses in; its CIDR must be "
+                              "fabric.management.cidr (checked at plan time)."),
+    "AwsSettings.key_name": "Existing EC2 key pair installed on the hosts (or give public_key).",
+    "AwsSettings.public_key": "The admin's OpenSSH public key: imported as the site's key pair and added by cloud-init.",
+    "AwsSettings.admin_cidrs": "Networks SSH may come from (the operator's VPN or bastion); the cluster group allows only them.",
+    "AwsSettings.capacity_reservation_id": "On-Demand Capacity Reservation or Capacity Block the GPU instances launch into.",
+    "AwsSettings.placement_group": ("Launch the GPU instances in one cluster placement group (low-latency EFA); "
+                                    "not with a capacity reservation, which decides placement itself."),
+    "AwsSettings.capacity_block": "The reservation is an EC2 Capacity Block for ML (launched with market type capacity-block).",
     "OpenStackSettings.cloud": "Entry in clouds.yaml; credentials stay there.",
     "OpenStackSettings.flavor": "Nova flavour of the nodes.",
     "OpenStackSettings.image": "Glance image id or name of the nodes.",
@@ -144,6 +156,8 @@ FIELDS: dict[str, str] = {
     "StorageFabric.link_gbps": "Speed of one storage link.",
     "StorageFabric.switch": "Switch model (catalog name).",
     "StorageFabric.oversubscription": "Leaf down:up bandwidth ratio (1.0 = non-blocking).",
+    "StorageFabric.interfaces": ("The clients' network interfaces on the storage network (e.g. [ib0, ib1]): the "
+                                 "LNet networks of Lustre, WEKA's net= and VAST's localports name them."),
     "ManagementNet.cidr": "IPv4 network of the hosts' addresses.",
     "ManagementNet.gateway": "Default gateway in the network.",
     "ManagementNet.vlan": "VLAN id (1-4094).",
@@ -162,6 +176,8 @@ FIELDS: dict[str, str] = {
     "Storage.endpoint": "S3 endpoint URL.",
     "Storage.options": "Mount options.",
     "Storage.clients": "Node groups that mount it; empty = all.",
+    "Storage.rdma": ("Mount over RDMA (WEKA DPDK, BeeGFS RDMA, VAST/NFS over RDMA); default: when the storage "
+                     "fabric is InfiniBand or RoCE. Lustre takes it from its NIDs (@o2ib is RDMA)."),
     "Storage.location": "Where the data is stored, when not at the site's country.",
     "Storage.encryption": "Encryption at rest and in transit, and the KMS.",
     "Storage.backup": "Where and how the data is backed up.",

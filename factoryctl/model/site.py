@@ -97,12 +97,44 @@ class MaasSettings(Strict):
     zone: Name | None = None
 
 
+# An OpenSSH public key line (type, base64 body, optional comment): it lands in an HCL string
+# and a cloud-config list, so nothing but these characters.
+_SSH_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh.com) "
+                      r"[A-Za-z0-9+/]{16,8192}={0,3}( [A-Za-z0-9._@+-]{1,100})?$")
+_AWS_ID = {"vpc": re.compile(r"^vpc-[0-9a-f]{8,17}$"), "subnet": re.compile(r"^subnet-[0-9a-f]{8,17}$"),
+           "cr": re.compile(r"^cr-[0-9a-f]{8,17}$")}
+
+
+def _ssh_key(v: str) -> str:
+    if not _SSH_KEY.match(v):
+        raise ValueError("not an OpenSSH public key line\nhint: paste the .pub file's one line, e.g. "
+                         "ssh-ed25519 AAAAC3Nza... admin@example")
+    return v
+
+
+def _aws_id(kind: str, example: str):
+    def check(v: str) -> str:
+        if not _AWS_ID[kind].match(v):
+            raise ValueError(f"{v!r} is not an AWS {kind} id\nhint: e.g. {example}")
+        return v
+    return AfterValidator(check)
+
+
 class AwsSettings(Strict):
     region: Token
-    availability_zone: Token | None = None
+    availability_zone: Token | None = None  # AWS001: required (placement group, subnet, reservations)
     instance_type: Token = "p5.48xlarge"
+    cpu_instance_type: Token = "m7i.8xlarge"  # controllers, login, services
     ami: Token | None = None
     efa: bool = True
+    vpc_id: Annotated[str, _aws_id("vpc", "vpc-0a1b2c3d4e5f60718")] | None = None
+    subnet_id: Annotated[str, _aws_id("subnet", "subnet-0a1b2c3d4e5f60718")] | None = None
+    key_name: Token | None = None  # an existing EC2 key pair
+    public_key: Annotated[str, AfterValidator(_ssh_key)] | None = None  # or the admin's key, imported
+    admin_cidrs: list[Cidr] = Field(default_factory=list, max_length=16)  # SSH from here
+    capacity_reservation_id: Annotated[str, _aws_id("cr", "cr-0a1b2c3d4e5f60718")] | None = None
+    capacity_block: bool = False  # the reservation is an EC2 Capacity Block for ML
+    placement_group: bool = True  # GPU instances in one cluster placement group
 
 
 class OpenStackSettings(Strict):

@@ -50,6 +50,7 @@ class Storage(Strict):
     endpoint: UrlWord | None = None  # STO003: an http(s) URL  # s3 URL
     options: list[MountOption] = Field(default_factory=list)
     clients: list[Name] = Field(default_factory=list)  # node groups; empty = all
+    rdma: bool | None = None  # RDMA transport; default: the storage fabric's (lustre: its NIDs' network)
     location: Location | None = None
     encryption: Encryption | None = None
     backup: Backup | None = None

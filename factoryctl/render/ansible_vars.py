@@ -9,11 +9,14 @@ when the playbook runs.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any, get_args
 from urllib.parse import urlsplit
 
 from .. import catalog
+from ..model import Factory
 from ..model.nodes import Role
+from ..resolve.storage import transport as storage_transport
 from . import versions
 from .environment import config_word
 
@@ -68,10 +71,53 @@ def _words(values, where: str) -> list[str]:
     return [config_word(v, where) for v in values]
 
 
-def _storage(s: dict) -> dict:
+def _vast_nconnect(link_gbps: int, interfaces: int) -> int:
+    # VAST's guidance for RDMA: 2 connections per 100 Gb/s of client bandwidth, at least 8 for
+    # load balancing (VAST KB "VAST Client NFS Multipathing", nconnect); the VAST NFS client
+    # takes up to 64.
+    return min(64, max(8, 2 * -(-link_gbps * max(1, interfaces) // 100)))
+
+
+def transport_options(s: dict, rdma: bool, transport: dict) -> list[str]:
+    """The site-specific mount options of an RDMA mount, added to the role's per-type RDMA
+    options (roles/storage_client, storage_client_rdma_options) when storage[].options is
+    empty. WEKA: one net=<interface> per storage interface (DPDK; WEKA docs, "Mount
+    filesystems", advanced network configuration). VAST: the VAST NFS client's multipath
+    options, nconnect, remoteports (the servers' VIPs, or `dns` for a VIP pool name) and
+    localports (vastnfs docs, "Mount parameters"). BeeGFS takes RDMA from its client config and
+    Lustre from LNet, not from mount options."""
+    if not rdma:
+        return []
+    ifaces = list(transport["interfaces"])
+    if s["type"] == "weka":
+        return [f"net={i}" for i in ifaces]
+    if s["type"] == "vast":
+        out = [f"nconnect={_vast_nconnect(transport['link_gbps'], len(ifaces))}"]
+        host = (s["server"] or "").rsplit(":", 1)[0]
+        if s["servers"]:
+            out.append("remoteports=" + "~".join(s["servers"]))
+        elif host and not _is_address(host):
+            out.append("remoteports=dns")
+        if ifaces:
+            out.append("localports=" + "~".join(ifaces))
+        return out
+    return []
+
+
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    except ValueError:
+        return False
+
+
+def _storage(s: dict, rdma: bool, transport: dict) -> dict:
     # Every field but clients lands in an /etc/fstab line or a command (roles/storage_client).
     at = f"storage {s['name']!r}"
     return {
+        "rdma": rdma,
+        "transport_options": _words(transport_options(s, rdma, transport), f"{at} mount option"),
         "name": s["name"],
         "type": s["type"],
         "mount": config_word(s["mount"], f"{at} mount"),
@@ -79,6 +125,29 @@ def _storage(s: dict) -> dict:
         "servers": _words(s["servers"], f"{at} server"),
         "options": _words(s["options"], f"{at} mount option"),
         "clients": list(s["clients"]),
+    }
+
+
+def _pip_trusted_host(url: str) -> str:
+    # pip.conf's trusted-host: only for a plain-http index (pip refuses http otherwise; pip
+    # docs, "Configuration" and the --trusted-host option). host[:port], as pip matches it.
+    parts = urlsplit(url)
+    return parts.netloc if parts.scheme == "http" else ""
+
+
+def mirror_vars(mirrors: dict, air_gapped: bool) -> dict[str, Any]:
+    """The common role's mirror variables (apt, pip, container registries) and the Helm repo
+    mirror the Kubernetes roles read; empty where site.mirrors declares none."""
+    pypi = mirrors.get("pypi") or []
+    helm = mirrors.get("helm") or []
+    return {
+        "common_apt_mirrors": _words(mirrors.get("apt") or [], "apt mirror"),
+        # an air-gapped host cannot reach the distribution's own archive: the mirror replaces it
+        "common_apt_replace_default_sources": bool(air_gapped and mirrors.get("apt")),
+        "common_pip_index_url": config_word(pypi[0], "pypi mirror") if pypi else "",
+        "common_pip_trusted_host": _pip_trusted_host(pypi[0]) if pypi else "",
+        "common_container_mirrors": _words(mirrors.get("containers") or [], "container mirror"),
+        "helm_repo_mirror": config_word(helm[0], "helm mirror") if helm else "",
     }
 
 
@@ -97,8 +166,12 @@ def _deployment(i: dict) -> dict:
     return out
 
 
-def group_vars(f: dict) -> dict[str, Any]:
-    """Role variables for group_vars/all.yml, role-prefixed, from the model (defaults filled)."""
+def group_vars(f: dict, transport: dict | None = None) -> dict[str, Any]:
+    """Role variables for group_vars/all.yml, role-prefixed, from the model (defaults filled).
+    `transport`: the storage transport facts (resolve.storage.transport), computed from the
+    model when not given."""
+    if transport is None:
+        transport = storage_transport(Factory.model_validate(f))
     site, k8s, slurm, sov = f["site"], f["kubernetes"], f["slurm"], f["sovereignty"]
     lab = site["provider"] == "lab"  # namespaces sharing the machine's kernel and clock
     mirrors = site["mirrors"] or {"apt": [], "pypi": [], "containers": [], "helm": []}
@@ -125,6 +198,7 @@ def group_vars(f: dict) -> dict[str, Any]:
         "common_time_sync": not lab,
         "common_manage_kernel": not lab,
         "common_apt_update_cache": not lab,
+        **mirror_vars(mirrors, sov["air_gapped"]),
         # nvidia_driver / cuda_nccl: host drivers unless the GPU Operator brings its own
         "nvidia_driver_enabled": not operator_driver or slurm["enabled"],
         "cuda_nccl_enabled": not operator_driver or slurm["enabled"],
@@ -144,7 +218,12 @@ def group_vars(f: dict) -> dict[str, Any]:
         "fabric_roce_ecn": roce["ecn"],
         "fabric_roce_pfc_watchdog_ms": roce["pfc_watchdog_ms"] or 0,
         # storage_client
-        "storage_client_mounts": [_storage(s) for s in f["storage"] if s["type"] in MOUNTED_STORAGE and s["mount"]],
+        "storage_client_mounts": [_storage(s, transport["rdma"][s["name"]], transport) for s in f["storage"]
+                                  if s["type"] in MOUNTED_STORAGE and s["mount"]],
+        # LNet before any Lustre mount (Lustre Operations Manual, "Configuring Lustre Networking")
+        "storage_client_lnet_networks": [{"net": n["net"], "interfaces": _words(n["interfaces"], "storage interface")}
+                                         for n in transport["lnet_networks"]],
+        "storage_client_interfaces": _words(transport["interfaces"], "storage interface"),
         # slurm
         "slurm_enabled": slurm["enabled"],
         "slurm_cluster_name": slurm["cluster_name"],
@@ -206,7 +285,9 @@ def group_vars(f: dict) -> dict[str, Any]:
     return dict(sorted(out.items()))
 
 
-def build(factory: dict, hosts: list[dict], groups: dict[str, dict], extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The `ansible` key of the render context; `extra` adds role variables derived from the
-    resolved site (render/monitoring.py)."""
-    return {**inventory(hosts, groups), "group_vars": dict(sorted({**group_vars(factory), **(extra or {})}.items()))}
+def build(factory: dict, hosts: list[dict], groups: dict[str, dict], transport: dict | None = None,
+          extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The `ansible` key of the render context; `transport` is the storage mounts' (resolve/storage.py),
+    `extra` adds role variables derived from the resolved site (render/monitoring.py)."""
+    return {**inventory(hosts, groups),
+            "group_vars": dict(sorted({**group_vars(factory, transport), **(extra or {})}.items()))}

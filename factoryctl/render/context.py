@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from .. import __version__
 from ..resolve import Site
+from ..resolve.storage import transport as storage_transport
 from . import ansible_vars, healthcheck, hostchecks, kube, monitoring, slurm_inference
 from . import slurm as slurm_facts
-from .units import terraform_units
+from .units import aws_settings, terraform_units
 
 
 def build(site: Site) -> dict:
@@ -33,7 +34,7 @@ def build(site: Site) -> dict:
         "inference": facts["inference"],
         "totals": facts["totals"],
         "tool_version": __version__,
-        "ansible": ansible_vars.build(f.model_dump(mode="json"), hosts, gpu_groups,
+        "ansible": ansible_vars.build(f.model_dump(mode="json"), hosts, gpu_groups, storage_transport(f),
                                       {"monitoring_inference_jobs": monitoring.inference_jobs(site)}),
         "monitoring": {"rules": monitoring.rules(site)},  # monitoring/rules.yml
         "slurm": slurm_facts.build(site),
@@ -42,5 +43,6 @@ def build(site: Site) -> dict:
         "kube": kube_facts,
         "kube_inference": kube_facts["inference"],  # kubernetes/inference/<name>/manifests.yaml
         "terraform_units": terraform_units(f, hosts, gpu_groups),  # render/units.py
+        "aws": aws_settings(f),  # terraform/aws: settings.auto.tfvars.json
         "verify": hostchecks.build(site),  # verify/checks.json: the host checks (render/hostchecks.py)
     }

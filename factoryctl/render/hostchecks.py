@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 from .. import catalog
+from ..resolve.storage import transport as storage_transport
 from ..resources import templates_dir
 from . import ansible_vars
 from . import slurm as slurm_facts
@@ -98,7 +99,7 @@ def _nics(node_group) -> dict[str, Any]:
 def build(site) -> dict[str, Any]:
     """Every check of the site, hosts in declaration order, checks in a fixed order per host."""
     f = site.factory
-    gv = ansible_vars.group_vars(f.model_dump(mode="json"))
+    gv = ansible_vars.group_vars(f.model_dump(mode="json"), storage_transport(f))
     groups = {g.group: g for g in f.nodes}
     slurm_on = f.slurm.enabled
     sf = slurm_facts.build(site) if slurm_on else {}

@@ -14,15 +14,26 @@ from __future__ import annotations
 
 import json
 
+from .. import catalog
 from ..model import Factory
 
 UNIT_HOSTS = 128  # four 32-node scalable units; plan time per node is flat up to ~256
+# Providers whose hosts share resources only one Terraform state can share: on AWS every
+# instance sits in one cluster security group that admits itself (EFA's requirement, AWS EFA
+# user guide "Prepare an EFA-enabled security group") and the GPU instances in one cluster
+# placement group, so an AWS site is one stack, `site-000`.
+ONE_STACK = ("aws",)
 
 
 def terraform_units(factory: Factory, hosts: list[dict], groups: dict[str, dict],
                     size: int = UNIT_HOSTS) -> list[dict]:
     """[{name, group, index, hosts: [host dicts], facts: {host: facts}}] in group order."""
     interface = {g.group: g.network.management.interface for g in factory.nodes}
+    if getattr(getattr(factory, "site", None), "provider", None) in ONE_STACK:
+        facts = {h["name"]: _facts(h, groups[h["group"]]["gpu_model"] if h["group"] in groups else None,
+                                   interface.get(h["group"])) for h in hosts}
+        return [{"name": "site-000", "group": "site", "index": 0, "hosts": list(hosts), "facts": facts,
+                 "tfvars": tfvars_json(facts), "tfvars_encoded": tfvars_json(facts, encoded=True)}]
     members: dict[str, list[dict]] = {}
     for h in hosts:  # declaration order: group order, then index
         members.setdefault(h["group"], []).append(h)
@@ -73,4 +84,34 @@ def _facts(h: dict, gpu_model: str | None, interface: str | None) -> dict:
         "oob_address": h["oob_address"],
         "rack": h["rack"],
         "roles": list(h["roles"]),
+    }
+
+
+def aws_settings(factory: Factory) -> dict | None:
+    """The `aws` variable of the AWS stack (settings.auto.tfvars.json): site.aws with the
+    facts it implies. EFA interfaces per GPU instance come from the instance catalog (one per
+    network card: p5.48xlarge 32, p4d.24xlarge 4); the subnet is the management network, so
+    every host gets its planned address as its primary private IP."""
+    aws = factory.site.aws
+    if factory.site.provider != "aws" or aws is None:
+        return None
+    spec = catalog.instance(aws.instance_type)
+    return {
+        "admin_cidrs": list(aws.admin_cidrs),
+        "ami": aws.ami,
+        "availability_zone": aws.availability_zone,
+        "capacity_block": aws.capacity_block,
+        "capacity_reservation_id": aws.capacity_reservation_id,
+        "cidr": factory.fabric.management.cidr,
+        "cpu_instance_type": aws.cpu_instance_type,
+        "efa_interfaces": spec.efa_interfaces if aws.efa and spec else 0,
+        "instance_type": aws.instance_type,
+        # an air-gapped site gets no route out and no public address
+        "internet": not factory.sovereignty.air_gapped,
+        "key_name": aws.key_name,
+        "placement_group": aws.placement_group,
+        "public_key": aws.public_key,
+        "region": aws.region,
+        "subnet_id": aws.subnet_id,
+        "vpc_id": aws.vpc_id,
     }

@@ -1,6 +1,7 @@
 """Semantic rules, one module per area. Importing this package registers them all."""
 
 from . import (  # noqa: F401 - imported for their @rule registrations
+    cloud,
     fabric,
     inference,
     kubernetes,

@@ -52,6 +52,7 @@ AREAS = {
     "INF": "inference",
     "SOV": "sovereignty",
     "TEN": "tenancy",
+    "AWS": "cloud (aws)",
 }
 
 

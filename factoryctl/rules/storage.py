@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from .. import resolve
 from ..findings import Severity
 from ..model import Factory
-from ..resolve import Site
+from ..resolve import Site, storage
 from .base import Issue, rule
 
 # High-performance storage (HPS): POSIX parallel filesystems with RDMA clients (DGX SuperPOD
@@ -157,3 +157,63 @@ def unknown_clients(f: Factory, site: Site) -> Iterable[Issue]:
                             f"storage {st.name!r} lists client {name!r}, which is not a node group "
                             f"(groups: {', '.join(sorted(groups))})",
                             "use a node group name, or leave clients empty for all groups")
+
+
+@rule("STO008", Severity.error, "RDMA storage without an RDMA storage fabric")
+def rdma_without_fabric(f: Factory, site: Site) -> Iterable[Issue]:
+    """A mount over RDMA (Lustre servers on an `o2ib` LNet network, or `rdma: true`, or the
+    default for WEKA, BeeGFS and VAST on an RDMA fabric) needs a storage network that carries
+    RDMA: `fabric.storage` of type infiniband or roce. On Ethernet, o2ib LNet cannot start and
+    an RDMA mount fails (Lustre Operations Manual, "Configuring Lustre Networking (LNet)")."""
+    if storage.storage_fabric_rdma(f):
+        return
+    where = (f"the storage fabric is {f.fabric.storage.type}" if f.fabric.storage
+             else "no storage fabric (fabric.storage) is declared")
+    for i, st in enumerate(f.storage):
+        if not storage.rdma(f, st):
+            continue
+        if st.type == "lustre":
+            nets = sorted({n for s in st.servers if (n := storage.lnet_network(s)) and n.startswith("o2ib")})
+            yield Issue(("storage", i, "servers"),
+                        f"lustre storage {st.name!r} has servers on LNet network {', '.join(nets)} (RDMA), but {where}",
+                        "declare fabric.storage with type infiniband or roce, or give the servers' tcp NIDs "
+                        "(e.g. 10.0.0.5@tcp)")
+        else:
+            yield Issue(("storage", i, "rdma"), f"{st.type} storage {st.name!r} mounts over RDMA, but {where}",
+                        "declare fabric.storage with type infiniband or roce, or set rdma: false")
+
+
+@rule("STO009", Severity.error, "rdma contradicts the storage type or its NIDs")
+def rdma_contradiction(f: Factory, site: Site) -> Iterable[Issue]:
+    """`rdma` is for the types whose client mount has an RDMA mode factoryctl renders (lustre,
+    weka, beegfs, vast, nfs). GPFS configures RDMA on its cluster (verbsRdma), Ceph and S3
+    have none here. A Lustre client's transport is its servers' LNet network: `rdma: true`
+    with tcp NIDs, or `rdma: false` with o2ib NIDs, says two things at once."""
+    for i, st in enumerate(f.storage):
+        if st.rdma is None:
+            continue
+        loc = ("storage", i, "rdma")
+        if st.type not in storage.RDMA_TYPES:
+            yield Issue(loc, f"{st.type} storage {st.name!r} sets rdma, but factoryctl mounts {st.type} "
+                        "without an RDMA mode", "remove rdma (GPFS: configure verbsRdma on the GPFS cluster)")
+        elif st.type == "lustre" and st.rdma != storage.rdma(f, st):
+            nets = sorted({n for s in st.servers if (n := storage.lnet_network(s))}) or ["none"]
+            yield Issue(loc, f"lustre storage {st.name!r} sets rdma: {str(st.rdma).lower()}, but its servers' "
+                        f"LNet network is {', '.join(nets)}",
+                        "remove rdma: Lustre's transport is the servers' NIDs (@o2ib is RDMA, @tcp is not)")
+
+
+@rule("STO010", Severity.warning, "RDMA mount without the clients' storage interfaces")
+def rdma_interfaces(f: Factory, site: Site) -> Iterable[Issue]:
+    """An RDMA mount names the clients' ports on the storage network: Lustre's LNet networks
+    (`o2ib0(ib0)`), WEKA's `net=<interface>` (without it WEKA mounts in UDP mode), VAST's
+    `localports`. Declare them in `fabric.storage.interfaces`; without them LNet takes ib0 and
+    WEKA and VAST use the kernel's routing."""
+    if f.fabric.storage is None or f.fabric.storage.interfaces:
+        return
+    for st in f.storage:
+        if st.type in ("lustre", "weka", "vast") and storage.rdma(f, st):
+            yield Issue(("fabric", "storage"),
+                        f"{st.type} storage {st.name!r} mounts over RDMA, but fabric.storage.interfaces names no "
+                        "client interface", "set fabric.storage.interfaces to the clients' storage ports, e.g. [ib0, ib1]")
+            return

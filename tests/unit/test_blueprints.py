@@ -117,17 +117,21 @@ def test_sovereign_blueprint_is_air_gapped() -> None:
 
 
 def test_lab_example_is_the_blueprint_plus_serving() -> None:
-    """examples/lab.yaml = blueprints/lab + the mirror, the inference deployment and the
-    compute nodes' room for the engine (memory, a second CPU): nothing else differs."""
+    """examples/lab.yaml = blueprints/lab + the mirror and the inference deployment, the compute
+    nodes' room for the engine (memory, a second CPU), and issue 18's parts on head01
+    (slurmdbd, Prometheus) with two tenants: nothing else differs."""
     c = check(LAB_EXAMPLE)
     assert c.site is not None and _errors(c) == []
     example, blueprint = c.factory, checked("lab").factory
     assert [i.name for i in example.inference] == ["tiny"] and not blueprint.inference
     assert example.site.mirrors is not None and example.site.mirrors.pypi
+    assert [t.name for t in example.tenants] == ["research", "product"] and example.slurm.accounting
+    head = example.nodes[0].model_copy(update={"hardware": blueprint.nodes[0].hardware, "roles": blueprint.nodes[0].roles})
     node = example.nodes[1].model_copy(update={"hardware": blueprint.nodes[1].hardware})
     same = example.model_copy(update={
-        "inference": [], "site": example.site.model_copy(update={"mirrors": None}),
-        "nodes": [example.nodes[0], node], "metadata": blueprint.metadata})
+        "inference": [], "tenants": [], "site": example.site.model_copy(update={"mirrors": None}),
+        "slurm": example.slurm.model_copy(update={"accounting": False}),
+        "nodes": [head, node], "metadata": blueprint.metadata})
     assert same == blueprint
 
 

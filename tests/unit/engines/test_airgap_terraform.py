@@ -20,7 +20,8 @@ from tests.helpers import assert_finding, by_code, check_doc, reference_doc
 
 PROVIDER_SETTINGS = {
     "maas": {"maas": {"url": "http://maas.fra1.example.internal:5240/MAAS", "zone": "fra1"}},
-    "aws": {"aws": {"region": "eu-central-1"}},
+    "aws": {"aws": {"region": "eu-central-1", "availability_zone": "eu-central-1a", "key_name": "ops",
+                    "admin_cidrs": ["10.99.0.0/24"]}},
     "openstack": {"openstack": {"cloud": "fra1"}},
 }
 # A real hashicorp/aws provider in a local plugin mirror (unpacked layout), where the machine has one.

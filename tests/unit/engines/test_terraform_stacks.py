@@ -22,7 +22,9 @@ SETTINGS = {
     "existing": {},
     "lab": {"lab": {"subnet": "10.20.0.0/24", "bridge": "fctlbr0"}},
     "maas": {"maas": {"url": "http://maas.fra1.example.internal:5240/MAAS", "zone": "fra1"}, **TF_MIRROR},
-    "aws": {"aws": {"region": "eu-central-1", "instance_type": "p5.48xlarge"}, **TF_MIRROR},
+    "aws": {"aws": {"region": "eu-central-1", "availability_zone": "eu-central-1a", "instance_type": "p5.48xlarge",
+                    "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGxqv1sS0exampleKeyForTests000000000000000 admin",
+                    "admin_cidrs": ["10.99.0.0/24"]}, **TF_MIRROR},
     "openstack": {"openstack": {"cloud": "fra1", "flavor": "bm.hgx-h100", "image": "ubuntu-24.04"}, **TF_MIRROR},
 }
 PLAIN = hcl2.SerializationOptions(strip_string_quotes=True)
@@ -59,7 +61,9 @@ def test_only_the_sites_provider_renders_one_stack_per_unit(rendered):
     for provider, units in rendered.items():
         tree = units.parent.parent
         assert sorted(p.name for p in tree.iterdir()) == [provider]
-        assert sorted(p.name for p in units.iterdir()) == ["gpu-000", "head-000"]
+        # aws: one stack, so every instance shares one cluster security group (render/units.py)
+        want = ["site-000"] if provider == "aws" else ["gpu-000", "head-000"]
+        assert sorted(p.name for p in units.iterdir()) == want
 
 
 def test_every_host_in_exactly_one_unit_with_its_facts(rendered):
@@ -155,12 +159,12 @@ def test_provider_stacks_parse_and_pin_their_provider(rendered, provider):
         assert outputs == {"hosts", "site"}
 
 
-def test_aws_gpu_unit_has_placement_group_and_efa(rendered):
-    text = (rendered["aws"] / "gpu-000" / "main.tf").read_text()
-    assert 'strategy = "cluster"' in text and '"efa"' in text and "network_card_index" in text
-    aws_tf = (rendered["aws"] / "gpu-000" / "aws.tf").read_text()
-    assert '"p5.48xlarge"   = 32' in aws_tf and '"p4d.24xlarge"  = 4' in aws_tf
-    assert "aws_placement_group" not in (rendered["aws"] / "head-000" / "main.tf").read_text()
+def test_aws_stack_takes_efa_interfaces_from_the_catalog(rendered):
+    """The stack itself is planned against the real provider in test_aws_stack.py."""
+    text = (rendered["aws"] / "site-000" / "main.tf").read_text()
+    assert 'strategy = "cluster"' in text and '"efa-only"' in text and "network_card_index" in text
+    settings = json.loads((rendered["aws"] / "site-000" / "settings.auto.tfvars.json").read_text())["aws"]
+    assert settings["efa_interfaces"] == 32 and settings["cidr"] == "10.20.0.0/24"  # p5.48xlarge, the IP plan
 
 
 def test_no_credentials_are_rendered(rendered, tmp_path, monkeypatch):

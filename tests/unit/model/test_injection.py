@@ -124,6 +124,8 @@ def test_honest_values_still_validate(tmp_path, where, value):
     doc = _set(_with_weka(reference_doc()), where, value)
     if where[-1] == "model_source":
         doc["sovereignty"]["model_sources"].append(value)
+    if where == ("storage", 0, "servers"):  # an o2ib NID needs an RDMA storage fabric (STO008)
+        doc["fabric"]["storage"].update(type="infiniband", interfaces=["ib0"])
     assert_clean(check_doc(doc, tmp_path))
 
 

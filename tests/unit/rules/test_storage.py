@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.helpers import assert_finding, by_code, check_doc, reference_doc
+from ruamel.yaml import YAML
+
+from tests.helpers import ROOT, assert_finding, by_code, check_doc, reference_doc
 
 S3 = {"name": "models", "type": "s3", "capacity_tb": 100, "endpoint": "https://s3.fra1.example.internal"}
 
@@ -114,3 +116,55 @@ def test_sto007_unknown_client_group(tmp_path):
     doc = reference_doc()
     doc["storage"][0]["clients"] = ["gpu", "cpu"]
     assert_finding(check_doc(doc, tmp_path), "STO007", "storage[0].clients[1]", "error")
+
+
+# --- transports: RDMA, LNet --------------------------------------------------------------
+
+def _blueprint(name: str) -> dict:
+    return YAML(typ="safe").load((ROOT / "blueprints" / name / "factory.yaml").read_text())
+
+
+def _codes(doc, tmp_path) -> set[str]:
+    return {f.code for f in check_doc(doc, tmp_path).findings if f.code in ("STO008", "STO009", "STO010")}
+
+
+def test_shipped_rdma_blueprints_are_clean(tmp_path):
+    for name in ("superpod-h100-1su", "hybrid-slurm-research", "enterprise-h100-32n", "gb300-nvl72-neocloud"):
+        assert _codes(_blueprint(name), tmp_path) == set(), name
+
+
+def test_sto008_o2ib_lustre_on_an_ethernet_storage_fabric(tmp_path):
+    doc = reference_doc()
+    doc["storage"][0]["servers"] = ["10.20.0.200@o2ib"]  # the reference's storage fabric is ethernet
+    f = assert_finding(check_doc(doc, tmp_path), "STO008", "storage[0].servers", "error")
+    assert "o2ib0" in f.message and "ethernet" in f.message
+
+
+def test_sto008_rdma_weka_without_a_storage_fabric(tmp_path):
+    doc = _blueprint("enterprise-h100-32n")
+    doc["storage"][0]["rdma"] = True
+    del doc["fabric"]["storage"]
+    f = assert_finding(check_doc(doc, tmp_path), "STO008", "storage[0].rdma", "error")
+    assert "no storage fabric" in f.message
+
+
+def test_sto008_superpod_lustre_without_its_ib_storage_fabric(tmp_path):
+    doc = _blueprint("superpod-h100-1su")
+    doc["fabric"]["storage"]["type"] = "ethernet"
+    assert_finding(check_doc(doc, tmp_path), "STO008", "storage[0].servers", "error")
+
+
+def test_sto009_rdma_on_gpfs_and_against_lustre_nids(tmp_path):
+    doc = reference_doc()
+    doc["storage"][0]["rdma"] = True  # servers are @tcp
+    assert_finding(check_doc(doc, tmp_path), "STO009", "storage[0].rdma", "error")
+    doc = reference_doc()
+    doc["storage"].append({"name": "gpfs", "type": "gpfs", "mount": "/gpfs", "capacity_tb": 10,
+                           "servers": ["gpfs01.fra1.example.internal"], "rdma": True})
+    assert_finding(check_doc(doc, tmp_path), "STO009", "storage[2].rdma", "error")
+
+
+def test_sto010_rdma_lustre_without_client_interfaces(tmp_path):
+    doc = _blueprint("superpod-h100-1su")
+    del doc["fabric"]["storage"]["interfaces"]
+    assert_finding(check_doc(doc, tmp_path), "STO010", "fabric.storage", "warning")

@@ -35,16 +35,19 @@ def mem_tres(gb: int) -> str:
     return f"{n}{units[u]}"
 
 
-def grp_tres(t) -> str:
+def grp_tres(t, gpus: bool = True) -> str:
     """GrpTRES of the tenant's QOS, in Slurm's TRES order (cpu, mem, then gres/gpu) (tres.html).
-    A per-type quota limits gres/gpu:<type> as well as the total."""
+    A per-type quota limits gres/gpu:<type> as well as the total. Without GPUs under Slurm
+    (`gpus` false) no gres/gpu limit: slurm.conf then tracks no such TRES and sacctmgr refuses
+    a limit on it ("no TRES known by type gres/gpu")."""
     parts = []
     if t.cpu_quota is not None:
         parts.append(f"cpu={t.cpu_quota}")
     if t.memory_gb is not None:
         parts.append(f"mem={mem_tres(t.memory_gb)}")
-    parts.append(f"gres/gpu={t.gpu_total}")
-    if isinstance(t.gpu_quota, dict):
+    if gpus:
+        parts.append(f"gres/gpu={t.gpu_total}")
+    if gpus and isinstance(t.gpu_quota, dict):
         typed: dict[str, int] = {}
         for model, n in t.gpu_quota.items():
             key = gres_type(gpu_type(model))
@@ -65,12 +68,13 @@ def accounts(site: Site) -> dict:
     if not enabled(site):
         return {"enabled": False, "cluster": f.slurm.cluster_name, "marker": MARKER, "admin": ADMIN,
                 "qos": [], "accounts": []}
+    slurm_gpus = any(ng.hardware.gpu and "slurm-compute" in ng.roles for ng in f.nodes)
     return {
         "enabled": True,
         "cluster": f.slurm.cluster_name,
         "marker": MARKER,
         "admin": ADMIN,
-        "qos": [{"name": t.name, "grp_tres": grp_tres(t)} for t in f.tenants],
+        "qos": [{"name": t.name, "grp_tres": grp_tres(t, slurm_gpus)} for t in f.tenants],
         "accounts": [{"name": t.name, "fairshare": t.fairshare, "qos": t.name,
                       "users": sorted({ADMIN, *t.members.users})} for t in f.tenants],
     }

@@ -7,8 +7,8 @@ Sources, both read from the running site:
   each job's start and end to the window, so Elapsed and CPUTimeRAW are the window's share
   (sacct(1)). GPUs come from AllocTRES (`gres/gpu=N`), GPU-seconds = GPUs x ElapsedRaw.
 - Prometheus' HTTP API (`/api/v1/query`, prometheus.io/docs/prometheus/latest/querying/api/):
-  `increase(vllm:prompt_tokens_total[W])` and `vllm:generation_tokens_total` at the window's
-  end, per `deployment` label (the scrape job's relabel) or else per `model_name` (vLLM's own
+  the counters `vllm:prompt_tokens_total` and `vllm:generation_tokens_total` at the window's
+  end minus at its start (increase() where a counter reset), per `deployment` label (the scrape job's relabel) or else per `model_name` (vLLM's own
   label: the served model name, `inference[].model`); a deployment's tokens go to the tenant
   that owns it (`tenants[].deployments`).
 
@@ -184,6 +184,29 @@ def prometheus_query(base: str, query: str, at: datetime, timeout: float = HTTP_
     return out
 
 
+def _window_delta(base: str, kind: str, start: datetime, end: datetime, secs: int) -> list[tuple[dict, float]]:
+    """Tokens counted in the window per (deployment, model_name): the counter's value at the
+    end minus its value at the start (a series absent at the start began in the window, from 0:
+    vLLM's counters start at 0 with the server). Exact to the last scrape before each bound,
+    where increase() would extrapolate to the window's edges. A series whose value fell (the
+    engine restarted, the counter reset) takes increase() instead, which handles resets."""
+    q = f"sum by (deployment, model_name) (vllm:{kind}_tokens_total)"
+    key = lambda labels: (labels.get("deployment", ""), labels.get("model_name", ""))  # noqa: E731
+    before = {key(lb): v for lb, v in prometheus_query(base, q, start)}
+    resets = {key(lb): v for lb, v in prometheus_query(
+        base, f"sum by (deployment, model_name) (resets(vllm:{kind}_tokens_total[{secs}s]))", end)}
+    out = []
+    for labels, value in prometheus_query(base, q, end):
+        k = key(labels)
+        if resets.get(k, 0) or value < before.get(k, 0.0):
+            inc = f"sum by (deployment, model_name) (increase(vllm:{kind}_tokens_total[{secs}s]))"
+            value = next((v for lb, v in prometheus_query(base, inc, end) if key(lb) == k), 0.0)
+            out.append((labels, value))
+        else:
+            out.append((labels, value - before.get(k, 0.0)))
+    return out
+
+
 def token_counts(base: str, site: Site, start: datetime, end: datetime) -> tuple[dict[str, dict[str, int]], list[str]]:
     """Deployment -> {"prompt": n, "generation": n} over the window, and notes (series no
     deployment claims)."""
@@ -195,8 +218,7 @@ def token_counts(base: str, site: Site, start: datetime, end: datetime) -> tuple
     out: dict[str, dict[str, int]] = {}
     notes: list[str] = []
     for kind in ("prompt", "generation"):
-        q = f"sum by (deployment, model_name) (increase(vllm:{kind}_tokens_total[{secs}s]))"
-        for labels, value in prometheus_query(base, q, end):
+        for labels, value in _window_delta(base, kind, start, end, secs):
             dep = labels.get("deployment")
             if dep not in names:
                 candidates = by_model.get(labels.get("model_name", ""), [])

@@ -117,18 +117,18 @@ FACTORYCTL = str(Path(sys.executable).parent / "factoryctl")
 
 def write_lab_site(folder: Path, name: str, subnet: str, bridge: str, compute: int = 2,
                    serve: bool = False) -> Path:
-    """examples/lab.yaml under another name, subnet and bridge, so sites never collide.
-    Without serve, the Slurm site alone (no inference deployment, no mirror): the tests of
-    apply, drift and faults need no engine, and installing it costs minutes per host."""
-    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "lab.yaml").read_text())
+    """examples/lab.yaml (serve: the whole miniature factory, engine, accounting and monitoring
+    included) or blueprints/lab (the Slurm site alone: the tests of apply, drift and faults need
+    no engine, and installing it costs minutes per host) under another name, subnet and bridge,
+    so sites never collide."""
+    root = Path(__file__).resolve().parents[2]
+    source = root / "examples" / "lab.yaml" if serve else root / "blueprints" / "lab" / "factory.yaml"
+    doc = yaml.safe_load(source.read_text())
     doc["metadata"]["name"] = name
     gateway = subnet.rsplit(".", 1)[0] + ".1"
     if serve:
         text = yaml.safe_dump(doc, sort_keys=False).replace("//10.77.0.1:", f"//{gateway}:")
         doc = yaml.safe_load(text)
-    else:
-        doc.pop("inference", None)
-        doc["site"].pop("mirrors", None)
     doc["site"]["lab"] = {"subnet": subnet, "bridge": bridge}
     doc["fabric"]["management"] = {"cidr": subnet, "gateway": gateway}
     doc["nodes"][1]["count"] = compute

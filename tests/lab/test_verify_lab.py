@@ -37,10 +37,8 @@ def ws(site: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def site(lab_image, tmp_path_factory):
-    doc = yaml.safe_load((ROOT / "examples" / "lab.yaml").read_text())
-    doc["metadata"]["name"] = NAME
-    doc.pop("inference", None)  # the Slurm site; tests/lab/test_serving_lab.py serves
-    doc["site"].pop("mirrors", None)
+    doc = yaml.safe_load((ROOT / "blueprints" / "lab" / "factory.yaml").read_text())
+    doc["metadata"]["name"] = NAME  # the Slurm site; tests/lab/test_serving_lab.py serves
     doc["site"]["lab"] = {"subnet": SUBNET, "bridge": BRIDGE}
     doc["fabric"]["management"] = {"cidr": SUBNET, "gateway": "10.78.0.1"}
     path = tmp_path_factory.mktemp("verifylab") / "factory.yaml"

@@ -21,7 +21,7 @@ def test_bad_time_is_a_usage_error():
 
 
 def test_no_accounting_no_prometheus_says_what_is_missing(tmp_path):
-    r = cli("usage", ROOT / "examples" / "lab.yaml")
+    r = cli("usage", ROOT / "blueprints" / "lab" / "factory.yaml")  # the Slurm site without either
     assert r.code == 1
     assert "Slurm accounting" in r.err and "Prometheus" in r.err
 

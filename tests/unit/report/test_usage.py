@@ -125,9 +125,13 @@ def test_meter_without_a_price_says_so(tmp_path):
 
 
 class FakePrometheus:
-    """/api/v1/query on 127.0.0.1 answering vLLM's token counters; records the queries."""
+    """/api/v1/query on 127.0.0.1 answering vLLM's token counters; records the queries.
+    `series` are the counters at the window's end, `at_start` at its start (none: absent),
+    `resets` the resets() answers (none: no reset)."""
 
-    def __init__(self, series: dict[str, list[tuple[dict, float]]], status: int = 200):
+    def __init__(self, series: dict[str, list[tuple[dict, float]]], status: int = 200,
+                 at_start: dict[str, list[tuple[dict, float]]] | None = None,
+                 resets: dict[str, list[tuple[dict, float]]] | None = None):
         self.queries: list[dict] = []
         fake = self
 
@@ -136,8 +140,15 @@ class FakePrometheus:
                 q = parse_qs(urlparse(self.path).query)
                 fake.queries.append({k: v[0] for k, v in q.items()})
                 kind = "prompt" if "prompt_tokens" in q["query"][0] else "generation"
+                query, when = q["query"][0], q.get("time", [""])[0]
+                if query.startswith("sum by (deployment, model_name) (resets("):
+                    answer = (resets or {}).get(kind, [])
+                elif "increase(" not in query and when == f"{SINCE.timestamp():.0f}":
+                    answer = (at_start or {}).get(kind, [])
+                else:
+                    answer = series.get(kind, [])
                 body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": [
-                    {"metric": m, "value": [1764979200, str(v)]} for m, v in series.get(kind, [])]}}).encode()
+                    {"metric": m, "value": [1764979200, str(v)]} for m, v in answer]}}).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -159,8 +170,8 @@ class FakePrometheus:
 def prom():
     servers = []
 
-    def make(series, status=200):
-        servers.append(FakePrometheus(series, status))
+    def make(series, status=200, **kw):
+        servers.append(FakePrometheus(series, status, **kw))
         return servers[-1]
 
     yield make
@@ -171,13 +182,26 @@ def prom():
 def test_token_counts_by_model_name_and_deployment_label(tmp_path, prom):
     site = check_doc(_doc(), tmp_path).site
     p = prom({"generation": [({"model_name": "meta-llama/Llama-3.1-70B-Instruct"}, 4000.4)],
-              "prompt": [({"deployment": "chat", "model_name": "x"}, 999.6), ({"model_name": "other/model"}, 5.0)]})
+              "prompt": [({"deployment": "chat", "model_name": "x"}, 1999.6), ({"model_name": "other/model"}, 5.0)]},
+             at_start={"prompt": [({"deployment": "chat", "model_name": "x"}, 1000.0)]})
     tokens, notes = U.token_counts(p.url, site, SINCE, UNTIL)
+    # the counter at the end minus at the start; a series absent at the start began at 0
     assert tokens == {"chat": {"prompt": 1000, "generation": 4000}}
     assert any("other/model" in n for n in notes)
-    q = p.queries[0]
-    assert q["query"] == "sum by (deployment, model_name) (increase(vllm:prompt_tokens_total[86400s]))"
-    assert q["time"] == f"{UNTIL.timestamp():.0f}"
+    asked = [(q["query"], q["time"]) for q in p.queries]
+    assert ("sum by (deployment, model_name) (vllm:prompt_tokens_total)", f"{SINCE.timestamp():.0f}") in asked
+    assert ("sum by (deployment, model_name) (vllm:prompt_tokens_total)", f"{UNTIL.timestamp():.0f}") in asked
+    assert not any("increase(" in q for q, _ in asked)  # no reset: no extrapolation
+
+
+def test_a_counter_reset_in_the_window_takes_increase(tmp_path, prom):
+    site = check_doc(_doc(), tmp_path).site
+    gen = {"deployment": "chat", "model_name": "x"}
+    p = prom({"generation": [(gen, 300.0)], "prompt": []}, at_start={"generation": [(gen, 5000.0)]},
+             resets={"generation": [(gen, 1.0)]})
+    tokens, _ = U.token_counts(p.url, site, SINCE, UNTIL)
+    assert tokens == {"chat": {"prompt": 0, "generation": 300}}  # the fake's increase() answers 300
+    assert any("increase(vllm:generation_tokens_total[86400s])" in q["query"] for q in p.queries)
 
 
 def test_prometheus_errors_are_clear(prom):

@@ -9,8 +9,11 @@ two hosts, the engine's start); one module, one site."""
 
 from __future__ import annotations
 
+import calendar
 import json
 import subprocess
+import time
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -100,3 +103,88 @@ def test_a_stopped_job_fails_verify_drifts_and_apply_restarts_it(site):
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     r = fctl("up", str(site), "--auto-approve", "--plain", timeout=900)  # waits for it, then verifies
     assert r.returncode == 0 and "endpoint tiny: http://" in r.stdout, r.stdout[-4000:]
+
+
+# --- tenants, accounting and metering on the same site (issue 18) ---------------------------
+
+HEAD = "10.197.5.11"  # head01: slurmctld, slurmdbd with MariaDB, Prometheus
+
+
+def on_head(site, script: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return lab(site, "head01", "sh", "-c", script, timeout=timeout)
+
+
+def usage(site, since: str, until: str) -> dict:
+    r = fctl("usage", str(site), "--since", since, "--until", until, "--format", "json", timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return {t["name"]: t for t in json.loads(r.stdout)["tenants"]}
+
+
+def test_jobs_under_each_tenant_are_metered_as_sacct_reports_them(site):
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 5))
+    for host in ("head01", "node01", "node02"):  # a user the tenant declares, the same uid everywhere
+        assert lab(site, host, "sh", "-c", "id alice || useradd -u 2001 -m alice").returncode == 0
+    script = ("srun -A research -n2 sleep 3 && srun -A product -n1 sleep 2 && "
+              "su alice -c 'srun -A research -n1 sleep 2'")
+    r = on_head(site, script)
+    assert r.returncode == 0, r.stdout + r.stderr
+    time.sleep(2)
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    got = usage(site, since, until)
+    window = f"-S {since[:-1]} -E {until[:-1]}"
+    for tenant in ("research", "product"):
+        r = on_head(site, f"sacct -X -P -n -a -T -A {tenant} --format=CPUTimeRAW {window}")
+        assert r.returncode == 0, r.stderr
+        assert got[tenant]["cpu_seconds"] == sum(int(x) for x in r.stdout.split()), (tenant, got[tenant], r.stdout)
+    assert got["research"]["jobs"] >= 2 and got["research"]["cpu_seconds"] >= 2 * 3 + 2
+
+
+def test_a_job_over_its_tenants_quota_pends_with_the_qos_reason(site):
+    r = on_head(site, "sbatch -A research -n3 --parsable --wrap 'sleep 1'")
+    assert r.returncode == 0, r.stderr
+    job = r.stdout.strip().split(";")[0]
+    try:
+        time.sleep(5)
+        reason = on_head(site, f"squeue -h -j {job} -o %r").stdout.strip()
+        assert reason == "QOSGrpCpuLimit", reason  # research: cpu_quota 2 (QOS GrpTRES=cpu=2)
+    finally:
+        on_head(site, f"scancel {job}")
+
+
+def test_tokens_are_metered_to_the_owning_tenant_as_prometheus_counts_them(site):
+    since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    time.sleep(20)  # a scrape after the window opens (scrape interval 15 s)
+    url = endpoint(site)["url"]
+    for _ in range(5):
+        body = json.dumps({"model": "factoryctl/tiny-llama", "prompt": "tokens for a tenant", "max_tokens": 16,
+                           "ignore_eos": True}).encode()
+        req = urllib.request.Request(url + "/v1/completions", data=body, headers={"Content-Type": "application/json"})
+        assert json.load(urllib.request.urlopen(req, timeout=60))["usage"]["completion_tokens"] == 16
+    time.sleep(35)  # two scrapes
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    got = usage(site, since, until)
+    t0 = calendar.timegm(time.strptime(since, "%Y-%m-%dT%H:%M:%SZ"))
+    t1 = calendar.timegm(time.strptime(until, "%Y-%m-%dT%H:%M:%SZ"))
+    q = "sum(vllm:generation_tokens_total)"
+    delta = prom_at(q, t1) - prom_at(q, t0)
+    assert delta == 80, delta  # the five completions above, nothing else
+    assert got["product"]["generation_tokens"] == delta and got["research"]["generation_tokens"] == 0
+
+
+def prom_at(query: str, at: float) -> float:
+    url = f"http://{HEAD}:9090/api/v1/query?" + urllib.parse.urlencode({"query": query, "time": f"{at:.0f}"})
+    doc = json.load(urllib.request.urlopen(url, timeout=10))
+    return sum(float(r["value"][1]) for r in doc["data"]["result"])
+
+
+def test_prometheus_scrapes_every_host_and_verify_names_a_dead_exporter(site):
+    targets = json.load(urllib.request.urlopen(f"http://{HEAD}:9090/api/v1/targets?state=active", timeout=10))
+    node = {t["labels"]["instance"]: t["health"] for t in targets["data"]["activeTargets"] if t["labels"]["job"] == "node"}
+    assert node == {"head01": "up", "node01": "up", "node02": "up"}, node
+    assert lab(site, "node02", "sh", "-c", "/etc/init.d/prometheus-node-exporter stop").returncode == 0
+    try:
+        time.sleep(35)
+        r = fctl("verify", str(site), timeout=600)
+        assert r.returncode == 1 and "prometheus-target:node" in r.stdout and "node02" in r.stdout, r.stdout[-3000:]
+    finally:
+        lab(site, "node02", "sh", "-c", "/etc/init.d/prometheus-node-exporter start")

@@ -75,13 +75,13 @@ def serving(path: Path, env: dict) -> tuple[list[dict], dict]:
     r = fctl("bench", "serve", url, "--concurrency", "1,2,4,8", "--prompts", "64", "--input-len", "32",
              "--output-len", "64", "--format", "json", env=env)
     ours = json.loads(r.stdout)["levels"]
-    r = fctl("lab", "ssh", "node02", "--file", str(path), "--", VENV_PY, "-c", VLLM_BENCH,
+    r = fctl("lab", "ssh", "--file", str(path), "node02", "--", VENV_PY, "-c", VLLM_BENCH,
              "--backend", "vllm", "--base-url", url, "--model", "factoryctl/tiny-llama",
              "--tokenizer", "/var/lib/factoryctl/models/tiny", "--dataset-name", "random",
              "--random-input-len", "32", "--random-output-len", "64", "--num-prompts", "64",
              "--max-concurrency", "8", "--ignore-eos", "--save-result", "--result-dir", "/tmp",
              "--result-filename", "vllm-bench.json", env=env)
-    theirs = json.loads(fctl("lab", "ssh", "node02", "--file", str(path), "--", "cat", "/tmp/vllm-bench.json",
+    theirs = json.loads(fctl("lab", "ssh", "--file", str(path), "node02", "--", "cat", "/tmp/vllm-bench.json",
                              env=env).stdout)
     return ours, theirs
 

@@ -334,6 +334,42 @@ def _prompt(rng: random.Random, words: int) -> str:
     return " ".join(rng.choices(_WORDS, k=words))
 
 
+class _Prompts:
+    """Prompts of `n` tokens when the server tokenizes (vLLM's `POST /tokenize`, "OpenAI-
+    Compatible Server", extra APIs): one call turns a long run of the words into the model's
+    token ids, and each prompt is a random slice of n ids, sent as a token list (the OpenAI
+    completions API takes `prompt` as an array of tokens), as `vllm bench serve`'s random
+    dataset sends exactly --random-input-len tokens. Elsewhere: n words (about a token each in
+    large vocabularies; a small vocabulary splits them further), with a warning."""
+
+    POOL_WORDS = 4096
+
+    def __init__(self) -> None:
+        self.pool: list[int] = []
+
+    async def learn(self, client: _Client, rng: random.Random) -> str | None:
+        """Fill the token pool; a warning when the server cannot tokenize."""
+        url = client.cfg.url.rsplit("/v1/", 1)[0] + "/tokenize"
+        try:
+            resp = await client.http.post(url, json={"model": client.model,
+                                                     "prompt": _prompt(rng, self.POOL_WORDS)})
+            ids = resp.json().get("tokens") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            ids = None
+        if isinstance(ids, list) and len(ids) >= 16 and all(isinstance(i, int) for i in ids):
+            self.pool = ids
+            return None
+        return ("the server has no /tokenize: prompt lengths are counted in words, which a small "
+                "vocabulary splits into several tokens each (see prompt_tokens_mean)")
+
+    def make(self, rng: random.Random, n: int) -> str | list[int]:
+        if not self.pool:
+            return _prompt(rng, n)
+        start = rng.randrange(len(self.pool))
+        ring = self.pool[start:] + self.pool[:start]
+        return (ring * (n // len(ring) + 1))[:n]
+
+
 class _Client:
     """One pooled HTTP client and the request body's shape for one run."""
 
@@ -346,7 +382,7 @@ class _Client:
             limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
             trust_env=False)
 
-    def body(self, prompt: str, max_tokens: int) -> dict[str, Any]:
+    def body(self, prompt: str | list[int], max_tokens: int) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "prompt": prompt, "max_tokens": max_tokens,
                                 "stream": True, "temperature": 0.0}
         if self.extras:
@@ -355,7 +391,7 @@ class _Client:
                 body["ignore_eos"] = True
         return body
 
-    async def request(self, prompt: str, max_tokens: int) -> Sample:
+    async def request(self, prompt: str | list[int], max_tokens: int) -> Sample:
         s = Sample()
         t0 = time.perf_counter()
         last = t0
@@ -510,13 +546,16 @@ async def _run(cfg: ServeConfig, ui: UI) -> ServeResult:
     client = _Client(cfg, model, max(cfg.concurrency))
     warnings: list[str] = []
     levels: list[Level] = []
+    prompts = _Prompts()
     try:
+        if (why := await prompts.learn(client, rng)) is not None:
+            warnings.append(why)
         # The first warm-up request (sent even with --warmup 0) also finds out whether the
         # server takes the extra parameters; an OpenAI-compatible server may refuse them.
-        probe = await client.request(_prompt(rng, cfg.input_len.draw(rng)), cfg.output_len.draw(rng))
+        probe = await client.request(prompts.make(rng, cfg.input_len.draw(rng)), cfg.output_len.draw(rng))
         if not probe.ok and probe.error.startswith("HTTP 400"):
             client.extras = False
-            retry = await client.request(_prompt(rng, cfg.input_len.draw(rng)), cfg.output_len.draw(rng))
+            retry = await client.request(prompts.make(rng, cfg.input_len.draw(rng)), cfg.output_len.draw(rng))
             if retry.ok:
                 warnings.append("the server refused ignore_eos/stream_options (" + probe.error +
                                 "); sent without them: outputs may stop early at EOS and tokens "
@@ -528,12 +567,12 @@ async def _run(cfg: ServeConfig, ui: UI) -> ServeResult:
             warnings.append(f"the first request failed: {probe.error}")
         if cfg.warmup > 1:
             ui.info(f"warm-up: {cfg.warmup} requests")
-            await _closed(client, [(_prompt(rng, cfg.input_len.draw(rng)), cfg.output_len.draw(rng))
+            await _closed(client, [(prompts.make(rng, cfg.input_len.draw(rng)), cfg.output_len.draw(rng))
                                    for _ in range(cfg.warmup - 1)], cfg.concurrency[0], _Flight())
         for w in warnings:
             ui.warn(w)
         for c in cfg.concurrency:
-            work = [(_prompt(rng, cfg.input_len.draw(rng)), cfg.output_len.draw(rng))
+            work = [(prompts.make(rng, cfg.input_len.draw(rng)), cfg.output_len.draw(rng))
                     for _ in range(cfg.prompts)]
             flight = _Flight()
             mode = f"at {cfg.request_rate:g} req/s (Poisson), " if cfg.request_rate else ""
@@ -551,6 +590,7 @@ async def _run(cfg: ServeConfig, ui: UI) -> ServeResult:
             "prompts": cfg.prompts, "input_len": str(cfg.input_len),
             "output_len": str(cfg.output_len), "warmup": cfg.warmup, "slo": cfg.slo,
             "seed": cfg.seed, "ignore_eos": cfg.ignore_eos and client.extras,
+            "prompt_unit": "tokens" if prompts.pool else "words",
             "timeout_s": cfg.timeout_s}
     return ServeResult(url=cfg.url, model=model, config=conf, levels=levels, warnings=warnings)
 

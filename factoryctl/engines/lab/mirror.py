@@ -10,7 +10,7 @@ hosts and this machine can reach) serves a folder under the lab directory:
 
 The folder holds links into the lab cache, so publishing costs nothing and a cache rebuilt
 for a new recipe is picked up by re-linking. The server is a detached process of this module
-(`python -m factoryctl.engines.lab.mirror`), recorded in mirror.json; it is stopped with the
+(`main()` below, started with `python -c`), recorded in mirror.json; it is stopped with the
 lab's network, since without the bridge its address is gone.
 """
 
@@ -113,7 +113,9 @@ def ensure_running(lab_dir: Path, spec: MirrorSpec) -> str:
     log = open(Path(lab_dir) / "mirror.log", "ab")
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "factoryctl.engines.lab.mirror", MARKER_ARG,
+            # -c, not -m: the lab package imports this module, and running it as __main__ too
+            # would load it twice (runpy's warning)
+            [sys.executable, "-c", "from factoryctl.engines.lab.mirror import main; main()", MARKER_ARG,
              "--root", str(root), "--bind", spec.bind, "--port", str(spec.port)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     finally:

@@ -24,6 +24,7 @@ class Behaviour:
     gap: float = 0.0  # seconds between tokens
     mode: str = "ok"  # ok | http500 | broken | no_usage | refuse_extras
     models: tuple[str, ...] = ("tiny-llama",)
+    tokenize: bool = False  # answer vLLM's POST /tokenize (else 404, as a plain OpenAI server)
 
 
 def _chunk(payload: bytes) -> bytes:
@@ -41,6 +42,7 @@ class FakeServer:
         self.b = behaviour
         self.in_flight = self.max_in_flight = 0
         self.bodies: list[dict] = []
+        self.tokenized: list[dict] = []
         self.loop = asyncio.new_event_loop()
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
@@ -83,6 +85,16 @@ class FakeServer:
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":", 1)[1])
                 body = json.loads(await reader.readexactly(length)) if length else {}
+                if head.startswith(b"POST /tokenize"):
+                    self.tokenized.append(body)
+                    # a stand-in tokenizer: one id per character of the prompt
+                    payload = (json.dumps({"count": len(body["prompt"]), "tokens": [ord(c) % 97 for c in body["prompt"]]})
+                               if self.b.tokenize else '{"detail": "Not Found"}').encode()
+                    status = b"200 OK" if self.b.tokenize else b"404 Not Found"
+                    writer.write(b"HTTP/1.1 %s\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\n\r\n%s" % (status, len(payload), payload))
+                    await writer.drain()
+                    continue
                 if head.startswith(b"GET /v1/models"):
                     payload = json.dumps({"data": [{"id": m} for m in self.b.models]}).encode()
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
@@ -295,3 +307,22 @@ def test_parsers_and_percentiles():
     assert serve.percentile(data, 50) == 50.5 and serve.percentile(data, 99) == pytest.approx(99.01)
     s = serve.Summary.of([0.001, 0.002, 0.003, 0.010])
     assert s.mean == pytest.approx(4.0) and s.p50 == pytest.approx(2.5)
+
+
+def test_prompts_are_exact_token_lists_where_the_server_tokenizes():
+    """Like `vllm bench serve`'s random dataset: --input-len counts tokens, sent as a token list."""
+    with FakeServer(Behaviour(tokenize=True)) as srv:
+        cfg = serve.ServeConfig(url=srv.url + "/v1/completions", concurrency=(2,), prompts=6,
+                                input_len=serve.Span(32, 32), output_len=serve.Span(4, 4), warmup=0)
+        res = serve.run(cfg, RecordingUI())
+    assert len(srv.tokenized) == 1 and res.config["prompt_unit"] == "tokens" and not res.warnings
+    assert all(isinstance(b["prompt"], list) and len(b["prompt"]) == 32 for b in srv.bodies)
+
+
+def test_without_tokenize_prompts_are_words_with_a_warning():
+    with FakeServer(Behaviour()) as srv:
+        cfg = serve.ServeConfig(url=srv.url + "/v1/completions", concurrency=(1,), prompts=2,
+                                input_len=serve.Span(8, 8), output_len=serve.Span(4, 4), warmup=0)
+        res = serve.run(cfg, RecordingUI())
+    assert res.config["prompt_unit"] == "words" and any("no /tokenize" in w for w in res.warnings)
+    assert all(isinstance(b["prompt"], str) and len(b["prompt"].split()) == 8 for b in srv.bodies)

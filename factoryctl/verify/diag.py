@@ -157,7 +157,7 @@ def submit_host(site) -> str | None:
 
 def run_diag(site, run, level: int, run_id: str, overrides: dict | None = None,
              limit: list[str] | None = None, say=lambda _m: None,
-             base: str = DIAG_DIR) -> tuple[list[CheckResult], list[str]]:
+             base: str = DIAG_DIR, scheduler: bool = True) -> tuple[list[CheckResult], list[str]]:
     """Every GPU node's diag at `level`: (results, problems of the run itself)."""
     if level not in LEVELS:
         raise ValueError(f"dcgmi diag level {level}: use 1, 2, 3 or 4")
@@ -171,7 +171,8 @@ def run_diag(site, run, level: int, run_id: str, overrides: dict | None = None,
         return results, []
     folder = f"{base}/{run_id}"
     lv = LEVELS[level]
-    slurm_nodes = {h.name for h in site.hosts if "slurm-compute" in h.roles} if site.factory.slurm.enabled else set()
+    slurm_nodes = ({h.name for h in site.hosts if "slurm-compute" in h.roles}
+                   if scheduler and site.factory.slurm.enabled else set())
     submit = submit_host(site) if slurm_nodes else None
     via_slurm = [n for n in nodes if n in slurm_nodes] if submit else []
     rest = [n for n in nodes if n not in via_slurm]

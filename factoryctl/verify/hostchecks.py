@@ -102,8 +102,10 @@ def run_diag_stage(checked: Checked, conn, res: VerifyResult, options: HostCheck
     fail verify and feed --quarantine)."""
     from . import diag
 
+    local = conn.mode == "local"  # this machine is one declared host: its own diag, no srun
     results, problems = diag.run_diag(checked.site, executor(conn), options.diag, res.run_id,
-                                      checked.factory.verify.health, options.limit, ui.info)
+                                      checked.factory.verify.health,
+                                      [conn.local_name] if local else options.limit, ui.info, scheduler=not local)
     res.checks += results
     res.problems += problems
 

@@ -134,3 +134,9 @@ def test_the_odd_driver_out_is_a_warning_naming_the_node(tmp_path) -> None:
     odd = [r for r in results if r.check == "consistency-driver"]
     assert [(r.host, r.status) for r in odd] == [("gpu03", "passed")]
     assert odd[0].detail.startswith("warning: 535.104.05 where 550.54.15 expected")
+
+
+def test_local_connection_runs_only_this_machine_s_diag_without_srun(tmp_path) -> None:
+    nodes = Nodes(tmp_path, {"gpu01": PASS, "gpu02": FAIL, "cpu01": None, "head": None})
+    results, _ = diag.run_diag(site(), nodes.run, 1, "r", limit=["gpu01"], base=str(tmp_path / "d"), scheduler=False)
+    assert {r.host for r in results} == {"gpu01"} and not any(c.startswith("srun") for _, c in nodes.seen)

@@ -190,5 +190,5 @@ def run_diag(site, run, level: int, run_id: str, overrides: dict | None = None,
     for f in consistency(sources):
         where = f.host or "all GPU nodes"
         results.append(CheckResult(where, f.check, "passed", f"warning: {f.value} where {f.expected} expected: {f.detail}",
-                                   f.host or ""))
+                                   f.host or "(site)"))
     return results, problems

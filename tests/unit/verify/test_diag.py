@@ -140,3 +140,13 @@ def test_local_connection_runs_only_this_machine_s_diag_without_srun(tmp_path) -
     nodes = Nodes(tmp_path, {"gpu01": PASS, "gpu02": FAIL, "cpu01": None, "head": None})
     results, _ = diag.run_diag(site(), nodes.run, 1, "r", limit=["gpu01"], base=str(tmp_path / "d"), scheduler=False)
     assert {r.host for r in results} == {"gpu01"} and not any(c.startswith("srun") for _, c in nodes.seen)
+
+
+def test_a_failing_diag_feeds_quarantine_naming_the_test(tmp_path) -> None:
+    from factoryctl.verify import quarantine
+
+    nodes = Nodes(tmp_path, {"head": None, "gpu01": PASS, "gpu02": FAIL})
+    results, _ = run(nodes, site())
+    bad, healthy = quarantine.failing_nodes(results)
+    assert bad == {"gpu02": ["dcgm-diag:GPU Memory"]} and "gpu01" in healthy
+    assert "'factoryctl: dcgm-diag:GPU Memory'" in quarantine.drain_command("gpu02", quarantine.reason(bad["gpu02"]))

@@ -436,6 +436,24 @@ def health_sources(host, expect: dict) -> list[tuple[str, str]]:
     return out
 
 
+HEALTH_DIR_ENV = "FACTORYCTL_HEALTH_DIR"  # where verify keeps the raw outputs (runs/<id>/hostchecks/health)
+
+
+def keep(subject: str, what: str, text: str) -> None:
+    """The raw output into the run folder, when verify gave one: the evidence behind a finding,
+    and what the consistency across nodes reads (verify/hostchecks.py)."""
+    import os
+    from pathlib import Path
+
+    folder = os.environ.get(HEALTH_DIR_ENV)
+    if not folder or not subject:
+        return
+    slug = re.sub(r"[^a-z0-9]+", "-", what.lower()).strip("-")
+    path = Path(folder) / f"{subject}.{slug}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
 def gpu_health(host, expect: dict, subject: str = "") -> str:
     """nvidia-smi -q -x (ECC, remapped rows, retired pages, PCIe link, throttle reasons,
     temperatures, power, persistence), NVLink when declared, ibstat on InfiniBand, kernel Xids:
@@ -448,6 +466,7 @@ def gpu_health(host, expect: dict, subject: str = "") -> str:
     thresholds = load_thresholds(expect.get("thresholds") or {})
     fails, warns, gpus = [], [], None
     for what, text in health_sources(host, expect):
+        keep(subject, what, text)
         try:
             parsed = parse_text(text, what, subject or None)
         except HealthInputError as e:

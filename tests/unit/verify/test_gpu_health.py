@@ -88,3 +88,18 @@ def test_skipped_with_the_reason_without_gpus() -> None:
 def test_nvidia_smi_xml_failure_is_a_failure_saying_why() -> None:
     with pytest.raises(p.Fail, match=r"nvidia-smi -q -x failed \(exit 9\): NVIDIA-SMI has failed"):
         check(host(**{"nvidia-smi -q -x": Res(9, "", "NVIDIA-SMI has failed because it couldn't communicate")}))
+
+
+def test_raw_outputs_kept_and_the_odd_driver_out_is_a_warning(tmp_path, monkeypatch) -> None:
+    from factoryctl.verify.run import health_consistency
+
+    monkeypatch.setenv(p.HEALTH_DIR_ENV, str(tmp_path))
+    for name in ("gpu01", "gpu02", "gpu03"):
+        xml = XML if name != "gpu03" else XML.replace("<driver_version>535.54.03<", "<driver_version>535.104.05<")
+        assert xml != XML or name != "gpu03"
+        p.judge(host(xml), {"host": name, "check": "gpu-health", "kind": "gpu_health", "on": name,
+                            "needs": "nvidia-gpu", "expect": {"gpus": 1, "nvlink": False, "ib_gbps": None}})
+    assert (tmp_path / "gpu01.nvidia-smi-q-x.txt").read_text() == XML
+    odd = health_consistency(tmp_path)
+    assert [(r.host, r.check, r.status) for r in odd] == [("gpu03", "consistency-driver", "passed")]
+    assert odd[0].detail.startswith("warning: 535.104.05 where 535.54.03 expected")

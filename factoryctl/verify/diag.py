@@ -57,11 +57,12 @@ def node_script(level: int, folder: str) -> str:
             "echo $? > \"$d/$h.rc\"; exit 0")
 
 
-def srun_command(nodes: list[str], level: int, folder: str) -> str:
+def srun_command(nodes: list[str], level: int, folder: str, partition: str | None = None) -> str:
     """One job step, one task per node, each node to itself (--exclusive: no job beside the
-    diagnostic, which loads every GPU; srun(1))."""
+    diagnostic, which loads every GPU; srun(1)), in a partition holding those nodes."""
     minutes = -(-LEVELS[level].timeout_s // 60) + 1
-    return (f"srun -N{len(nodes)} -w {shlex.quote(','.join(nodes))} --ntasks-per-node=1 --exclusive "
+    part = f"-p {shlex.quote(partition)} " if partition else ""
+    return (f"srun {part}-N{len(nodes)} -w {shlex.quote(','.join(nodes))} --ntasks-per-node=1 --exclusive "
             f"--time={minutes} --job-name=factoryctl-diag bash -c {shlex.quote(node_script(level, folder))}")
 
 
@@ -138,13 +139,35 @@ def run_over_ssh(run, nodes: list[str], level: int, folder: str, thresholds, sou
         return [r for rs in pool.map(one, nodes) for r in rs]
 
 
-def run_through_slurm(run, submit: str, nodes: list[str], level: int, folder: str,
+def partitions(site, nodes: list[str]) -> dict[str | None, list[str]]:
+    """The nodes by the first declared partition holding each (srun -w refuses nodes outside
+    the partition it runs in); a node in none goes to the default partition (None)."""
+    first: dict[str, str] = {}
+    for p in getattr(site.factory.slurm, "partitions", []) or []:
+        groups = [p.nodes] if isinstance(p.nodes, str) else list(p.nodes)
+        for g in groups:
+            for n in site.groups[g].hostnames if g in site.groups else []:
+                first.setdefault(n, p.name)
+    out: dict[str | None, list[str]] = {}
+    for n in nodes:
+        out.setdefault(first.get(n), []).append(n)
+    return out
+
+
+def run_through_slurm(run, submit: str, by_partition: dict[str | None, list[str]], level: int, folder: str,
                       thresholds, sources: list) -> tuple[list[CheckResult], list[str]]:
-    step = run(submit, srun_command(nodes, level, folder))
+    """One srun step per partition, the steps at once; then every node's file read back."""
+    def step(item):
+        partition, members = item
+        return partition, run(submit, srun_command(members, level, folder, partition))
+
     problems = []
-    if step.error or step.rc != 0:
-        problems.append(f"dcgm diag: srun on {submit} exited {step.rc}: "
-                        f"{step.error or (step.stderr or step.stdout).strip()[-300:]}")
+    with ThreadPoolExecutor(max_workers=max(1, len(by_partition))) as pool:
+        for partition, out in pool.map(step, by_partition.items()):
+            if out.error or out.rc != 0:
+                problems.append(f"dcgm diag: srun{f' -p {partition}' if partition else ''} on {submit} exited "
+                                f"{out.rc}: {out.error or (out.stderr or out.stdout).strip()[-300:]}")
+    nodes = [n for members in by_partition.values() for n in members]
     with ThreadPoolExecutor(max_workers=min(32, max(1, len(nodes)))) as pool:
         results = [r for rs in pool.map(lambda h: _read_back(run, h, level, folder, thresholds, sources), nodes) for r in rs]
     return results, problems
@@ -180,7 +203,7 @@ def run_diag(site, run, level: int, run_id: str, overrides: dict | None = None,
     sources: list = []  # each node's parsed diag, for the consistency across nodes
     if via_slurm:
         say(f"dcgm diag -r {level} ({lv.name}, documented {lv.documented}) on {len(via_slurm)} node(s) through srun")
-        r, p = run_through_slurm(run, submit, via_slurm, level, folder, thresholds, sources)
+        r, p = run_through_slurm(run, submit, partitions(site, via_slurm), level, folder, thresholds, sources)
         results += r
         problems += p
     if rest:

@@ -30,7 +30,10 @@ def site(slurm: bool = True):
              SimpleNamespace(name="gpu01", gpus=2, roles=("slurm-compute",)),
              SimpleNamespace(name="gpu02", gpus=2, roles=("slurm-compute",)),
              SimpleNamespace(name="cpu01", gpus=0, roles=("slurm-compute",))]
-    return SimpleNamespace(hosts=hosts, factory=SimpleNamespace(slurm=SimpleNamespace(enabled=slurm)))
+    parts = [SimpleNamespace(name="cpu", nodes="cpu"), SimpleNamespace(name="gpu", nodes=["hgx"])]
+    groups = {"cpu": SimpleNamespace(hostnames=["cpu01"]), "hgx": SimpleNamespace(hostnames=["gpu01", "gpu02"])}
+    return SimpleNamespace(hosts=hosts, groups=groups,
+                           factory=SimpleNamespace(slurm=SimpleNamespace(enabled=slurm, partitions=parts)))
 
 
 class Nodes:
@@ -73,7 +76,7 @@ def test_one_srun_step_every_gpu_node_judged_from_its_own_file(tmp_path) -> None
     assert problems == []
     steps = [c for h, c in nodes.seen if c.startswith("srun")]
     assert len(steps) == 1 and [h for h, c in nodes.seen if c.startswith("srun")] == ["head"]
-    assert "-N2 -w gpu01,gpu02 --ntasks-per-node=1 --exclusive" in steps[0]
+    assert "srun -p gpu -N2 -w gpu01,gpu02 --ntasks-per-node=1 --exclusive" in steps[0]
     assert "dcgmi diag -r 1 -j" in steps[0] and "timeout 120" in steps[0]
     got = {(r.host, r.check): r for r in results}
     assert got[("gpu01", "dcgm-diag:GPU Memory")].status == "passed"
@@ -150,3 +153,12 @@ def test_a_failing_diag_feeds_quarantine_naming_the_test(tmp_path) -> None:
     bad, healthy = quarantine.failing_nodes(results)
     assert bad == {"gpu02": ["dcgm-diag:GPU Memory"]} and "gpu01" in healthy
     assert "'factoryctl: dcgm-diag:GPU Memory'" in quarantine.drain_command("gpu02", quarantine.reason(bad["gpu02"]))
+
+
+def test_one_step_per_partition_holding_the_nodes() -> None:
+    s = site()
+    s.groups["hgx"].hostnames = ["gpu01"]
+    s.factory.slurm.partitions.append(SimpleNamespace(name="old", nodes=["other"]))
+    s.groups["other"] = SimpleNamespace(hostnames=["gpu02"])
+    assert diag.partitions(s, ["gpu01", "gpu02", "gpu09"]) == {"gpu": ["gpu01"], "old": ["gpu02"], None: ["gpu09"]}
+    assert diag.srun_command(["gpu09"], 2, "/tmp/x").startswith("srun -N1 -w gpu09 ")

@@ -40,6 +40,7 @@ LEVELS: dict[int, Level] = {
     4: Level(4, "extended", "1-2 hours", 3 * 3600),
 }
 ABSENT = "dcgmi absent here"
+WAIT_S = 300  # how long the srun step waits for the nodes to be free
 DIAG_DIR = "/tmp/factoryctl-diag"  # on each node: <run>/<host>.json, .err, .rc, .skip
 
 
@@ -62,7 +63,10 @@ def srun_command(nodes: list[str], level: int, folder: str, partition: str | Non
     diagnostic, which loads every GPU; srun(1)), in a partition holding those nodes."""
     minutes = -(-LEVELS[level].timeout_s // 60) + 1
     part = f"-p {shlex.quote(partition)} " if partition else ""
+    # --immediate: give up when the nodes are not free within WAIT_S (busy with users' jobs)
+    # instead of waiting unbounded (srun(1) -I); --time bounds the step once it runs.
     return (f"srun {part}-N{len(nodes)} -w {shlex.quote(','.join(nodes))} --ntasks-per-node=1 --exclusive "
+            f"--immediate={WAIT_S} "
             f"--time={minutes} --job-name=factoryctl-diag bash -c {shlex.quote(node_script(level, folder))}")
 
 

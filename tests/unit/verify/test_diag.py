@@ -76,7 +76,7 @@ def test_one_srun_step_every_gpu_node_judged_from_its_own_file(tmp_path) -> None
     assert problems == []
     steps = [c for h, c in nodes.seen if c.startswith("srun")]
     assert len(steps) == 1 and [h for h, c in nodes.seen if c.startswith("srun")] == ["head"]
-    assert "srun -p gpu -N2 -w gpu01,gpu02 --ntasks-per-node=1 --exclusive" in steps[0]
+    assert "srun -p gpu -N2 -w gpu01,gpu02 --ntasks-per-node=1 --exclusive --immediate=300" in steps[0]
     assert "dcgmi diag -r 1 -j" in steps[0] and "timeout 120" in steps[0]
     got = {(r.host, r.check): r for r in results}
     assert got[("gpu01", "dcgm-diag:GPU Memory")].status == "passed"

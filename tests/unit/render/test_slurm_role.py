@@ -4,11 +4,15 @@ StateSaveLocation is created for SlurmUser even where root may not write (NFS ro
 
 from __future__ import annotations
 
+import grp
 import json
 import os
+import pwd
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -68,3 +72,82 @@ def test_preflight_facts_hold_the_rendered_values(tmp_path):
         assert got["dbd"][key] == dbd[key], key
     assert got["user"] == conf["SlurmUser"] and got["dbd_host"] == dbd["DbdHost"]
     assert got["db_host"] == dbd["StorageHost"]
+
+
+# What root_squash leaves of root on the export: uid 0 without the capabilities that let it write
+# into folders it does not own or change their modes; setuid stays, so su to SlurmUser still
+# works, and chown and read/search stay, which Ansible needs to hand its module files to an
+# unprivileged become user over su.
+SQUASHED = ["setpriv", "--bounding-set", "-dac_override,-fowner", "--"]
+SLURM_USER = "daemon"  # a system user with a group of its name, as slurm's packages create it
+
+
+def _state_block() -> dict:
+    (block,) = [t for t in yaml.safe_load((ROLE / "tasks" / "configure.yml").read_text())
+                if t["name"] == "Create StateSaveLocation for SlurmUser"]
+    return block
+
+
+def _state_run(tmp_path: Path, export: Path, squashed: bool) -> subprocess.CompletedProcess:
+    (tmp_path / "pb.yml").write_text(yaml.safe_dump([{"hosts": "localhost", "gather_facts": False, "tasks": [_state_block()]}]))
+    (tmp_path / "vars.json").write_text(json.dumps({
+        # the system's python: SlurmUser may not reach the test's own interpreter (file needs only the stdlib)
+        "ansible_python_interpreter": shutil.which("python3", path="/usr/bin:/bin") or sys.executable, "_slurm_user": SLURM_USER, "_slurm_is_controller": True,
+        "_slurm_conf": {"StateSaveLocation": str(export / "statesave")}, "slurm_state_save_location": "/var/spool/slurmctld",
+        "ansible_become_method": "ansible.builtin.su", "ansible_become_flags": "-s /bin/sh"}))
+    cmd = [str(BIN / "ansible-playbook"), "-c", "local", "-i", "localhost,", "-e", f"@{tmp_path / 'vars.json'}",
+           str(tmp_path / "pb.yml")]
+    return subprocess.run((SQUASHED if squashed else []) + cmd, env={**ansible_env(tmp_path), "ANSIBLE_SYSTEM_TMPDIRS": str(export.parent / "tmp")},
+                          capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture
+def export():
+    """A folder SlurmUser owns, as an NFS export's folder for Slurm would be, on a path SlurmUser
+    can reach; beside it the temporary folder Ansible hands its module files to SlurmUser in."""
+    base = Path(tempfile.mkdtemp(prefix="factoryctl-export-", dir="/tmp"))
+    base.chmod(0o755)
+    (base / "export").mkdir()
+    shutil.chown(base / "export", SLURM_USER, SLURM_USER)
+    (base / "tmp").mkdir()
+    (base / "tmp").chmod(0o1777)
+    yield base / "export"
+    shutil.rmtree(base)
+
+
+def _needs_root_and_su():
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not shutil.which("su"):
+        pytest.skip("needs root, setpriv and su (root_squash is simulated by dropping root's file capabilities)")
+
+
+@pytest.mark.root
+@pytest.mark.ansible
+def test_state_save_location_is_created_by_slurm_user_under_root_squash(tmp_path, export):
+    """The old role created StateSaveLocation as root only: with root squashed the play failed."""
+    _needs_root_and_su()
+    r = _state_run(tmp_path, export, squashed=True)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert "rescued=1" in r.stdout  # root's attempt failed, SlurmUser's did it
+    st = (export / "statesave").stat()
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (pwd.getpwnam(SLURM_USER).pw_uid, 0o700)
+
+
+@pytest.mark.root
+@pytest.mark.ansible
+def test_state_save_location_as_root_where_root_may_write(tmp_path, export):
+    _needs_root_and_su()
+    r = _state_run(tmp_path, export, squashed=False)
+    assert r.returncode == 0 and "rescued=0" in r.stdout, r.stdout[-4000:]
+    st = (export / "statesave").stat()
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (pwd.getpwnam(SLURM_USER).pw_uid, grp.getgrnam(SLURM_USER).gr_gid, 0o700)
+
+
+@pytest.mark.root
+@pytest.mark.ansible
+def test_state_save_location_nobody_can_create_names_path_and_fix(tmp_path, export):
+    _needs_root_and_su()
+    shutil.chown(export, "bin", "bin")  # another user: neither squashed root nor SlurmUser may write there
+    r = _state_run(tmp_path, export, squashed=True)
+    assert r.returncode != 0
+    assert f"StateSaveLocation {export / 'statesave'}" in r.stdout and "mode 0700" in r.stdout, r.stdout[-3000:]
+    assert not (export / "statesave").exists()

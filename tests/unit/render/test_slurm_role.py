@@ -151,3 +151,28 @@ def test_state_save_location_nobody_can_create_names_path_and_fix(tmp_path, expo
     assert r.returncode != 0
     assert f"StateSaveLocation {export / 'statesave'}" in r.stdout and "mode 0700" in r.stdout, r.stdout[-3000:]
     assert not (export / "statesave").exists()
+
+
+@pytest.mark.ansible
+def test_database_password_reaches_mariadb_as_written(tmp_path):
+    """The SQL the accounting tasks feed mysql, rendered by ansible-playbook: the password's
+    backslash and quote come back unchanged under the session's NO_BACKSLASH_ESCAPES. The old
+    replace('\\\\', '\\\\\\\\') left a lone backslash as it was on ansible-core 2.19, and MariaDB read
+    `\\b` as a backspace: the database user's password differed from slurmdbd.conf's StoragePass."""
+    import re
+
+    password = "pa\\b'ss\\\\w{o}rd"
+    (task,) = [t for t in yaml.safe_load((ROLE / "tasks" / "accounting.yml").read_text())
+               if t["name"] == "Create the accounting database and its users"]
+    sql = tmp_path / "in.sql"
+    r = _playbook(tmp_path, [{"ansible.builtin.copy": {"dest": str(sql), "mode": "0600",
+                                                       "content": task["ansible.builtin.command"]["stdin"]}}],
+                  {"_slurm_db_name": "slurm_acct_db", "_slurm_db_user": "slurm", "_slurm_db_clients": ["localhost"],
+                   "__slurm_db_users": {"stdout_lines": []}, "slurm_dbd_storage_password": password},
+                  "localhost ansible_connection=local\n")
+    assert r.returncode == 0, r.stdout[-3000:]
+    text = sql.read_text()
+    assert text.splitlines()[0] == ("SET SESSION sql_mode = CONCAT_WS(',', NULLIF(@@SESSION.sql_mode, ''), "
+                                    "'NO_BACKSLASH_ESCAPES');")
+    (literal,) = re.findall(r"IDENTIFIED BY '((?:[^']|'')*)';", text)
+    assert literal.replace("''", "'") == password  # NO_BACKSLASH_ESCAPES: only '' is an escape

@@ -42,6 +42,10 @@ def verify(
     quarantine: bool = typer.Option(False, "--quarantine", help="Drain (Slurm) or cordon and taint (Kubernetes) "
                                     "nodes whose own checks fail, reason 'factoryctl: <checks>'; resume the nodes "
                                     "factoryctl drained once they pass. Never touches a node drained by anyone else."),
+    diag: int | None = typer.Option(None, "--diag", min=1, max=4, help="Also run NVIDIA DCGM diagnostics "
+                                    "(`dcgmi diag -r N -j`) on every GPU node at once, through srun where Slurm runs "
+                                    "them, else over SSH: 1 quick (seconds), 2 medium (~2 min), 3 long (~30 min), "
+                                    "4 extended (1-2 h). Failing tests fail verify and feed --quarantine."),
     fmt: Format = typer.Option(Format.text, "--format", "-f", help="text or json."),
     junit: Path | None = typer.Option(None, "--junit", help="Write JUnit XML here (host checks + benchmark figures)."),
     report: bool = typer.Option(False, "--report", help="Write the HTML report (.factory/<name>/report/report.html)."),
@@ -59,6 +63,9 @@ def verify(
     role, mounts, Slurm partitions and nodes, GPUs, NVLink, fabric ports, Kubernetes nodes,
     inference endpoints; with --bench, nccl-tests (or the built-in benchmark) through srun.
 
+    With --diag N, `dcgmi diag -r N -j` runs on every GPU node in parallel and each test is a
+    check of the node (skipped with the reason where dcgmi is absent).
+
     With --quarantine, nodes whose own checks fail are drained in Slurm and cordoned and tainted
     in Kubernetes; the ones factoryctl drained are resumed once they pass (docs/verify.md).
 
@@ -70,7 +77,7 @@ def verify(
     from ..verify.hostchecks import HostCheckOptions, verify_site
 
     opts = HostCheckOptions(connection.value, ssh_config, local_name, jobs, limit or None, partition, nodes,
-                            timeout, bench, quarantine)
+                            timeout, bench, quarantine, diag)
     with open_site(file, "nothing verified") as s:
         res = verify_site(s.checked, s.workspace, opts, progress_ui(fmt.value))
     if junit is not None:

@@ -293,6 +293,7 @@ FIELDS: dict[str, str] = {
     "Verify.benchmarks": "Which benchmarks `verify --bench` runs.",
     "Verify.thresholds": "Share of the expected figure a result must reach to pass.",
     "Verify.health_check_interval": "Seconds between runs of the rendered Slurm HealthCheckProgram (slurm.conf HealthCheckInterval); 0 renders none.",
+    "Verify.health": "GPU and NIC health thresholds of the gpu-health host check and `verify --diag`, overriding the defaults of factoryctl/health/thresholds.yaml by name (e.g. ecc_corrected_warn: 100, ib_symbol_errors_fail: 10); docs/health.md lists every name, default and source.",
     "Benchmarks.nccl": "nccl-tests sweep.",
     "Benchmarks.gemm": "Matrix-multiply benchmark.",
     "Benchmarks.hbm": "Measure GPU memory bandwidth.",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
+from functools import cache
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+import yaml
+from pydantic import Field, field_validator
 
 from . import limits
 from .common import Fraction, Size, Strict
@@ -65,3 +69,23 @@ class Verify(Strict):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     # slurm.conf(5) HealthCheckInterval: seconds between runs of HealthCheckProgram; 0 disables it.
     health_check_interval: Annotated[int, Field(ge=0, le=86_400)] = 300
+    # GPU/NIC health thresholds of the gpu-health check and `verify --diag`, by the names of
+    # factoryctl/health/thresholds.yaml (read as data: the health package comes later in the pipeline).
+    health: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+
+    @field_validator("health")
+    @classmethod
+    def _known_health_thresholds(cls, v: dict[str, float]) -> dict[str, float]:
+        known = health_threshold_names()
+        for key in v:
+            if key not in known:
+                near = difflib.get_close_matches(key, sorted(known), n=1)
+                raise ValueError(f"{key!r} is no health threshold"
+                                 + (f"; did you mean {near[0]!r}?" if near else f"; known: {', '.join(sorted(known))}"))
+        return v
+
+
+@cache
+def health_threshold_names() -> frozenset[str]:
+    path = Path(__file__).resolve().parents[1] / "health" / "thresholds.yaml"
+    return frozenset(yaml.safe_load(path.read_text(encoding="utf-8"))["thresholds"])

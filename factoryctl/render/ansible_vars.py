@@ -245,6 +245,9 @@ def group_vars(f: dict, transport: dict | None = None) -> dict[str, Any]:
         "kubernetes_service_cidr": k8s["service_cidr"],
         "kubernetes_node_pod_prefix": k8s["node_pod_prefix"],
         "kubernetes_image_repository": config_word(mirrors["containers"][0], "container mirror") if mirrors["containers"] else "",
+        # containerd reads the common role's certs.d/<host>/hosts.toml only when the CRI registry's
+        # config_path names the folder (containerd docs/hosts.md)
+        "kubernetes_containerd_registry_config_path": "/etc/containerd/certs.d" if mirrors["containers"] else "",
         "kubernetes_cluster_name": f["metadata"]["name"],
         # kubeadm's controlPlaneEndpoint (the VIP or load balancer, port 6443); kube-vip's static pod
         "kubernetes_control_plane_endpoint": f"{k8s['control_plane_endpoint']['address']}:6443" if k8s["control_plane_endpoint"] else "",

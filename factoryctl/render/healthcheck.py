@@ -7,8 +7,8 @@ slurmd's start it runs until it exits 0 before slurmd registers, so the script e
 node is drained with its reason and 1 only when it could not drain it. The script checks the fast
 subset of verify's host checks, from the same model and thresholds (render/hostchecks.py):
 free space on / and the slurmd spool, munge running, the declared mounts mounted, the clock
-offset chronyd reports, and on GPU nodes nvidia-smi answering with the declared GPU count
-and no Xid in the kernel log since boot. It drains its own node with a reason starting
+offset chronyd reports, and on GPU nodes nvidia-smi answering with the declared GPU count,
+no uncorrected volatile ECC error, no row remapping pending or failed, and no Xid in the kernel log since boot. It drains its own node with a reason starting
 "factoryctl-hc:" and resumes only drains with that prefix, so an operator's drain or one by
 `verify --quarantine` ("factoryctl:") is never undone by it.
 

@@ -157,6 +157,7 @@ def _host_checks(h, ng, f, parts: list[str], kube: bool, branch: str, host_drive
     c += _health(h, f, parts)
     c += _daemons(h, parts, kube)
     c += _gpus(h, ng, branch)
+    c += _gpu_health(h, ng, f)
     c += _fabric(h, ng, f)
     return c
 
@@ -227,6 +228,22 @@ def _gpus(h, ng, branch: str) -> list[dict]:
         out.append(_entry(h.name, "nvlink", "nvlink", {"gpus": h.gpus, "gbps_per_gpu": spec.nvlink_gbps},
                           needs="nvidia-gpu"))
     return out
+
+
+def _gpu_health(h, ng, f) -> list[dict]:
+    """The health-grade GPU check (verify/probes.py gpu_health): what the node should be (GPU
+    count, NVLink when the GPU has a domain, the InfiniBand rate of the declared link speed) and
+    the thresholds of verify.health."""
+    if not h.gpus:
+        return []
+    spec = catalog.gpu(ng.hardware.gpu.model)
+    nvlink = bool(spec and spec.nvlink_gbps and spec.nvlink_domain > 1 and spec.vendor == "nvidia")
+    nics = _nics(ng)
+    ib = [fab.link_gbps for name, fab in (("compute", f.fabric.compute), ("storage", f.fabric.storage))
+          if fab is not None and fab.type == "infiniband" and name in nics]
+    return [_entry(h.name, "gpu-health", "gpu_health",
+                   {"gpus": h.gpus, "nvlink": nvlink, "ib_gbps": min(ib) if ib else None,
+                    "thresholds": dict(sorted(f.verify.health.items()))}, needs="nvidia-gpu")]
 
 
 def _fabric(h, ng, f) -> list[dict]:

@@ -31,6 +31,7 @@ class HostCheckOptions:
     timeout: int = 900  # seconds for the host checks, and for each benchmark step
     bench: bool = False  # also run the benchmark stage
     quarantine: bool = False  # drain failing nodes, resume those factoryctl drained that pass (quarantine.py)
+    diag: int | None = None  # dcgmi diag run level on every GPU node (diag.py), None: not run
 
 
 class SiteNotUp(FactoryctlError):
@@ -96,6 +97,19 @@ def run_quarantine(checked: Checked, ws: Workspace, conn, res: VerifyResult, ui:
             res.problems.append(f"quarantine of {a.node} ({a.scheduler}) {a.action}: {a.detail}")
 
 
+def run_diag_stage(checked: Checked, conn, res: VerifyResult, options: HostCheckOptions, ui: UI) -> None:
+    """`--diag N`: dcgmi diag on every GPU node, its results added to the host checks' (so they
+    fail verify and feed --quarantine)."""
+    from . import diag
+
+    local = conn.mode == "local"  # this machine is one declared host: its own diag, no srun
+    results, problems = diag.run_diag(checked.site, executor(conn), options.diag, res.run_id,
+                                      checked.factory.verify.health,
+                                      [conn.local_name] if local else options.limit, ui.info, scheduler=not local)
+    res.checks += results
+    res.problems += problems
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -116,6 +130,8 @@ def run_host_checks(checked: Checked, ws: Workspace, options: HostCheckOptions, 
                                timeout=options.timeout)
     res = VerifyResult(checked.factory.metadata.name, folder.name, conn.mode, hc.results, problems=hc.problems,
                        started=started)
+    if options.diag:
+        run_diag_stage(checked, conn, res, options, ui)
     if options.quarantine:
         run_quarantine(checked, ws, conn, res, ui)
     if options.bench:

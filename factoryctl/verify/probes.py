@@ -409,6 +409,85 @@ def nvlink(host, expect: dict) -> str:
     return f"{len(gpus)} GPUs, {links} links up, >= {expect['gbps_per_gpu']:g} GB/s each GPU"
 
 
+# Kernel Xid/SXid lines of this boot: dmesg where this user may read the ring buffer, else the
+# journal's kernel messages of this boot (NVIDIA Xid catalog: "NVRM: Xid" lines; NVSwitch SXid).
+XID_COMMAND = ("{ dmesg -T 2>/dev/null || journalctl -k -b --no-pager -o short 2>/dev/null; } "
+               "| grep -E 'NVRM: Xid|SXid|fallen off the bus'; true")
+
+
+def health_sources(host, expect: dict) -> list[tuple[str, str]]:
+    """(what ran, its output) for the health tools this node's design calls for."""
+    out = []
+    res = sh(host, "nvidia-smi -q -x")
+    if res.rc != 0 or not res.stdout.strip():
+        raise Fail(f"nvidia-smi -q -x failed (exit {res.rc}): {_why(res)}")
+    out.append(("nvidia-smi -q -x", res.stdout))
+    if expect.get("nvlink"):
+        res = sh(host, "nvidia-smi nvlink -s")
+        if res.rc != 0 or not res.stdout.strip():
+            raise Fail(f"nvidia-smi nvlink -s failed (exit {res.rc}): {_why(res)}")
+        out.append(("nvidia-smi nvlink -s", res.stdout))
+    if expect.get("ib_gbps") and _has(host, "ibstat"):
+        res = sh(host, "ibstat")
+        out.append(("ibstat", res.stdout + ("\n" + res.stderr if res.rc else "")))
+    log = sh(host, XID_COMMAND).stdout
+    if log.strip():
+        out.append(("kernel log (Xid, SXid)", log))
+    return out
+
+
+HEALTH_DIR_ENV = "FACTORYCTL_HEALTH_DIR"  # where verify keeps the raw outputs (runs/<id>/hostchecks/health)
+
+
+def keep(subject: str, what: str, text: str) -> None:
+    """The raw output into the run folder, when verify gave one: the evidence behind a finding,
+    and what the consistency across nodes reads (verify/hostchecks.py)."""
+    import os
+    from pathlib import Path
+
+    folder = os.environ.get(HEALTH_DIR_ENV)
+    if not folder or not subject:
+        return
+    slug = re.sub(r"[^a-z0-9]+", "-", what.lower()).strip("-")
+    path = Path(folder) / f"{subject}.{slug}.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def gpu_health(host, expect: dict, subject: str = "") -> str:
+    """nvidia-smi -q -x (ECC, remapped rows, retired pages, PCIe link, throttle reasons,
+    temperatures, power, persistence), NVLink when declared, ibstat on InfiniBand, kernel Xids:
+    parsed and judged by the health package here, on the verifying machine, against the
+    thresholds of verify.health; fails naming GPU or port, the value and the threshold."""
+    from ..health import HealthInputError, judge, load_thresholds, parse_text
+    from ..health.model import Gpu
+
+    _smi(host)  # same skips and failures as the other GPU checks
+    thresholds = load_thresholds(expect.get("thresholds") or {})
+    fails, warns, gpus = [], [], None
+    for what, text in health_sources(host, expect):
+        keep(subject, what, text)
+        try:
+            parsed = parse_text(text, what, subject or None)
+        except HealthInputError as e:
+            raise Fail(f"{what}: output not understood: {e}") from None
+        if parsed.format == "nvidia-smi-xml":
+            gpus = len(parsed.of(Gpu))
+        rate = float(expect["ib_gbps"]) if what == "ibstat" and expect.get("ib_gbps") else None
+        for f in judge(parsed, thresholds, expect_ib_rate=rate):
+            line = f"{f.device} {f.check} {f.value} (expected {f.expected})" + (f": {f.detail}" if f.detail else "")
+            if f.status == "fail":
+                fails.append(f"{what}: {line}")
+            elif f.status == "warn":
+                warns.append(line)
+    if gpus is not None and gpus != expect["gpus"]:
+        fails.insert(0, f"nvidia-smi -q -x reports {gpus} GPU(s), {expect['gpus']} declared")
+    if fails:
+        raise Fail(f"{len(fails)} health finding(s) failed: " + "; ".join(fails[:12])
+                   + (f"; and {len(fails) - 12} more" if len(fails) > 12 else ""))
+    return (f"{gpus} GPU(s) healthy" + (f"; {len(warns)} warning(s): " + "; ".join(warns[:6]) if warns else ""))
+
+
 # --- fabric ------------------------------------------------------------------------------------
 
 IB_PORTS_COMMAND = ("for p in /sys/class/infiniband/*/ports/*; do [ -r \"$p/state\" ] && "
@@ -744,9 +823,9 @@ PROBES: dict[str, Callable[..., str]] = {
     "nvlink": nvlink, "fabric_ports": fabric_ports, "rdma_devices": rdma_devices,
     "slurm_partition": slurm_partition, "slurm_node": slurm_node, "kube_node": kube_node,
     "inference": inference, "prometheus_target": prometheus_target, "disk_space": disk_space,
-    "time_sync": time_sync,
+    "time_sync": time_sync, "gpu_health": gpu_health,
 }
-SUBJECT = {"slurm_node", "kube_node", "prometheus_target"}  # probes that look at another host from where they run
+SUBJECT = {"slurm_node", "kube_node", "prometheus_target", "gpu_health"}  # probes that look at another host from where they run
 
 
 def judge(host, check: dict) -> str:

@@ -30,6 +30,7 @@ from ..engines.toolpath import child_env, use_own_tools
 from ..render import ansible_vars
 from ..render import hostchecks as generate
 from ..resources import templates_dir
+from .probes import HEALTH_DIR_ENV
 from .results import CheckResult, read_pytest_results
 
 PYTEST_INI = "[pytest]\naddopts = -p no:cacheprovider\n"
@@ -174,6 +175,22 @@ def default_jobs(hosts: int) -> int:
     return max(1, min(-(-hosts // HOSTS_PER_WORKER) if hosts >= HOSTS_PER_WORKER else 1, os.cpu_count() or 1, 8))
 
 
+def health_consistency(folder: Path) -> list[CheckResult]:
+    """The odd GPU node out in driver, CUDA and VBIOS across the nvidia-smi -q -x outputs the
+    gpu-health checks kept (health.consistency): a warning on that node, never a failure."""
+    from ..health import HealthInputError, consistency, parse_text
+
+    sources = []
+    for path in sorted(folder.glob("*.nvidia-smi-q-x.txt")) if folder.is_dir() else []:
+        try:
+            sources.append(parse_text(path.read_text(encoding="utf-8"), path.name, path.name.split(".")[0]))
+        except (HealthInputError, OSError, UnicodeDecodeError):
+            continue  # its own gpu-health check already failed on it
+    return [CheckResult(f.host or "(site)", f.check, "passed",
+                        f"warning: {f.value} where {f.expected} expected: {f.detail}", f.host or "(site)")
+            for f in consistency(sources)]
+
+
 @dataclass
 class HostCheckRun:
     results: list[CheckResult]
@@ -201,7 +218,7 @@ def run_checks(site, conn: Connection, folder: Path, *, jobs: int | None = None,
         cmd += ["-n", str(workers), "--dist", "loadgroup"]
     else:
         cmd += ["-p", "no:xdist"]
-    env = os.environ | conn.env | {"PYTHONDONTWRITEBYTECODE": "1"}
+    env = os.environ | conn.env | {"PYTHONDONTWRITEBYTECODE": "1", HEALTH_DIR_ENV: str(folder / "health")}
     log = folder / "pytest.log"
     problems: list[str] = []
     if not chosen:
@@ -218,5 +235,6 @@ def run_checks(site, conn: Connection, folder: Path, *, jobs: int | None = None,
         tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-5:]
         problems.append(f"pytest exited {rc}: " + " | ".join(tail))
     results, more = read_pytest_results(results_path, chosen)
+    results += health_consistency(folder / "health")
     shutil.rmtree(folder / "ansible-home", ignore_errors=True)
     return HostCheckRun(results, problems + more, rc, cmd)

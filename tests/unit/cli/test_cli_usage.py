@@ -106,3 +106,9 @@ def test_an_output_folder_that_cannot_be_created_is_a_failure_with_its_reason(tm
     rc, text = _run(capsys, [*cmd, str(REFERENCE), "--out", str(tmp_path / "file" / "out")])
     assert rc == 1, text
     assert "Not a directory" in text or "not a folder" in text or "File exists" in text, text
+
+
+@pytest.mark.parametrize("level", ["5", "0", "x"])
+def test_verify_diag_level_out_of_range_is_a_usage_error(capsys, level: str) -> None:
+    rc, text = _run(capsys, ["verify", str(REFERENCE), "--diag", level])
+    assert rc == 64 and "--diag" in text, text

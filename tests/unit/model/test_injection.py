@@ -207,7 +207,8 @@ def test_containerd_mirror_is_a_toml_string(tmp_path):
     hostile = 'registry.example"\n[plugins.x]\nevil = "1'
     r = _ansible(tmp_path, "ansible.builtin.template",
                  {"src": str(ROLES_DIR / "kubernetes/templates/containerd-dropin.toml.j2"), "dest": str(dest)},
-                 {"kubernetes_image_repository": hostile, "ansible_service_mgr": "systemd"})
+                 {"kubernetes_image_repository": hostile, "ansible_service_mgr": "systemd",
+                  "kubernetes_containerd_registry_config_path": ""})
     assert r.returncode == 0, r.stdout + r.stderr
     toml = tomllib.loads(dest.read_text())
     images = toml["plugins"]["io.containerd.cri.v1.images"]

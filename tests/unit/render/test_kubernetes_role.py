@@ -155,3 +155,114 @@ def test_kubespray_inventory_carries_the_endpoint(tmp_path):
     assert inv["loadbalancer_apiserver"] == {"address": "10.40.0.5", "port": 6443}
     assert inv["kube_vip_address"] == "10.40.0.5" and inv["kube_vip_interface"] == "eno1"
     assert inv["kube_vip_controlplane_enabled"] is True and inv["kube_vip_arp_enabled"] is True
+
+
+# `containerd config default` of containerd 1.7, cut to the tables that matter here: the CRI
+# registry with its empty config_path and empty per-host tables, then the transfer service's own
+# config_path (which the CRI does not read, so it must stay as it is)
+DEFAULT_17 = """version = 2
+
+[plugins]
+  [plugins."io.containerd.grpc.v1.cri"]
+    sandbox_image = "registry.k8s.io/pause:3.8"
+
+    [plugins."io.containerd.grpc.v1.cri".registry]
+      config_path = ""
+
+      [plugins."io.containerd.grpc.v1.cri".registry.auths]
+
+      [plugins."io.containerd.grpc.v1.cri".registry.mirrors]
+
+  [plugins."io.containerd.transfer.v1.local"]
+    config_path = ""
+    max_concurrent_downloads = 3
+"""
+CERTS = "/etc/containerd/certs.d"
+
+
+def _registry_run(tmp_path: Path, cfg: Path, config_path: str = CERTS) -> subprocess.CompletedProcess:
+    """containerd_registry.yml run by ansible-playbook against cfg; 'Restart containerd' is a
+    stand-in handler that only records it was notified."""
+    (tmp_path / "pb.yml").write_text(yaml.safe_dump([{
+        "hosts": "localhost", "gather_facts": False, "vars_files": [str(ROLE / "vars" / "main.yml")],
+        "tasks": [{"ansible.builtin.include_tasks": str(ROLE / "tasks" / "containerd_registry.yml")}],
+        "handlers": [{"name": "Restart containerd", "ansible.builtin.debug": {"msg": "RESTART-NOTIFIED"}}]}]))
+    (tmp_path / "vars.json").write_text(json.dumps({
+        "ansible_python_interpreter": sys.executable, "_kubernetes_containerd_config": str(cfg),
+        "kubernetes_containerd_registry_config_path": config_path}))
+    return subprocess.run(
+        [str(BIN / "ansible-playbook"), "-c", "local", "-i", "localhost,", "-e", f"@{tmp_path / 'vars.json'}",
+         str(tmp_path / "pb.yml")],
+        env=ansible_env(tmp_path), capture_output=True, text=True, timeout=180)
+
+
+def _settled(tmp_path: Path, cfg: Path) -> dict:
+    first = _registry_run(tmp_path, cfg)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-2000:]
+    assert "RESTART-NOTIFIED" in first.stdout  # containerd reads config_path at start only
+    text = cfg.read_text()
+    second = _registry_run(tmp_path, cfg)
+    assert second.returncode == 0 and "changed=0" in second.stdout, second.stdout[-3000:]
+    assert "RESTART-NOTIFIED" not in second.stdout and cfg.read_text() == text  # idempotent
+    return tomllib.loads(text)
+
+
+@pytest.mark.ansible
+def test_containerd_1x_default_config_gets_the_registry_config_path(tmp_path):
+    """The old role never set config_path: containerd 1.7 ignored every certs.d/*/hosts.toml."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(DEFAULT_17)
+    toml = _settled(tmp_path, cfg)
+    assert toml["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["config_path"] == CERTS
+    assert toml["plugins"]["io.containerd.transfer.v1.local"]["config_path"] == ""  # outside the CRI table
+    assert cfg.read_text() == DEFAULT_17.replace('      config_path = ""', f'      config_path = "{CERTS}"')
+
+
+@pytest.mark.ansible
+def test_containerd_1x_toolkit_config_gets_a_registry_table_and_keeps_the_runtime(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(TOOLKIT_CONFIG)
+    toml = _settled(tmp_path, cfg)
+    cri = toml["plugins"]["io.containerd.grpc.v1.cri"]
+    assert cri["registry"]["config_path"] == CERTS
+    assert cri["containerd"]["runtimes"]["nvidia"]["options"]["BinaryName"].endswith("nvidia-container-runtime")
+    assert cfg.read_text().startswith(TOOLKIT_CONFIG)  # appended, nothing above rewritten
+
+
+@pytest.mark.ansible
+def test_containerd_1x_registry_table_without_config_path_gets_the_key(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(TOOLKIT_CONFIG + '\n  [plugins."io.containerd.grpc.v1.cri".registry]\n'
+                   '    [plugins."io.containerd.grpc.v1.cri".registry.auths]\n')
+    toml = _settled(tmp_path, cfg)
+    assert toml["plugins"]["io.containerd.grpc.v1.cri"]["registry"]["config_path"] == CERTS
+
+
+@pytest.mark.ansible
+def test_containerd_1x_deprecated_mirrors_are_refused_with_the_fix(tmp_path):
+    cfg = tmp_path / "config.toml"
+    old = DEFAULT_17 + ('\n      [plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]\n'
+                        '        endpoint = ["https://mirror.example"]\n')
+    cfg.write_text(old)
+    r = _registry_run(tmp_path, cfg)
+    assert r.returncode != 0 and "registry.mirrors" in r.stdout and "site.mirrors.containers" in r.stdout
+    assert cfg.read_text() == old
+
+
+def test_containerd_registry_tasks_run_only_on_1x_and_only_with_mirrors():
+    task = _task("tasks/install.yml", "registry hosts from the folder")
+    assert task["ansible.builtin.import_tasks"] == "containerd_registry.yml"
+    assert task["when"] == "kubernetes_containerd_registry_config_path | length > 0"
+    (block,) = [t for t in _tasks(ROLE / "tasks" / "install.yml") if t["name"] == "Configure containerd 1.x in place"]
+    assert task in block["block"]
+
+
+@pytest.mark.ansible
+@pytest.mark.parametrize("config_path", [CERTS, ""])
+def test_containerd_2x_dropin_sets_the_registry_config_path(tmp_path, config_path):
+    dest = tmp_path / "10-factoryctl.toml"
+    _run(tmp_path, "ansible.builtin.template", {"src": str(ROLE / "templates" / "containerd-dropin.toml.j2"), "dest": str(dest)},
+         {"kubernetes_image_repository": "", "ansible_service_mgr": "systemd",
+          "kubernetes_containerd_registry_config_path": config_path})
+    images = tomllib.loads(dest.read_text())["plugins"].get("io.containerd.cri.v1.images", {})
+    assert images.get("registry", {}).get("config_path", "") == config_path

@@ -102,11 +102,19 @@ def test_syntax_check(blueprint, rendered, tmp_path):
 def test_ansible_lint_production_profile(rendered, tmp_path):
     out, _ = rendered(LINTED)
     project = out / "ansible" / "project"
-    r = subprocess.run(
-        [str(BIN / "ansible-lint"), "-c", str(ROOT / ".ansible-lint"), "--offline", "--nocolor",
-         "--profile", "production", "."],
-        cwd=project, env=ansible_env(tmp_path), capture_output=True, text=True, timeout=900)
+    # the configuration inside the linted folder: with -c naming a file outside it, ansible-lint
+    # treats every file as outside its project and lints none ("0 files processed"), passing always
+    config = project / ".ansible-lint"
+    config.write_text((ROOT / ".ansible-lint").read_text())
+    try:
+        r = subprocess.run(
+            [str(BIN / "ansible-lint"), "--offline", "--nocolor", "--profile", "production", "."],
+            cwd=project, env=ansible_env(tmp_path), capture_output=True, text=True, timeout=900)
+    finally:
+        config.unlink()
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-6000:]
+    processed = re.search(r"in (\d+) files processed", r.stdout + r.stderr)
+    assert processed and int(processed.group(1)) > 50, r.stdout[-2000:] + r.stderr[-2000:]
 
 
 # --- roles -------------------------------------------------------------------------------

@@ -87,10 +87,12 @@ def _tool(folder: Path, name: str, body: str) -> None:
 
 
 def run_script(tmp_path: Path, *, munge=True, gpus=8, state="idle", reason="none", free_kib=500_000_000,
-               tracking_offset="0.000010", kernel_log="", mounts="/ /proc", scontrol_fails=False) -> tuple[int, str, list[str]]:
+               tracking_offset="0.000010", kernel_log="", mounts="/ /proc", scontrol_fails=False, ecc=None,
+               remap=None) -> tuple[int, str, list[str]]:
     """Run the reference site's script for gpu node `gpu01`-like host with fakes on PATH; the
     commands scontrol received."""
     text = rendered(tmp_path)[SCRIPT]
+    ecc, remap = ecc or {}, remap or {}
     node = text.split("case \"$NODE\" in\n", 1)[1].split(")", 1)[0].strip().split("|")[0]
     fake = tmp_path / "bin"
     fake.mkdir(exist_ok=True)
@@ -102,7 +104,12 @@ def run_script(tmp_path: Path, *, munge=True, gpus=8, state="idle", reason="none
     _tool(fake, "pgrep", "exit 0\n" if munge else "exit 1\n")
     _tool(fake, "chronyc", f'echo "System time     : {tracking_offset} seconds slow of NTP time"\n'
                            'echo "Leap status     : Normal"\n')
-    _tool(fake, "nvidia-smi", "".join(f"echo {i}\n" for i in range(gpus)))
+    # answers each query the script sends: indexes, uncorrected volatile ECC per GPU, remapped rows
+    ecc_rows = "".join(f"echo {i}, {ecc.get(i, 0)}; " for i in range(gpus))
+    remap_rows = "".join("echo 00000000:{:02X}:00.0, {}, {}; ".format(i, *remap.get(i, ("No", "No"))) for i in range(gpus))
+    index_rows = "".join(f"echo {i}; " for i in range(gpus))
+    _tool(fake, "nvidia-smi", f'case "$*" in\n*ecc.errors*) {ecc_rows}: ;;\n*remapped*) {remap_rows}: ;;\n'
+                              f'*) {index_rows}: ;;\nesac\n')
     (tmp_path / "klog").write_text(kernel_log + "\n")
     _tool(fake, "journalctl", f'cat {tmp_path / "klog"}\n')
     _tool(fake, "sinfo", f"echo '{state}|{reason}'\n" if state is not None else "exit 1\n")
@@ -135,6 +142,14 @@ def test_each_check_names_itself_in_the_reason(tmp_path):
     reason = calls[0].split("reason=", 1)[1]
     assert reason == "factoryctl-hc: disk-space,mount:/not-mounted-here,time-sync,gpu-count,xid", err
     assert "7 GPUs answer, 8 declared" in err and "GPU has fallen off the bus" in err
+
+
+def test_uncorrected_ecc_and_row_remapping_drain_naming_the_gpu(tmp_path):
+    rc, err, calls = run_script(tmp_path, ecc={3: 2}, remap={5: ("Yes", "No")})
+    assert rc == 0 and calls[0].endswith("reason=factoryctl-hc: gpu-ecc,gpu-row-remap"), (err, calls)
+    assert "uncorrected volatile ECC errors: GPU 3: 2" in err and "row remapping 00000000:05:00.0 pending" in err
+    rc, err, calls = run_script(tmp_path, remap={1: ("No", "Yes")})
+    assert "00000000:01:00.0 failed" in err and calls[0].endswith("gpu-row-remap")
 
 
 def test_application_xids_do_not_drain(tmp_path):

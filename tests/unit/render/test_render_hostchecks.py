@@ -121,3 +121,28 @@ def test_render_writes_the_checks_and_the_test_module(tmp_path: Path) -> None:
     first = (tmp_path / "verify" / "checks.json").read_bytes()
     render(c.site, tmp_path / "again")
     assert (tmp_path / "again" / "verify" / "checks.json").read_bytes() == first
+
+
+def test_gpu_health_check_per_gpu_node_with_the_design_s_expectations(tmp_path: Path) -> None:
+    by = _by(_checks(PILOT))
+    for n in ("gpu01", "gpu04"):
+        c = by[(n, "gpu-health")]
+        assert c["kind"] == "gpu_health" and c["needs"] == "nvidia-gpu" and c["kind"] in PROBES
+        assert c["expect"] == {"gpus": 8, "nvlink": True, "ib_gbps": 400, "thresholds": {}}
+    assert not [k for k in by if k[1] == "gpu-health" and not k[0].startswith("gpu")]
+    assert not [c for c in _checks(LAB) if c["check"] == "gpu-health"]  # the lab has no GPUs
+    # verify.health overrides reach the check
+    text = PILOT.read_text().replace("verify:\n", "verify:\n  health: {ecc_corrected_warn: 500}\n", 1)
+    assert "health: {ecc_corrected_warn" in text
+    path = tmp_path / "factory.yaml"
+    path.write_text(text)
+    assert _by(_checks(path))[("gpu01", "gpu-health")]["expect"]["thresholds"] == {"ecc_corrected_warn": 500}
+
+
+def test_an_unknown_verify_health_threshold_is_named_with_the_nearest(tmp_path: Path) -> None:
+    text = PILOT.read_text().replace("verify:\n", "verify:\n  health: {ecc_corected_warn: 500}\n", 1)
+    path = tmp_path / "factory.yaml"
+    path.write_text(text)
+    c = check(path)
+    msgs = [f"{f.path}: {f.message}" for f in c.findings]
+    assert any("verify.health" in m and "did you mean 'ecc_corrected_warn'" in m for m in msgs), msgs

@@ -74,12 +74,15 @@ def test_group_vars_carry_the_mirrors(tmp_path):
     assert gv["common_pip_trusted_host"] == "pypi.fra1.example.internal:8080"  # http: pip must trust it
     assert gv["common_container_mirrors"] == MIRRORS["containers"]
     assert gv["helm_repo_mirror"] == "https://charts.fra1.example.internal"
+    # containerd reads those hosts.toml only from the CRI registry's config_path (kubernetes role)
+    assert gv["kubernetes_containerd_registry_config_path"] == "/etc/containerd/certs.d"
 
 
 def test_no_mirrors_leave_the_hosts_alone(tmp_path):
     gv = _group_vars(tmp_path, None, air_gapped=False)
     assert (gv["common_apt_mirrors"], gv["common_pip_index_url"], gv["common_container_mirrors"],
             gv["helm_repo_mirror"], gv["common_apt_replace_default_sources"]) == ([], "", [], "", False)
+    assert gv["kubernetes_containerd_registry_config_path"] == ""
 
 
 def test_connected_site_keeps_its_default_sources(tmp_path):

@@ -82,7 +82,8 @@ if command -v chronyc >/dev/null 2>&1; then
     fi
 fi
 
-# GPUs: nvidia-smi answers with the declared count; no Xid in the kernel log since boot, but
+# GPUs: nvidia-smi answers with the declared count; no uncorrected ECC error, no row remapping
+# pending or failed; no Xid in the kernel log since boot, but
 # the ones an application causes (13, 31, 43, 45: NVIDIA "XID Errors" guide, docs.nvidia.com/deploy/xid-errors).
 if [ "$GPUS" -gt 0 ]; then
     if ! out=$(nvidia-smi --query-gpu=index --format=csv,noheader 2>&1); then
@@ -91,6 +92,17 @@ if [ "$GPUS" -gt 0 ]; then
         n=$(printf '%s\n' "$out" | grep -c '^[0-9]')
         [ "$n" -eq "$GPUS" ] || fail "gpu-count" "$n GPUs answer, $GPUS declared"
     fi
+    # Uncorrected volatile ECC errors, and row remapping pending (the GPU needs a reset) or
+    # failed (RMA): NVIDIA "GPU Memory Error Management" (docs.nvidia.com/deploy/a100-gpu-mem-error-mgmt);
+    # query fields from `nvidia-smi --help-query-gpu` / `--help-query-remapped-rows`. "[N/A]" (no ECC,
+    # or no row remapping before Ampere) is no finding.
+    ecc=$(nvidia-smi --query-gpu=index,ecc.errors.uncorrected.volatile.total --format=csv,noheader,nounits 2>/dev/null \
+          | awk -F', *' '$2 ~ /^[0-9]+$/ && $2 > 0 { printf "%sGPU %s: %s", sep, $1, $2; sep = "; " }')
+    [ -z "$ecc" ] || fail "gpu-ecc" "uncorrected volatile ECC errors: $ecc"
+    remap=$(nvidia-smi --query-remapped-rows=gpu_bus_id,remapped_rows.pending,remapped_rows.failure --format=csv,noheader 2>/dev/null \
+            | awk -F', *' '$2 ~ /^(Yes|1)$/ { printf "%s%s pending", sep, $1; sep = "; " }
+                           $3 ~ /^(Yes|1)$/ { printf "%s%s failed", sep, $1; sep = "; " }')
+    [ -z "$remap" ] || fail "gpu-row-remap" "row remapping $remap"
     if command -v journalctl >/dev/null 2>&1; then
         klog=$(journalctl -k -b -q --no-pager 2>/dev/null)
     else

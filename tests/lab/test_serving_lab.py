@@ -142,7 +142,12 @@ def test_jobs_under_each_tenant_are_metered_as_sacct_reports_them(site):
               "su alice -c 'srun -A research -n1 sleep 2'")
     r = on_head(site, script)
     assert r.returncode == 0, r.stdout + r.stderr
-    time.sleep(2)
+    # slurmctld hands finished jobs to slurmdbd asynchronously: wait until the three are there
+    for _ in range(30):
+        done = on_head(site, f"sacct -X -n -a -P -A research,product --state=CD --format=JobID -S {since[:-1]}")
+        if len(done.stdout.split()) >= 3:
+            break
+        time.sleep(1)
     until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     got = usage(site, since, until)
     window = f"-S {since[:-1]} -E {until[:-1]}"

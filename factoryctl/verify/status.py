@@ -278,7 +278,7 @@ def site_status(checked, ws: Workspace, file: str) -> SiteStatus:
     ctl = slurm.controller if slurm else None
     endpoints = [(_slurm_endpoint(checked, i, remote, ctl) if i.platform == "slurm"
                   else _kube_endpoint(checked, i, remote, up)) for i in checked.factory.inference]
-    # No role renders Prometheus yet (grep templates/ for it): report none rather than guess.
+    # Not reported yet, although the monitoring role now runs Prometheus (issue 14 left open on it).
     return SiteStatus(checked.factory.metadata.name, hosts, slurm, endpoints, prometheus=None)
 
 

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from ..engines.lab import site as labsite
 from ..engines.ssh import Remote
 from ..errors import FactoryctlError
+from ..report.usage import PROMETHEUS_PORT
 from ..workspace import Workspace
 from .probes import first_node
 
@@ -31,6 +32,7 @@ HTTP_TIMEOUT = 5.0  # readiness: /v1/models answers from memory once the server 
 # (https://docs.vllm.ai/en/stable/cli/serve.html, --port).
 INFERENCE_PORT = 8000
 INFERENCE_NAMESPACE = "inference"  # render/kube.py INFERENCE_NS
+# Prometheus (PROMETHEUS_PORT) listens where the monitoring role runs it: Debian's default :9090.
 # %P partition (default marked *), %a availability, %D node count, %t compact state, %N nodes;
 # one line per partition and state (sinfo(1), "-o, --format").
 SINFO_ARGV = ["sinfo", "-h", "-o", "%P|%a|%D|%t|%N"]
@@ -83,25 +85,34 @@ class Endpoint:
 
 
 @dataclass
+class PrometheusState:
+    host: str  # the first host with the monitoring role
+    url: str
+    ready: bool
+    reason: str
+
+
+@dataclass
 class SiteStatus:
     site: str
     hosts: list[HostState]
     slurm: SlurmState | None  # None: Slurm not declared
     endpoints: list[Endpoint]
-    prometheus: str | None
+    prometheus: PrometheusState | None  # None: no host has the monitoring role
 
     @property
     def ok(self) -> bool:
         """Everything declared is up and ready."""
         return (all(h.up for h in self.hosts) and (self.slurm is None or self.slurm.ok)
-                and all(e.ready for e in self.endpoints))
+                and all(e.ready for e in self.endpoints)
+                and (self.prometheus is None or self.prometheus.ready))
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, "site": self.site, "ok": self.ok,
                 "hosts": [asdict(h) for h in self.hosts],
                 "slurm": asdict(self.slurm) if self.slurm else None,
                 "endpoints": [asdict(e) for e in self.endpoints],
-                "prometheus": self.prometheus}
+                "prometheus": asdict(self.prometheus) if self.prometheus else None}
 
 
 # --- parsing -------------------------------------------------------------------------------
@@ -155,6 +166,18 @@ def probe_models(url: str, model: str, timeout: float = HTTP_TIMEOUT) -> tuple[b
         return False, f"GET {url}/v1/models: HTTP {exc.code}"
     except (urllib.error.URLError, OSError) as exc:
         return False, f"GET {url}/v1/models: {getattr(exc, 'reason', exc)}"
+
+
+def probe_prometheus(url: str, timeout: float = HTTP_TIMEOUT) -> tuple[bool, str]:
+    """Prometheus' readiness endpoint answers 200 once it serves queries
+    (prometheus.io/docs/prometheus/latest/management_api/, "Readiness check")."""
+    try:
+        with urllib.request.urlopen(f"{url}/-/ready", timeout=timeout) as r:  # noqa: S310 - http URL we built
+            return r.status == 200, "ready" if r.status == 200 else f"GET {url}/-/ready: HTTP {r.status}"
+    except urllib.error.HTTPError as exc:
+        return False, f"GET {url}/-/ready: HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return False, f"GET {url}/-/ready: {getattr(exc, 'reason', exc)}"
 
 
 # --- looking ---------------------------------------------------------------------------------
@@ -278,8 +301,21 @@ def site_status(checked, ws: Workspace, file: str) -> SiteStatus:
     ctl = slurm.controller if slurm else None
     endpoints = [(_slurm_endpoint(checked, i, remote, ctl) if i.platform == "slurm"
                   else _kube_endpoint(checked, i, remote, up)) for i in checked.factory.inference]
-    # Not reported yet, although the monitoring role now runs Prometheus (issue 14 left open on it).
-    return SiteStatus(checked.factory.metadata.name, hosts, slurm, endpoints, prometheus=None)
+    return SiteStatus(checked.factory.metadata.name, hosts, slurm, endpoints,
+                      prometheus_state(checked, remote, up))
+
+
+def prometheus_state(checked, remote: Remote, up: set[str]) -> PrometheusState | None:
+    """Where Prometheus answers: the monitoring role runs it on every monitoring host; the
+    first is the one `usage` reads (report/usage.py)."""
+    servers = _with_role(checked, "monitoring")
+    if not servers:
+        return None
+    url = f"http://{_address(checked, remote, servers[0])}:{PROMETHEUS_PORT}"
+    if servers[0] not in up:
+        return PrometheusState(servers[0], url, False, f"host {servers[0]} is down")
+    ready, reason = probe_prometheus(url)
+    return PrometheusState(servers[0], url, ready, reason)
 
 
 def wait_for_endpoints(checked, ws: Workspace, timeout: float, step: float = 5.0,
@@ -345,8 +381,13 @@ def show_text(st: SiteStatus, ui) -> None:
         ui.show(t)
     else:
         ui.show("Inference endpoints: none declared")
-    ui.show(f"Prometheus: {st.prometheus or 'not deployed'}")
+    p = st.prometheus
+    ui.show("Prometheus: not deployed (no host has the monitoring role)" if p is None else
+            f"Prometheus on {p.host}: {p.url} " + _mark(p.ready, "ready", "NOT READY")
+            + ("" if p.ready else f" ({escape(p.reason)})"))
     down = [h.name for h in st.hosts if not h.up] + [e.name for e in st.endpoints if not e.ready]
     if st.slurm is not None and not st.slurm.ok:
         down.append("slurm")
+    if p is not None and not p.ready:
+        down.append("prometheus")
     ui.show("everything declared is up and ready" if st.ok else f"not up or not ready: {', '.join(down)}")

@@ -52,9 +52,19 @@ def test_parse_squeue_and_first_node_of_a_hostlist():
 
 
 class FakeOpenAI(BaseHTTPRequestHandler):
+    """An engine's /v1/models and, on the same port, Prometheus' /-/ready (503 while it
+    replays its write-ahead log, as Prometheus answers)."""
     models: list[str] = []
+    prometheus_ready = True
 
     def do_GET(self):  # noqa: N802 - http.server's name
+        if self.path == "/-/ready":
+            ok = self.prometheus_ready
+            body = "Prometheus Server is Ready.\n" if ok else "Service Unavailable"
+            self.send_response(200 if ok else 503)
+            self.end_headers()
+            self.wfile.write(body.encode())
+            return
         body = json.dumps({"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
         code = 200 if self.path == "/v1/models" else 404
         self.send_response(code)
@@ -95,9 +105,11 @@ def test_readiness_of_a_closed_port_says_why(server):
 
 # --- the whole stage, through the CLI, with a fake Remote ----------------------------------
 
-def _site(tmp_path: Path) -> Path:
+def _site(tmp_path: Path, monitoring: bool = False) -> Path:
     doc = yaml.safe_load(REFERENCE.read_text())
     doc["inference"][0]["platform"] = "slurm"
+    if monitoring:  # head01..03 run Prometheus; status reads the first
+        doc["nodes"][0]["roles"].append("monitoring")
     path = tmp_path / "factory.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path
@@ -130,8 +142,10 @@ class FakeRemote:
 def fake(monkeypatch, server):
     monkeypatch.setattr(st, "Remote", FakeRemote)
     monkeypatch.setattr(st, "INFERENCE_PORT", server.server_address[1])
+    monkeypatch.setattr(st, "PROMETHEUS_PORT", server.server_address[1])
     FakeRemote.down = set()
     FakeOpenAI.models = [MODEL]
+    FakeOpenAI.prometheus_ready = True
     return server
 
 
@@ -193,6 +207,32 @@ def test_a_job_not_running_and_a_model_not_served_are_not_ready(tmp_path, fake, 
         assert r.exit_code == 1 and "lists tiny, not" in json.loads(r.stdout)["endpoints"][0]["reason"]
     finally:
         FakeRemote.squeue = SQUEUE
+
+
+def test_prometheus_is_reported_with_its_url_where_monitoring_is_deployed(tmp_path, fake, fctl):
+    path = _site(tmp_path, monitoring=True)
+    _apply(path)
+    port = fake.server_address[1]
+    r = fctl("status", str(path), "--format", "json")
+    assert r.exit_code == 0, r.stdout
+    assert json.loads(r.stdout)["prometheus"] == {"host": "head01", "url": f"http://127.0.0.1:{port}",
+                                                 "ready": True, "reason": "ready"}
+    text = fctl("status", str(path))
+    assert f"Prometheus on head01: http://127.0.0.1:{port} ready" in text.stdout
+
+
+def test_prometheus_not_ready_or_its_host_down_fails_status(tmp_path, fake, fctl):
+    path = _site(tmp_path, monitoring=True)
+    _apply(path)
+    FakeOpenAI.prometheus_ready = False
+    r = fctl("status", str(path), "--format", "json")
+    prom = json.loads(r.stdout)["prometheus"]
+    assert r.exit_code == 1 and prom["ready"] is False and "/-/ready: HTTP 503" in prom["reason"]
+    assert "not up or not ready: prometheus" in fctl("status", str(path)).stdout
+    FakeOpenAI.prometheus_ready = True
+    FakeRemote.down = {"head01"}
+    prom = json.loads(fctl("status", str(path), "--format", "json").stdout)["prometheus"]
+    assert prom["ready"] is False and prom["reason"] == "host head01 is down"
 
 
 def test_a_missing_partition_fails_slurm(tmp_path, fake, fctl):

@@ -99,7 +99,8 @@ def main() -> None:
         cfg = serve.ServeConfig(url=serve.completions_url(f"http://127.0.0.1:{port}"), model="m",
                                 concurrency=serve.parse_concurrency(args.concurrency),
                                 prompts=args.prompts, input_len=serve.Span(32, 32),
-                                output_len=serve.Span(args.output_len, args.output_len), warmup=8)
+                                output_len=serve.Span(args.output_len, args.output_len), warmup=8,
+                                settle_s=0.0)  # a no-delay server has nothing to settle
         t0 = time.perf_counter()
         res = serve.run(cfg, RecordingUI())
         wall = time.perf_counter() - t0

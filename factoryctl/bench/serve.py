@@ -5,16 +5,26 @@ What it sends: `POST /v1/completions` with `stream: true`, `max_tokens` and
 `stream_options: {include_usage: true}` (OpenAI API reference, "Create completion": the last
 chunk then carries `usage`), plus vLLM's sampling extra `ignore_eos: true` so that every
 request generates exactly `max_tokens` (vLLM docs, "OpenAI-Compatible Server", extra
-parameters for the Completions API). A server that answers the first request with HTTP 400 is
-sent the plain request instead, with a warning. Prompts are synthetic words drawn from a
+parameters for the Completions API). No temperature: the server's default sampling, as
+`vllm bench serve` now leaves it (it warns that it no longer sends temperature 0). A server
+that answers the first request with HTTP 400 is sent the plain request instead, with a
+warning. Prompts are synthetic words drawn from a
 fixed seed: one common English word is about one token for BPE tokenizers, and the server's
 `usage.prompt_tokens` reports the true count.
 
-Load: a warm-up, then for each concurrency level N requests, either kept `c` in flight
+Load: a warm-up, then for each concurrency level, after `settle_s` of quiet, N requests, either kept `c` in flight
 (closed loop) or sent at Poisson arrivals of `--request-rate` per second with at most `c` in
 flight (open loop; exponential gaps, as vLLM's `bench serve --request-rate` draws them). One
-asyncio loop and one pooled HTTP/1.1 client drive every request: no thread per request, so
-the generator's own ceiling is high (benchmarks/serve_ceiling.py measures it).
+asyncio loop and one pooled HTTP/1.1 client (aiohttp, the client `vllm bench serve` drives
+its load with) send every request: no thread per request, so the generator's own ceiling is
+high (benchmarks/serve_ceiling.py measures it).
+
+Why aiohttp and not httpx: what is measured must be the server, and on the lab the client
+changed it. Against the same vLLM CPU server in the same minutes, 8 streams in flight got
+516-800 output tok/s through httpx in 12 runs of 12 and 2,400-3,000 through aiohttp in most,
+with the clients' own CPU alike (0.3-0.4 s a run); on the bridge the server was seen
+producing httpx streams whole and flushing them at the end. aiohttp is also what
+`vllm bench serve` sends with, which the figures are checked against.
 
 Definitions (vLLM `bench serve`; NVIDIA GenAI-Perf/AIPerf metric docs):
 - TTFT: request sent -> first streamed chunk with a choice (a token may decode to no text).
@@ -42,7 +52,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 
 from ..errors import FactoryctlError, UsageProblem
 from ..ui import UI
@@ -102,6 +112,14 @@ class ServeConfig:
     timeout_s: float = 300.0
     seed: int = 0
     ignore_eos: bool = True
+    # Seconds of quiet before each level (after the warm-up, between levels), so that every
+    # level starts from an idle server as separate `vllm bench serve` runs do. Back to back,
+    # vLLM's CPU server on the lab kept the one-request-at-a-time pace of concurrency 1 into
+    # concurrency 8 in 3 of 6 sweeps (600-1,240 output tok/s at 8, against 2,570-3,350 in 6
+    # of 6 sweeps with 1-3 s of quiet): its API server, short of CPU, stops taking new
+    # requests while it drains a backlog of engine outputs, and that pace feeds itself in a
+    # closed loop until the engine goes idle.
+    settle_s: float = 2.0
 
 
 def completions_url(url: str) -> str:
@@ -351,10 +369,10 @@ class _Prompts:
         """Fill the token pool; a warning when the server cannot tokenize."""
         url = client.cfg.url.rsplit("/v1/", 1)[0] + "/tokenize"
         try:
-            resp = await client.http.post(url, json={"model": client.model,
-                                                     "prompt": _prompt(rng, self.POOL_WORDS)})
-            ids = resp.json().get("tokens") if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError):
+            async with client.http.post(url, json={"model": client.model,
+                                                   "prompt": _prompt(rng, self.POOL_WORDS)}) as resp:
+                ids = (await resp.json(content_type=None)).get("tokens") if resp.status == 200 else None
+        except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError):
             ids = None
         if isinstance(ids, list) and len(ids) >= 16 and all(isinstance(i, int) for i in ids):
             self.pool = ids
@@ -376,15 +394,18 @@ class _Client:
     def __init__(self, cfg: ServeConfig, model: str, pool: int):
         self.cfg, self.model = cfg, model
         self.extras = True  # ignore_eos and stream_options until the server refuses them
-        # trust_env=False: the figures are the server's, never a proxy's on the way.
-        self.http = httpx.AsyncClient(
-            timeout=httpx.Timeout(cfg.timeout_s, connect=min(cfg.timeout_s, 10.0)),
-            limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
+        # trust_env=False: the figures are the server's, never a proxy's on the way. Made
+        # inside the running loop (aiohttp binds a session to it); one connection per request
+        # in flight, kept alive between requests.
+        self.http = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(cfg.timeout_s, 10.0),
+                                          sock_read=cfg.timeout_s),
+            connector=aiohttp.TCPConnector(limit=pool, limit_per_host=pool),
             trust_env=False)
 
     def body(self, prompt: str | list[int], max_tokens: int) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "prompt": prompt, "max_tokens": max_tokens,
-                                "stream": True, "temperature": 0.0}
+                                "stream": True}
         if self.extras:
             body["stream_options"] = {"include_usage": True}
             if self.cfg.ignore_eos:
@@ -397,12 +418,12 @@ class _Client:
         last = t0
         done = False
         try:
-            # A deadline on the whole request; httpx's own timeouts bound each read only.
+            # A deadline on the whole request; aiohttp's own timeouts bound each read only.
             async with asyncio.timeout(self.cfg.timeout_s), \
-                    self.http.stream("POST", self.cfg.url, json=self.body(prompt, max_tokens)) as resp:
-                if resp.status_code != 200:
-                    text = (await resp.aread()).decode("utf-8", "replace")
-                    s.error = f"HTTP {resp.status_code}: {_clip(text) or resp.reason_phrase}"
+                    self.http.post(self.cfg.url, json=self.body(prompt, max_tokens)) as resp:
+                if resp.status != 200:
+                    text = (await resp.read()).decode("utf-8", "replace")
+                    s.error = f"HTTP {resp.status}: {_clip(text) or resp.reason or ''}"
                     return s
                 # Server-sent events (WHATWG HTML, "Server-sent events"): `data:` lines carry
                 # the payload; comments (`:`), `event:` lines and blank separators are skipped.
@@ -439,13 +460,13 @@ class _Client:
                         s.output_tokens = int(usage.get("completion_tokens") or 0)
                         if usage.get("prompt_tokens") is not None:
                             s.prompt_tokens = int(usage["prompt_tokens"])
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            s.error = f"timed out after {self.cfg.timeout_s:g} s ({type(exc).__name__}); raise --timeout"
-            return s
-        except httpx.ConnectError as exc:
+        except aiohttp.ClientConnectorError as exc:  # before TimeoutError: a refused connect
             s.error = f"cannot connect to {self.cfg.url}: {_clip(str(exc)) or type(exc).__name__}"
             return s
-        except httpx.HTTPError as exc:  # a broken stream: RemoteProtocolError, ReadError
+        except TimeoutError as exc:  # the deadline, or aiohttp's socket timeouts (subclasses)
+            s.error = f"timed out after {self.cfg.timeout_s:g} s ({type(exc).__name__}); raise --timeout"
+            return s
+        except aiohttp.ClientError as exc:  # a broken stream: ClientPayloadError, ServerDisconnectedError
             s.error = (f"stream broken after {s.chunks} chunks: "
                        f"{_clip(str(exc)) or type(exc).__name__}")
             return s
@@ -461,12 +482,12 @@ class _Client:
         return s
 
 
-async def _lines(resp: httpx.Response):
+async def _lines(resp: aiohttp.ClientResponse):
     """The body's lines as bytes, split on LF (a CR before it is stripped by the caller's
-    strip()). Cheaper per chunk than httpx's text-decoding aiter_lines: the ITL p99 of the
-    no-delay server in benchmarks/serve_ceiling.py went from 0.047 ms to 0.033 ms."""
+    strip()), as each piece arrives: no wait for a full read buffer, so each chunk's time is
+    when it came."""
     buf = b""
-    async for piece in resp.aiter_bytes():
+    async for piece in resp.content.iter_any():
         buf += piece
         if b"\n" not in piece:
             continue
@@ -528,11 +549,12 @@ async def _open(client: _Client, work: list[tuple[str, int]], c: int, rate: floa
 async def _models(cfg: ServeConfig) -> str:
     url = cfg.url.rsplit("/completions", 1)[0] + "/models"
     try:
-        async with httpx.AsyncClient(timeout=min(cfg.timeout_s, 30.0), trust_env=False) as http:
-            resp = await http.get(url)
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=min(cfg.timeout_s, 30.0)),
+                                         trust_env=False) as http, http.get(url) as resp:
             resp.raise_for_status()
-            ids = [m.get("id") for m in resp.json().get("data", []) if isinstance(m, dict)]
-    except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            doc = await resp.json(content_type=None)
+            ids = [m.get("id") for m in doc.get("data", []) if isinstance(m, dict)]
+    except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError) as exc:
         raise FactoryctlError(f"cannot list the served models at {url} ({_clip(str(exc)) or type(exc).__name__}); "
                               "check the URL or give --model NAME") from None
     if not ids or not isinstance(ids[0], str):
@@ -572,6 +594,8 @@ async def _run(cfg: ServeConfig, ui: UI) -> ServeResult:
         for w in warnings:
             ui.warn(w)
         for c in cfg.concurrency:
+            if cfg.settle_s > 0:
+                await asyncio.sleep(cfg.settle_s)
             work = [(prompts.make(rng, cfg.input_len.draw(rng)), cfg.output_len.draw(rng))
                     for _ in range(cfg.prompts)]
             flight = _Flight()
@@ -585,11 +609,11 @@ async def _run(cfg: ServeConfig, ui: UI) -> ServeResult:
             levels.append(summarise(samples, c, cfg.request_rate, time.perf_counter() - t0,
                                     flight.peak, cfg.slo))
     finally:
-        await client.http.aclose()
+        await client.http.close()
     conf = {"concurrency": list(cfg.concurrency), "request_rate": cfg.request_rate,
             "prompts": cfg.prompts, "input_len": str(cfg.input_len),
             "output_len": str(cfg.output_len), "warmup": cfg.warmup, "slo": cfg.slo,
-            "seed": cfg.seed, "ignore_eos": cfg.ignore_eos and client.extras,
+            "seed": cfg.seed, "ignore_eos": cfg.ignore_eos and client.extras, "settle_s": cfg.settle_s,
             "prompt_unit": "tokens" if prompts.pool else "words",
             "timeout_s": cfg.timeout_s}
     return ServeResult(url=cfg.url, model=model, config=conf, levels=levels, warnings=warnings)

@@ -433,6 +433,7 @@ def serve_cmd(
     input_len: str = typer.Option("128", "--input-len", help="Prompt words (about one token each): N or LOW-HIGH."),
     output_len: str = typer.Option("128", "--output-len", help="max_tokens (with ignore_eos): N or LOW-HIGH."),
     warmup: int = typer.Option(2, "--warmup", min=0, help="Warm-up requests before the first level."),
+    settle: float = typer.Option(2.0, "--settle", min=0, help="Seconds of quiet before each level, so each starts from an idle server."),
     slo: str | None = typer.Option(None, "--slo", help="Limits in ms, e.g. ttft_p99_ms=500,tpot_p99_ms=50 (METRIC ttft|tpot|itl|e2e, STAT mean|p50|p90|p99)."),
     timeout: float = typer.Option(300.0, "--timeout", min=0.1, help="Seconds one request may take."),
     seed: int = typer.Option(0, "--seed", help="Seed of the prompts, lengths and arrivals."),
@@ -459,7 +460,7 @@ def serve_cmd(
         url=serve.completions_url(url), model=model, concurrency=serve.parse_concurrency(concurrency),
         request_rate=request_rate, prompts=prompts, input_len=serve.parse_span("--input-len", input_len),
         output_len=serve.parse_span("--output-len", output_len), warmup=warmup,
-        slo=serve.parse_slo(slo), timeout_s=timeout, seed=seed)
+        slo=serve.parse_slo(slo), timeout_s=timeout, seed=seed, settle_s=settle)
     if out_file is not None and not out_file.parent.is_dir():  # found before the run, not after
         raise UsageProblem(f"--out {out_file}: folder {out_file.parent} does not exist; create it first")
     site = _serve_site(file, deployment)  # refused before the run, not after it

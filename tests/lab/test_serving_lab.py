@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import yaml
 
 from tests.lab.conftest import fctl, teardown_site, write_lab_site
 
@@ -38,10 +39,12 @@ def site(lab_image, tmp_path_factory):
         teardown_site(path, NAME, BRIDGE)
 
 
+def site_status(site) -> dict:
+    return json.loads(fctl("status", str(site), "--format", "json", timeout=120).stdout)
+
+
 def endpoint(site) -> dict:
-    r = fctl("status", str(site), "--format", "json", timeout=120)
-    doc = json.loads(r.stdout)
-    (ep,) = doc["endpoints"]
+    (ep,) = site_status(site)["endpoints"]
     return ep
 
 
@@ -50,7 +53,10 @@ def lab(site, host: str, *command: str, timeout: float = 300) -> subprocess.Comp
 
 
 def test_status_lists_the_endpoint_ready_and_clients_get_tokens(site):
-    ep = endpoint(site)
+    doc = site_status(site)
+    assert doc["prometheus"] == {"host": "head01", "url": "http://10.197.5.11:9090", "ready": True,
+                                 "reason": "ready"}, doc["prometheus"]
+    (ep,) = doc["endpoints"]
     assert ep["name"] == "tiny" and ep["engine"] == "vllm" and ep["model"] == "factoryctl/tiny-llama"
     assert ep["ready"] and ep["url"].startswith("http://10.197.5."), ep
     models = json.load(urllib.request.urlopen(ep["url"] + "/v1/models", timeout=10))
@@ -88,20 +94,31 @@ def test_verify_bench_sweeps_serving_and_agrees_with_vllm_bench_serve(site):
     bench = ("import sys\nfrom vllm.benchmarks import serve\n"
              "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
              "p = FlexibleArgumentParser()\nserve.add_cli_args(p)\nserve.main(p.parse_args(sys.argv[1:]))\n")
-    r = lab(site, "node02", VENV, "-c", bench, "--backend", "vllm",
-            "--base-url", url, "--model", "factoryctl/tiny-llama", "--tokenizer", "/var/lib/factoryctl/models/tiny",
-            "--dataset-name", "random", "--random-input-len", "32", "--random-output-len", "64",
-            "--num-prompts", "64", "--max-concurrency", "8", "--ignore-eos", "--save-result",
-            "--result-dir", "/tmp", "--result-filename", "vllm-bench.json", timeout=600)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    theirs = json.loads(lab(site, "node02", "cat", "/tmp/vllm-bench.json").stdout)
-    assert theirs["completed"] == 64 and theirs["output_throughput"] > 0, theirs
-    # Not yet asserted: agreement within 15 % (issue 14). On the lab the two disagree (this
-    # run's figures go to the record below): factoryctl's requests see the server's whole
-    # stream at once and its throughput flat over concurrency, vLLM's benchmark does not.
-    record = site.parent / "serving-agreement.json"
-    record.write_text(json.dumps({"factoryctl_output_tok_per_s": ours,
-                                  "vllm_bench_output_tok_per_s": theirs["output_throughput"]}))
+    # Three of each, alternating, compared by their medians: on the 2-core lab one run of
+    # either side can catch a slow minute (vLLM's own runs spread 2,970-3,930 tok/s in one
+    # session). Ours: verify --bench's top level, then `bench serve` at that level alone.
+    ours_runs, theirs_runs = [ours], []
+    for n in range(3):
+        r = lab(site, "node02", VENV, "-c", bench, "--backend", "vllm",
+                "--base-url", url, "--model", "factoryctl/tiny-llama", "--tokenizer", "/var/lib/factoryctl/models/tiny",
+                "--dataset-name", "random", "--random-input-len", "32", "--random-output-len", "64",
+                "--num-prompts", "64", "--max-concurrency", "8", "--ignore-eos", "--save-result",
+                "--result-dir", "/tmp", "--result-filename", f"vllm-bench-{n}.json", timeout=600)
+        assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+        theirs = json.loads(lab(site, "node02", "cat", f"/tmp/vllm-bench-{n}.json").stdout)
+        assert theirs["completed"] == 64 and theirs["output_throughput"] > 0, theirs
+        theirs_runs.append(theirs["output_throughput"])
+        if n < 2:
+            r = fctl("bench", "serve", url, "--concurrency", "8", "--prompts", "64", "--input-len", "32",
+                     "--output-len", "64", "--format", "json", timeout=600)
+            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+            (level,) = json.loads(r.stdout)["levels"]
+            assert level["errors"] == 0 and level["requests"] == 64, level
+            ours_runs.append(level["output_tok_per_s"])
+    mine, theirs_median = sorted(ours_runs)[1], sorted(theirs_runs)[1]
+    record = site.parent / "serving-agreement.json"  # the closing note's figures
+    record.write_text(json.dumps({"factoryctl_output_tok_per_s": ours_runs, "vllm_bench_output_tok_per_s": theirs_runs}))
+    assert abs(mine - theirs_median) <= 0.15 * theirs_median, f"factoryctl {ours_runs}, vLLM bench serve {theirs_runs}"
 
 
 def test_a_stopped_job_fails_verify_drifts_and_apply_restarts_it(site):
@@ -114,6 +131,21 @@ def test_a_stopped_job_fails_verify_drifts_and_apply_restarts_it(site):
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
     r = fctl("up", str(site), "--auto-approve", "--plain", timeout=900)  # waits for it, then verifies
     assert r.returncode == 0 and "endpoint tiny: http://" in r.stdout, r.stdout[-4000:]
+
+
+def test_a_changed_engine_option_restarts_the_deployment(site):
+    before = endpoint(site)["job_id"]
+    doc = yaml.safe_load(site.read_text())
+    flags = doc["inference"][0]["engine_options"]["flags"]
+    assert flags["stream-interval"] == 4
+    flags["stream-interval"] = 2
+    site.write_text(yaml.safe_dump(doc, sort_keys=False))
+    r = fctl("up", str(site), "--auto-approve", "--plain", timeout=900)
+    assert r.returncode == 0 and "endpoint tiny: http://" in r.stdout, r.stdout[-4000:] + r.stderr[-2000:]
+    after = endpoint(site)
+    assert after["ready"] and after["job_id"] != before, (before, after)
+    r = lab(site, after["node"], "sh", "-c", "ps -eo args | grep -v grep | grep -c -- '--stream-interval 2'")
+    assert r.stdout.strip() not in ("", "0"), r.stdout + r.stderr
 
 
 # --- tenants, accounting and metering on the same site (issue 18) ---------------------------

@@ -8,6 +8,7 @@ import asyncio
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -42,6 +43,7 @@ class FakeServer:
         self.b = behaviour
         self.in_flight = self.max_in_flight = 0
         self.bodies: list[dict] = []
+        self.arrived: list[float] = []  # time.monotonic() of each completion request
         self.tokenized: list[dict] = []
         self.loop = asyncio.new_event_loop()
         self.sock = socket.socket()
@@ -102,6 +104,7 @@ class FakeServer:
                     await writer.drain()
                     continue
                 self.bodies.append(body)
+                self.arrived.append(time.monotonic())
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
                 try:
@@ -144,7 +147,7 @@ class FakeServer:
 
 def cfg(url: str, **kw) -> serve.ServeConfig:
     base = {"model": "m", "concurrency": (1,), "prompts": 3, "input_len": serve.Span(8, 8),
-            "output_len": serve.Span(6, 6), "warmup": 0, "timeout_s": 10.0}
+            "output_len": serve.Span(6, 6), "warmup": 0, "timeout_s": 10.0, "settle_s": 0.0}
     return serve.ServeConfig(url=serve.completions_url(url), **(base | kw))
 
 
@@ -237,9 +240,9 @@ def test_slo_goodput_and_exit_code(tmp_path):
     with FakeServer(Behaviour(ttft=0.05, gap=0.005)) as srv:
         tight = serve.run(cfg(srv.url, slo={"ttft_p99_ms": 10.0}), RecordingUI())
         loose = serve.run(cfg(srv.url, slo={"ttft_p99_ms": 2000.0, "tpot_mean_ms": 500.0}), RecordingUI())
-        missed = cli("bench", "serve", srv.url, "--model", "m", "--concurrency", "1", "--prompts", "2",
+        missed = cli("bench", "serve", srv.url, "--settle", "0", "--model", "m", "--concurrency", "1", "--prompts", "2",
                      "--output-len", "3", "--slo", "ttft_p99_ms=10")
-        met = cli("bench", "serve", srv.url, "--model", "m", "--concurrency", "1,2", "--prompts", "2",
+        met = cli("bench", "serve", srv.url, "--settle", "0", "--model", "m", "--concurrency", "1,2", "--prompts", "2",
                   "--output-len", "3", "--slo", "ttft_p99_ms=2000")
     g = tight.levels[0].goodput
     assert not g.met and g.requests == 0 and g.share == 0.0 and tight.failed
@@ -254,7 +257,7 @@ def test_slo_goodput_and_exit_code(tmp_path):
 def test_json_document_and_model_discovery(tmp_path):
     out = tmp_path / "serve.json"
     with FakeServer(Behaviour(gap=0.001)) as srv:
-        res = cli("bench", "serve", f"{srv.url}/v1", "--concurrency", "1,2", "--prompts", "4",
+        res = cli("bench", "serve", f"{srv.url}/v1", "--settle", "0", "--concurrency", "1,2", "--prompts", "4",
                   "--input-len", "4-9", "--output-len", "2-5", "--format", "json", "--out", out)
     assert res.code == 0, res.output
     doc = json.loads(res.out)
@@ -309,11 +312,21 @@ def test_parsers_and_percentiles():
     assert s.mean == pytest.approx(4.0) and s.p50 == pytest.approx(2.5)
 
 
+def test_each_level_starts_after_the_quiet_it_is_given():
+    with FakeServer(Behaviour()) as srv:
+        res = serve.run(cfg(srv.url, concurrency=(1, 2), prompts=2, warmup=1, settle_s=0.4), RecordingUI())
+    assert [lv.errors for lv in res.levels] == [0, 0] and res.config["settle_s"] == 0.4
+    # warm-up probe, level 1 (2 requests), level 2 (2 requests): quiet before each level
+    probe, l1a, l1b, l2a, _ = srv.arrived
+    assert l1a - probe >= 0.4 and l2a - l1b >= 0.4
+
+
 def test_prompts_are_exact_token_lists_where_the_server_tokenizes():
     """Like `vllm bench serve`'s random dataset: --input-len counts tokens, sent as a token list."""
     with FakeServer(Behaviour(tokenize=True)) as srv:
         cfg = serve.ServeConfig(url=srv.url + "/v1/completions", concurrency=(2,), prompts=6,
-                                input_len=serve.Span(32, 32), output_len=serve.Span(4, 4), warmup=0)
+                                input_len=serve.Span(32, 32), output_len=serve.Span(4, 4), warmup=0,
+                                settle_s=0.0)
         res = serve.run(cfg, RecordingUI())
     assert len(srv.tokenized) == 1 and res.config["prompt_unit"] == "tokens" and not res.warnings
     assert all(isinstance(b["prompt"], list) and len(b["prompt"]) == 32 for b in srv.bodies)
@@ -322,7 +335,8 @@ def test_prompts_are_exact_token_lists_where_the_server_tokenizes():
 def test_without_tokenize_prompts_are_words_with_a_warning():
     with FakeServer(Behaviour()) as srv:
         cfg = serve.ServeConfig(url=srv.url + "/v1/completions", concurrency=(1,), prompts=2,
-                                input_len=serve.Span(8, 8), output_len=serve.Span(4, 4), warmup=0)
+                                input_len=serve.Span(8, 8), output_len=serve.Span(4, 4), warmup=0,
+                                settle_s=0.0)
         res = serve.run(cfg, RecordingUI())
     assert res.config["prompt_unit"] == "words" and any("no /tokenize" in w for w in res.warnings)
     assert all(isinstance(b["prompt"], str) and len(b["prompt"].split()) == 8 for b in srv.bodies)

@@ -38,6 +38,10 @@ HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
 
 
 async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # No Nagle, as uvicorn's sockets (vLLM's server) have it: asyncio sets TCP_NODELAY only on
+    # sockets made with proto IPPROTO_TCP, and the listening socket here was made with proto 0.
+    # Without it, each token after the headers waited for the client's delayed ACK (~40 ms).
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")

@@ -1,8 +1,9 @@
 """The README's first command from a fresh clone, and what the lab factory then serves (root).
 
 1. `factoryctl up examples/lab.yaml` (a copy, on its own bridge) with every lab cache COLD:
-   FACTORYCTL_LAB_CACHE points at an empty folder, so the host image, the tiny model and the
-   engine wheelhouse are all built first (the wheelhouse downloads ~880 MB of wheels);
+   FACTORYCTL_LAB_CACHE and PIP_CACHE_DIR point at empty folders, so the host image, the tiny
+   model and the engine wheelhouse are all built first (the wheelhouse downloads ~880 MB of
+   wheels from the package index);
 2. `destroy`, then `up` again with those caches WARM: what a second run on the machine costs
    (the hosts are new, so each still installs the engine from the mirror and starts it);
 3. the serving sweep of `factoryctl bench serve` against the endpoint `status` reports
@@ -118,7 +119,10 @@ def main() -> None:
         rows = []
         try:
             if not a.warm_only:
-                cold_env = dict(warm_env, FACTORYCTL_LAB_CACHE=str(Path(tmp) / "cold-cache"))
+                # pip's own HTTP cache emptied too: the wheelhouse is downloaded again, not
+                # copied from this machine's earlier downloads.
+                cold_env = dict(warm_env, FACTORYCTL_LAB_CACHE=str(Path(tmp) / "cold-cache"),
+                                PIP_CACHE_DIR=str(Path(tmp) / "cold-pip-cache"))
                 rows.append(("cold caches (image, model, wheelhouse built)", timed_up(path, cold_env)))
                 fctl("destroy", str(path), "--auto-approve", env=cold_env)
             rows.append(("warm caches", timed_up(path, warm_env)))

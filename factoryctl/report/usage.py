@@ -33,12 +33,12 @@ from pathlib import Path
 
 from ..errors import FactoryctlError, UsageProblem
 from ..resolve import Site
+from ..verify.status import PROMETHEUS_PORT  # where the monitoring role runs Prometheus
 from ..workspace import write_json
 
 SCHEMA = "factoryctl.usage/v1"
 SACCT_FIELDS = ("JobID", "Account", "User", "Partition", "Elapsed", "ElapsedRaw", "AllocTRES", "CPUTimeRAW",
                 "State", "Start", "End", "JobName")  # JobName last: the one field that may hold '|'
-PROMETHEUS_PORT = 9090  # the Debian prometheus package's --web.listen-address default
 HTTP_TIMEOUT = 10.0
 IDLE = "idle"
 UNOWNED = "(unowned)"

@@ -20,7 +20,6 @@ from dataclasses import asdict, dataclass, field
 from ..engines.lab import site as labsite
 from ..engines.ssh import Remote
 from ..errors import FactoryctlError
-from ..report.usage import PROMETHEUS_PORT
 from ..workspace import Workspace
 from .probes import first_node
 
@@ -32,7 +31,9 @@ HTTP_TIMEOUT = 5.0  # readiness: /v1/models answers from memory once the server 
 # (https://docs.vllm.ai/en/stable/cli/serve.html, --port).
 INFERENCE_PORT = 8000
 INFERENCE_NAMESPACE = "inference"  # render/kube.py INFERENCE_NS
-# Prometheus (PROMETHEUS_PORT) listens where the monitoring role runs it: Debian's default :9090.
+# Where the monitoring role's Prometheus listens: the Debian prometheus package's
+# --web.listen-address default (`usage` reads it there too).
+PROMETHEUS_PORT = 9090
 # %P partition (default marked *), %a availability, %D node count, %t compact state, %N nodes;
 # one line per partition and state (sinfo(1), "-o, --format").
 SINFO_ARGV = ["sinfo", "-h", "-o", "%P|%a|%D|%t|%N"]

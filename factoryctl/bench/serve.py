@@ -39,6 +39,8 @@ Definitions (vLLM `bench serve`; NVIDIA GenAI-Perf/AIPerf metric docs):
   TTFT, TPOT and E2E are within the limits of those metrics and no ITL gap exceeds the ITL
   limit; a level *meets* its SLOs when each declared statistic (e.g. TTFT p99) is within its
   limit. Percentiles interpolate linearly between closest ranks (numpy's default).
+- Whole streams: a level where most streams of 8+ chunks delivered every token in the last
+  tenth of their time is named in a warning: its latency figures are of a stalled server.
 """
 
 from __future__ import annotations
@@ -317,6 +319,29 @@ def summarise(samples: list[Sample], concurrency: int, rate: float | None, durat
                         share=inside / len(samples) if samples else 0.0,
                         req_per_s=inside / dur, met=not missed, missed=missed),
         error_samples=_error_samples(samples))
+
+
+# A stream "arrived whole" when its tokens came within the last tenth of the request's time:
+# the server held them and sent them at the end. Streams of fewer than 8 chunks and requests
+# faster than 10 ms are left out (a short or very fast answer may well come in one write).
+WHOLE_SHARE, WHOLE_MIN_E2E_S, WHOLE_MIN_CHUNKS = 0.1, 0.010, 8
+
+
+def whole_streams(concurrency: int, samples: list[Sample]) -> str | None:
+    """A warning when most of a level's streams arrived whole at their end: the server did not
+    stream tokens as it made them (on the lab, vLLM's API server short of CPU draining a
+    backlog), so that level's TTFT, TPOT and ITL describe a stalled stream."""
+    timed = [s for s in samples if s.ok and s.chunks >= WHOLE_MIN_CHUNKS and s.ttft is not None
+             and s.e2e >= WHOLE_MIN_E2E_S]
+    whole = [s for s in timed if s.e2e - s.ttft <= WHOLE_SHARE * s.e2e]
+    if not timed or 2 * len(whole) <= len(timed):
+        return None
+    ttft = sorted(s.ttft for s in whole)[len(whole) // 2] * 1000
+    e2e = sorted(s.e2e for s in whole)[len(whole) // 2] * 1000
+    return (f"concurrency {concurrency}: {len(whole)} of {len(timed)} streams arrived whole at their end "
+            f"(median TTFT {ttft:.0f} ms, E2E {e2e:.0f} ms): the server held the tokens and sent them at "
+            "once, so this level's TTFT, TPOT and ITL describe a stalled stream, not token-by-token "
+            "serving; run it again (a vLLM API server short of CPU does this)")
 
 
 def _inside(s: Sample, slo: dict[str, float]) -> bool:
@@ -608,6 +633,9 @@ async def _run(cfg: ServeConfig, ui: UI) -> ServeResult:
                 samples = await _closed(client, work, c, flight)
             levels.append(summarise(samples, c, cfg.request_rate, time.perf_counter() - t0,
                                     flight.peak, cfg.slo))
+            if (note := whole_streams(c, samples)) is not None:
+                warnings.append(note)
+                ui.warn(note)
     finally:
         await client.http.close()
     conf = {"concurrency": list(cfg.concurrency), "request_rate": cfg.request_rate,

@@ -12,9 +12,10 @@ warning. Prompts are synthetic words drawn from a
 fixed seed: one common English word is about one token for BPE tokenizers, and the server's
 `usage.prompt_tokens` reports the true count.
 
-Load: a warm-up, then for each concurrency level, after `settle_s` of quiet, N requests, either kept `c` in flight
-(closed loop) or sent at Poisson arrivals of `--request-rate` per second with at most `c` in
-flight (open loop; exponential gaps, as vLLM's `bench serve --request-rate` draws them). One
+Load: a warm-up, then for each concurrency level, after `settle_s` of quiet, N requests,
+either kept `c` in flight (closed loop) or sent at Poisson arrivals of `--request-rate` per
+second with at most `c` in flight (open loop; exponential gaps, as vLLM's `bench serve
+--request-rate` draws them). One
 asyncio loop and one pooled HTTP/1.1 client (aiohttp, the client `vllm bench serve` drives
 its load with) send every request: no thread per request, so the generator's own ceiling is
 high (benchmarks/serve_ceiling.py measures it).

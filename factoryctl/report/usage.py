@@ -33,7 +33,7 @@ from pathlib import Path
 
 from ..errors import FactoryctlError, UsageProblem
 from ..resolve import Site
-from ..verify.status import PROMETHEUS_PORT  # where the monitoring role runs Prometheus
+from ..verify.status import PROMETHEUS_PORT, prometheus_url
 from ..workspace import write_json
 
 SCHEMA = "factoryctl.usage/v1"
@@ -416,12 +416,6 @@ def missing_sources(site: Site) -> list[str]:
     return out
 
 
-def _address(remote, host: str) -> str:
-    if remote.lab is not None:
-        return remote.lab.hosts().get(host, host)
-    return (remote.hosts.get(host) or {}).get("ansible_host", host)
-
-
 def collect(checked, ws, since: datetime, until: datetime, by: str = "tenant") -> Usage:
     """Read sacct and Prometheus on an applied site and meter the window."""
     from ..engines.ssh import Remote
@@ -446,8 +440,7 @@ def collect(checked, ws, since: datetime, until: datetime, by: str = "tenant") -
         jobs = parse_sacct(r.stdout)
     except ValueError as e:
         raise UsageSourceMissing(f"sacct on {ctl}: {e}") from None
-    mon = next(h.name for h in site.hosts if "monitoring" in h.roles)
-    base = f"http://{_address(remote, mon)}:{PROMETHEUS_PORT}"
+    _, base = prometheus_url(checked, remote)  # missing_sources made sure there is one
     tokens, notes = token_counts(base, site, since, until)
     co = site_cost(site, ws.root)
     price = co.get("gpu_hour_cost").value

@@ -306,17 +306,23 @@ def site_status(checked, ws: Workspace, file: str) -> SiteStatus:
                       prometheus_state(checked, remote, up))
 
 
-def prometheus_state(checked, remote: Remote, up: set[str]) -> PrometheusState | None:
-    """Where Prometheus answers: the monitoring role runs it on every monitoring host; the
-    first is the one `usage` reads (report/usage.py)."""
+def prometheus_url(checked, remote: Remote) -> tuple[str, str] | None:
+    """(host, URL) of the Prometheus that `status` and `usage` read: the monitoring role runs
+    it on every monitoring host, and the first is asked. None without a monitoring host."""
     servers = _with_role(checked, "monitoring")
     if not servers:
         return None
-    url = f"http://{_address(checked, remote, servers[0])}:{PROMETHEUS_PORT}"
-    if servers[0] not in up:
-        return PrometheusState(servers[0], url, False, f"host {servers[0]} is down")
+    return servers[0], f"http://{_address(checked, remote, servers[0])}:{PROMETHEUS_PORT}"
+
+
+def prometheus_state(checked, remote: Remote, up: set[str]) -> PrometheusState | None:
+    if (where := prometheus_url(checked, remote)) is None:
+        return None
+    host, url = where
+    if host not in up:
+        return PrometheusState(host, url, False, f"host {host} is down")
     ready, reason = probe_prometheus(url)
-    return PrometheusState(servers[0], url, ready, reason)
+    return PrometheusState(host, url, ready, reason)
 
 
 def wait_for_endpoints(checked, ws: Workspace, timeout: float, step: float = 5.0,

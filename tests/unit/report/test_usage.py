@@ -240,8 +240,8 @@ def test_collect_reads_sacct_and_prometheus(tmp_path, prom, monkeypatch):
     p = prom({"generation": [({"model_name": "meta-llama/Llama-3.1-70B-Instruct"}, 4000)]})
     remote = FakeRemote(SACCT)
     monkeypatch.setattr("factoryctl.engines.ssh.Remote", lambda checked, ws: remote)
-    monkeypatch.setattr(U, "PROMETHEUS_PORT", int(p.url.rsplit(":", 1)[1]))
-    monkeypatch.setattr(U, "_address", lambda remote, host: "127.0.0.1")
+    monkeypatch.setattr("factoryctl.verify.status.PROMETHEUS_PORT", int(p.url.rsplit(":", 1)[1]))
+    monkeypatch.setattr("factoryctl.verify.status._address", lambda checked, remote, host: "127.0.0.1")
     u = U.collect(c, FakeWorkspace(tmp_path), SINCE, UNTIL)
     host, argv = remote.calls[0]
     assert host == c.site.hosts[0].name and argv == U.sacct_argv(SINCE, UNTIL)
